@@ -1,0 +1,60 @@
+# LoRA Hub. `make run` sets everything up and starts the site; `make test` runs the tests.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# A CPU build of torch is enough here and avoids gigabytes of CUDA wheels. Set
+# TORCH_INDEX_URL to a CPU wheel index where the default one serves CUDA builds.
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX_URL ?=
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# Tests use the local PostgreSQL when one answers (CI sets DATABASE_URL itself).
+PG_URL := postgres://postgres@127.0.0.1:5432/lorahub
+PYTEST_ARGS ?=
+
+.PHONY: run test bench lint fmt venv migrate seed worker web clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --upgrade pip
+	$(VPY) -c "import torch" 2>/dev/null || $(VPY) -m pip install --quiet "$(TORCH_SPEC)" $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
+	$(VPY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+migrate: $(STAMP)
+	$(VPY) manage.py migrate --noinput
+
+seed: migrate
+	$(VPY) manage.py seed_demo
+
+run: seed
+	@echo ""
+	@echo "  LoRA Hub is starting at http://$(HOST):$(PORT)/  (demo login: demo / demo-password)"
+	@echo ""
+	trap 'kill 0' EXIT; \
+	$(VENV)/bin/celery -A config worker -Q gpu,default --concurrency 1 --loglevel INFO & \
+	$(VPY) manage.py runserver $(HOST):$(PORT)
+
+test: $(STAMP)
+	@url="$${DATABASE_URL:-}"; \
+	if [ -z "$$url" ] && $(VPY) -c "import socket,sys; sys.exit(socket.socket().connect_ex(('127.0.0.1',5432)))" 2>/dev/null; then url=$(PG_URL); fi; \
+	echo "tests on $${url:-SQLite}"; \
+	DATABASE_URL="$$url" $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(VPY) -m bench
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+fmt: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf var .pytest_cache

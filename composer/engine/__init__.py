@@ -1,0 +1,1 @@
+"""The composition engine: pure torch/peft/nevergrad code, no Django imports."""
