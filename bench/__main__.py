@@ -1,0 +1,25 @@
+"""Benchmarks: `python -m bench [name ...]` runs all of them, or the named ones.
+
+Each benchmark is a module with a `main()` that writes `bench/results/<name>.json`.
+"""
+
+import importlib
+import sys
+
+BENCHMARKS = {
+    "catalog": "bench.catalog_latency",
+    "catalog_upload": "bench.catalog_upload",
+}
+
+
+def run(names: list[str]) -> None:
+    unknown = [name for name in names if name not in BENCHMARKS]
+    if unknown:
+        sys.exit(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
+    for name in names or list(BENCHMARKS):
+        print(f"== {name}", flush=True)
+        importlib.import_module(BENCHMARKS[name]).main()
+
+
+if __name__ == "__main__":
+    run(sys.argv[1:])
