@@ -175,3 +175,18 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
+
+# Composition and merge jobs (composer app).
+COMPOSER_HEARTBEAT_SECONDS = float(os.environ.get("COMPOSER_HEARTBEAT_SECONDS", "10"))
+# A running job whose heartbeat is older than this is considered orphaned.
+COMPOSER_HEARTBEAT_STALE_SECONDS = float(os.environ.get("COMPOSER_HEARTBEAT_STALE_SECONDS", "120"))
+# How often a job may run in all when its worker dies under it (1 = never retried).
+COMPOSER_JOB_MAX_ATTEMPTS = env_int("COMPOSER_JOB_MAX_ATTEMPTS", 2)
+# Throttles: progress writes to the database, cancel checks between optimisation steps.
+COMPOSER_PROGRESS_SECONDS = float(os.environ.get("COMPOSER_PROGRESS_SECONDS", "1.0"))
+COMPOSER_CANCEL_POLL_SECONDS = float(os.environ.get("COMPOSER_CANCEL_POLL_SECONDS", "0.5"))
+# Base models kept loaded per worker process; device "auto" = cuda:N if available, else cpu.
+COMPOSER_MODEL_CACHE_SIZE = env_int("COMPOSER_MODEL_CACHE_SIZE", 2)
+COMPOSER_DEVICE = os.environ.get("COMPOSER_DEVICE", "auto")
+# Scratch space of running jobs and local copies of stored adapters, per worker machine.
+COMPOSER_WORK_DIR = Path(os.environ.get("COMPOSER_WORK_DIR", VAR_DIR / "work"))

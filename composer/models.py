@@ -1,0 +1,88 @@
+"""Jobs: one row per composition or merge, the source of truth for status and progress.
+
+The Celery message only carries the job id. Everything a user sees (status, progress,
+per-step history, result, error, timings, where it ran) lives here, so a lost message or
+a dead worker never loses the story of a job.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+
+class Job(models.Model):
+    class Kind(models.TextChoices):
+        LORAHUB = "lorahub", "LoraHub composition"
+        LEGO = "lego", "LoRA-LEGO merge"
+        MERGE = "merge", "Baseline merge"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # What the engine is asked for: method parameters as the form cleaned them.
+    parameters = models.JSONField(default=dict, blank=True)
+    # Few-shot and held-out examples as [{"input": ..., "output": ...}] (LoraHub only).
+    examples = models.JSONField(default=list, blank=True)
+    heldout = models.JSONField(default=list, blank=True)
+
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
+    step = models.PositiveIntegerField(default=0)
+    budget = models.PositiveIntegerField(default=0)
+    best_loss = models.FloatField(null=True, blank=True)
+    # Per-step history: [{"step", "loss", "best_loss", "weights"}], weights of the step.
+    history = models.JSONField(default=list, blank=True)
+    weights = models.JSONField(default=list, blank=True)  # weights of the latest step
+    best_weights = models.JSONField(default=list, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    result_file = models.FileField(upload_to="jobs/", max_length=300, blank=True)
+    error = models.TextField(blank=True)
+    # Things that happened to the job that the user should know (e.g. a worker restart).
+    notes = models.JSONField(default=list, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    # Who holds the job while it runs: host name and pid of the worker child, and device.
+    worker_host = models.CharField(max_length=255, blank=True)
+    worker_pid = models.PositiveIntegerField(null=True, blank=True)
+    device = models.CharField(max_length=32, blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["owner", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk} ({self.status})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("composer:detail", args=[self.pk])
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    @property
+    def elapsed_seconds(self) -> float | None:
+        from django.utils import timezone
+
+        if self.started_at is None:
+            return None
+        end = self.finished_at or timezone.now()
+        return (end - self.started_at).total_seconds()

@@ -1,0 +1,112 @@
+"""What a running job reports back: heartbeat, progress and cancellation.
+
+`JobMonitor` is handed to the engine as `on_step` / `should_stop`. Progress is kept in
+memory and written at most every COMPOSER_PROGRESS_SECONDS (and always for the first
+and the last step), so a fast optimiser does not turn into a stream of UPDATEs. A
+background thread beats the heartbeat while the engine is busy in long steps (loading
+a base model, a slow forward pass); it also notices when the job was taken away from
+this worker (recovered as dead), which then stops the engine like a cancel.
+"""
+
+import logging
+import threading
+import time
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from composer.lifecycle import running
+from composer.models import Job
+
+log = logging.getLogger(__name__)
+
+
+def _round(values, digits: int = 5) -> list[float]:
+    return [round(float(v), digits) for v in values]
+
+
+class JobMonitor:
+    def __init__(self, job: Job):
+        self.job = job
+        self.history: list[dict] = []
+        self.lost = False  # the job no longer belongs to this attempt
+        self.cancelled = False
+        self._last_write = 0.0
+        self._last_cancel_check = 0.0
+        self._pending = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat_loop, name=f"job-{job.pk}-heartbeat")
+
+    # -- lifecycle -------------------------------------------------------------------
+    def __enter__(self):
+        self._thread.daemon = True
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        return False
+
+    def _beat_loop(self) -> None:
+        try:
+            while not self._stop.wait(settings.COMPOSER_HEARTBEAT_SECONDS):
+                self._beat()
+        finally:
+            connection.close()  # this thread's own connection
+
+    def _beat(self) -> None:
+        try:
+            alive = running(self.job).update(heartbeat_at=timezone.now())
+            if not alive:
+                self.lost = True
+            elif Job.objects.filter(pk=self.job.pk, cancel_requested=True).exists():
+                self.cancelled = True
+        except Exception:  # a database hiccup must not kill the job; the next beat retries
+            log.exception("job %s: heartbeat failed", self.job.pk)
+
+    # -- engine callbacks ------------------------------------------------------------
+    def on_step(self, info) -> None:
+        """Record one optimisation step (composer.engine.lorahub.StepInfo)."""
+        entry = {
+            "step": int(info.step),
+            "loss": round(float(info.loss), 6),
+            "best_loss": round(float(info.best_loss), 6),
+            "weights": _round(info.weights),
+        }
+        self.history.append(entry)
+        self._pending = {
+            "step": entry["step"],
+            "budget": int(info.budget),
+            "best_loss": entry["best_loss"],
+            "weights": entry["weights"],
+            "best_weights": _round(info.best_weights),
+        }
+        now = time.monotonic()
+        first_or_last = len(self.history) == 1 or info.step >= info.budget
+        if first_or_last or now - self._last_write >= settings.COMPOSER_PROGRESS_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending is None:
+            return
+        fields, self._pending = self._pending, None
+        written = running(self.job).update(
+            **fields, history=self.history, heartbeat_at=timezone.now()
+        )
+        self._last_write = time.monotonic()
+        if not written:
+            self.lost = True
+
+    def should_stop(self) -> bool:
+        """True when the user cancelled or the job was taken away from this worker."""
+        now = time.monotonic()
+        if now - self._last_cancel_check >= settings.COMPOSER_CANCEL_POLL_SECONDS:
+            self._last_cancel_check = now
+            state = running(self.job).values_list("cancel_requested", flat=True).first()
+            if state is None:
+                self.lost = True
+            elif state:
+                self.cancelled = True
+        return self.cancelled or self.lost
