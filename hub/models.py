@@ -1,0 +1,159 @@
+"""The catalog: base models, tags, adapters, their versions and content-addressed files.
+
+An adapter's files are immutable once uploaded: a re-upload adds an AdapterVersion whose
+AdapterFiles point at Blobs (stored once per sha256). Metadata on the version (rank, alpha,
+target modules, ...) is read from the uploaded files, never taken from a form.
+"""
+
+from django.conf import settings
+from django.contrib.postgres.search import SearchVectorField
+from django.db import models
+from django.urls import reverse
+
+
+class BaseModel(models.Model):
+    """A model adapters are trained for, e.g. `google/flan-t5-large`."""
+
+    identifier = models.CharField(max_length=200, unique=True)
+    architecture = models.CharField(max_length=100, blank=True)
+    description = models.TextField(blank=True)
+    # A directory holding the model itself (`from_pretrained`-loadable), for demo and
+    # locally available models; empty for catalog-only entries.
+    local_path = models.CharField(max_length=500, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["identifier"]
+
+    def __str__(self):
+        return self.identifier
+
+    def get_absolute_url(self):
+        return reverse("hub:base_model_detail", args=[self.identifier])
+
+
+class Tag(models.Model):
+    name = models.SlugField(max_length=50, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Adapter(models.Model):
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="adapters"
+    )
+    name = models.CharField(max_length=96)
+    # The model card, Markdown; rendered sanitised.
+    description = models.TextField(blank=True)
+    task = models.CharField(max_length=40, blank=True)
+    license = models.CharField(max_length=40, blank=True)
+    private = models.BooleanField(default=False)
+    base_model = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="adapters")
+    tags = models.ManyToManyField(Tag, blank=True, related_name="adapters")
+    downloads = models.PositiveBigIntegerField(default=0)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+    current_version = models.ForeignKey(
+        "AdapterVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Denormalised for search (see hub.services.search): tags, task, base model, owner.
+    search_text = models.TextField(blank=True, editable=False)
+    # PostgreSQL only (stays NULL on SQLite); refreshed by hub.services.search.adapters_reindex.
+    search_vector = SearchVectorField(null=True, editable=False)
+
+    class Meta:
+        ordering = ["-downloads", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], name="hub_adapter_unique_owner_name")
+        ]
+        indexes = [
+            models.Index(fields=["-downloads"], name="hub_adapter_downloads"),
+            models.Index(fields=["-created"], name="hub_adapter_created"),
+            models.Index(fields=["name"], name="hub_adapter_name"),
+        ]
+
+    def __str__(self):
+        return self.full_name
+
+    def get_absolute_url(self):
+        return reverse("hub:adapter_detail", args=[self.owner.get_username(), self.name])
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner.get_username()}/{self.name}"
+
+
+class AdapterVersion(models.Model):
+    adapter = models.ForeignKey(Adapter, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()  # 1..n within the adapter
+    commit = models.CharField(max_length=40, unique=True)  # stable 40-hex revision id
+    message = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    # Read from the files.
+    peft_type = models.CharField(max_length=40)
+    r = models.PositiveIntegerField()
+    lora_alpha = models.FloatField()
+    target_modules = models.JSONField(default=list)
+    dtype = models.CharField(max_length=20)
+    param_count = models.PositiveBigIntegerField()
+    config = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["adapter", "number"], name="hub_adapterversion_unique_number"
+            )
+        ]
+        indexes = [models.Index(fields=["r"], name="hub_adapterversion_r")]
+
+    def __str__(self):
+        return f"{self.adapter} v{self.number}"
+
+    @property
+    def short_commit(self) -> str:
+        return self.commit[:7]
+
+
+class Blob(models.Model):
+    """File content, stored once per sha256 through STORAGES["default"]."""
+
+    sha256 = models.CharField(max_length=64, primary_key=True)
+    size = models.PositiveBigIntegerField()
+    storage_name = models.CharField(max_length=300)
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return self.sha256
+
+
+class AdapterFile(models.Model):
+    version = models.ForeignKey(AdapterVersion, on_delete=models.CASCADE, related_name="files")
+    filename = models.CharField(max_length=200)
+    blob = models.ForeignKey(Blob, on_delete=models.PROTECT, related_name="files")
+
+    class Meta:
+        ordering = ["filename"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "filename"], name="hub_adapterfile_unique_filename"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.version}: {self.filename}"
+
+    @property
+    def size(self) -> int:
+        return self.blob.size
+
+    @property
+    def sha256(self) -> str:
+        return self.blob.sha256
