@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "hub",
     "composer",
+    "hfapi",
 ]
 
 MIDDLEWARE = [
@@ -138,6 +139,13 @@ DATA_UPLOAD_MAX_NUMBER_FILES = 20
 
 # Largest single adapter file accepted (bytes); default 2 GiB.
 LORAHUB_MAX_FILE_BYTES = env_int("LORAHUB_MAX_FILE_BYTES", 2 * 1024**3)
+# Hugging Face Hub API: files above this size are uploaded through Git LFS (basic
+# transfer), smaller ones inline in the commit; the upstream hub that "Import from
+# Hugging Face" and "Push to Hugging Face" talk to.
+LORAHUB_API_LFS_THRESHOLD = env_int("LORAHUB_API_LFS_THRESHOLD", 10 * 1024 * 1024)
+LORAHUB_UPSTREAM_ENDPOINT = os.environ.get(
+    "LORAHUB_UPSTREAM_ENDPOINT", "https://huggingface.co"
+).rstrip("/")
 # Where the demo base models and adapters are built and cached.
 LORAHUB_DEMO_DIR = Path(os.environ.get("LORAHUB_DEMO_DIR", VAR_DIR / "demo"))
 

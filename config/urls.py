@@ -4,5 +4,7 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("jobs/", include("composer.urls")),
+    # Before the catalog: the Hub API's /api/..., /<owner>/<name>.git/... and settings pages.
+    path("", include("hfapi.urls")),
     path("", include("hub.urls")),
 ]

@@ -1,0 +1,109 @@
+"""`GET /api/models`: search, author, tag filters, sort and cursor pages."""
+
+from dataclasses import dataclass, field
+
+from django.db.models import Q
+
+from hub.models import Adapter
+from hub.selectors import adapters_visible
+from hub.services.search import adapters_search
+
+from .payloads import model_document
+from .repos import Repo
+
+MAX_PAGE = 1000
+SORTS = {
+    "downloads": ("-downloads", "-id"),
+    "likes": ("-downloads", "-id"),  # no likes in the catalog: most used first
+    "trendingScore": ("-downloads", "-id"),
+    "lastModified": ("-updated", "-id"),
+    "createdAt": ("-created", "-id"),
+    "id": ("owner__username", "name"),
+}
+
+
+@dataclass
+class ListQuery:
+    search: str = ""
+    author: str = ""
+    filters: list[str] = field(default_factory=list)
+    sort: str = ""
+    ascending: bool = False
+    page_size: int = MAX_PAGE
+    offset: int = 0
+    card: bool = False
+    full: bool = False
+
+    @classmethod
+    def from_params(cls, params) -> "ListQuery":
+        def flag(name: str) -> bool:
+            return params.get(name, "").lower() in {"1", "true"}
+
+        def number(name: str, default: int) -> int:
+            try:
+                return max(0, int(params.get(name, default)))
+            except ValueError:
+                return default
+
+        return cls(
+            search=params.get("search", "").strip(),
+            author=params.get("author", "").strip(),
+            filters=[f for f in params.getlist("filter") if f],
+            sort=params.get("sort") if params.get("sort") in SORTS else "",
+            ascending=params.get("direction") == "1",
+            page_size=min(number("limit", MAX_PAGE), MAX_PAGE) or MAX_PAGE,
+            offset=number("cursor", 0),
+            card=flag("cardData") or flag("full"),
+            full=flag("full"),
+        )
+
+
+def tag_filter(value: str) -> Q:
+    lowered = value.lower()
+    if lowered in {"peft", "safetensors"}:
+        return Q()
+    if lowered.startswith("base_model:"):
+        return Q(base_model__identifier=value.split(":")[-1])
+    if lowered.startswith("license:"):
+        return Q(license__iexact=value.partition(":")[2])
+    if lowered in {"lora", "adalora", "loha", "lokr"}:
+        return Q(current_version__peft_type__iexact=value)
+    # A subquery, not a join: a join on tags would repeat adapters matched by task.
+    tagged = Adapter.tags.through.objects.filter(tag__name=value).values("adapter_id")
+    return Q(pk__in=tagged) | Q(task=value)
+
+
+def list_models(query: ListQuery, user) -> tuple[list[dict], bool]:
+    """One page of visible adapters as list items, and whether another page follows."""
+    adapters = adapters_visible(user)
+    if query.author:
+        adapters = adapters.filter(owner__username=query.author)
+    for value in query.filters:
+        adapters = adapters.filter(tag_filter(value))
+    # The catalog's search ranks by relevance; an explicit sort (or no search) wins.
+    adapters = adapters_search(adapters, query.search)
+    if query.sort or not query.search:
+        order = SORTS[query.sort or "downloads"]
+        if query.ascending:
+            order = tuple(key[1:] if key.startswith("-") else "-" + key for key in order)
+        adapters = adapters.order_by(*order)
+    adapters = adapters.prefetch_related("tags")
+    if query.full:
+        adapters = adapters.prefetch_related("current_version__files__blob")
+    page = list(adapters[query.offset : query.offset + query.page_size + 1])
+    has_more = len(page) > query.page_size
+    documents = []
+    for adapter in page[: query.page_size]:
+        repo = Repo(adapter.owner.get_username(), adapter.name, adapter.private, adapter=adapter)
+        version = adapter.current_version
+        files = list(version.files.all()) if query.full else None
+        documents.append(
+            model_document(
+                repo,
+                version,
+                files=files,
+                with_card=query.card,
+                tag_names=[tag.name for tag in adapter.tags.all()],
+            )
+        )
+    return documents, has_more

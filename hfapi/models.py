@@ -1,0 +1,60 @@
+from django.conf import settings
+from django.db import models
+
+
+class AccessToken(models.Model):
+    """A personal access token for the Hub API, shown once and stored as its sha256.
+
+    `read` tokens see the owner's private adapters; `write` tokens may also create,
+    change and delete them.
+    """
+
+    READ = "read"
+    WRITE = "write"
+    SCOPES = [(READ, "Read"), (WRITE, "Write")]
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="access_tokens"
+    )
+    name = models.CharField(max_length=80)
+    scope = models.CharField(max_length=5, choices=SCOPES, default=READ)
+    # sha256 hex of the whole token; the token itself is never stored.
+    token_hash = models.CharField(max_length=64, unique=True)
+    # First characters, so the owner can tell tokens apart ("hf_AbCd…").
+    prefix = models.CharField(max_length=12)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.scope}, {self.prefix}…)"
+
+    @property
+    def can_write(self) -> bool:
+        return self.scope == self.WRITE
+
+
+class RepoReservation(models.Model):
+    """A repository created through the API that has no version yet.
+
+    The catalog's adapters always have a base model and valid files, both known only once
+    files arrive; `create_repo` therefore reserves the name here, and the first commit
+    creates the adapter (through the catalog's upload service) and drops the reservation.
+    """
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="repo_reservations"
+    )
+    name = models.CharField(max_length=96)
+    private = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], name="hfapi_reservation_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.owner.get_username()}/{self.name} (empty)"

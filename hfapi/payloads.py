@@ -1,0 +1,100 @@
+"""The JSON documents the Hub API answers with, built from catalog rows."""
+
+from datetime import UTC, datetime
+
+from hub.models import Adapter, AdapterVersion
+
+from . import gitlfs
+from .repos import Repo, head_commit
+
+
+def hub_time(moment: datetime) -> str:
+    """`2026-11-24T05:14:47.123Z`, the one format `huggingface_hub` parses."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def adapter_tags(adapter: Adapter, version: AdapterVersion | None, tag_names) -> list[str]:
+    tags = ["peft", "safetensors"]
+    if version is not None and version.peft_type:
+        tags.append(version.peft_type.lower())
+    tags.append(f"base_model:adapter:{adapter.base_model.identifier}")
+    if adapter.task:
+        tags.append(adapter.task)
+    if adapter.license:
+        tags.append(f"license:{adapter.license}")
+    tags.extend(name for name in tag_names if name not in tags)
+    return tags
+
+
+def card_data(adapter: Adapter, tag_names) -> dict:
+    data = {
+        "base_model": adapter.base_model.identifier,
+        "library_name": "peft",
+        "tags": list(tag_names),
+    }
+    if adapter.license:
+        data["license"] = adapter.license
+    if adapter.task:
+        data["pipeline_tag"] = adapter.task
+    return data
+
+
+def model_document(
+    repo: Repo,
+    version: AdapterVersion | None,
+    *,
+    files=None,
+    with_card: bool = True,
+    tag_names=None,
+) -> dict:
+    """`model_info` (and, with files=None, a `list_models` item)."""
+    adapter = repo.adapter
+    doc = {
+        "id": repo.repo_id,
+        "modelId": repo.repo_id,
+        "author": repo.owner_name,
+        "sha": head_commit(version),
+        "private": repo.private,
+        "gated": False,
+        "disabled": False,
+        "likes": 0,
+        "library_name": "peft",
+    }
+    if adapter is None:  # reserved, still empty
+        created = repo.reservation.created_at
+        doc.update(
+            downloads=0, tags=[], createdAt=hub_time(created), lastModified=hub_time(created)
+        )
+    else:
+        if tag_names is None:
+            tag_names = [tag.name for tag in adapter.tags.all()]
+        modified = version.created if version is not None else adapter.updated
+        doc.update(
+            downloads=adapter.downloads,
+            tags=adapter_tags(adapter, version, tag_names),
+            createdAt=hub_time(adapter.created),
+            lastModified=hub_time(modified),
+            baseModels={"relation": "adapter", "models": [{"id": adapter.base_model.identifier}]},
+        )
+        if adapter.task:
+            doc["pipeline_tag"] = adapter.task
+        if with_card:
+            doc["cardData"] = card_data(adapter, tag_names)
+        if version is not None:
+            doc["config"] = {"peft": version.config}
+    if files is not None:
+        doc["siblings"] = [gitlfs.sibling(f.filename, f.blob.size, f.blob.sha256) for f in files]
+        doc["usedStorage"] = sum(f.blob.size for f in files)
+    return doc
+
+
+def commit_document(version: AdapterVersion, owner_name: str) -> dict:
+    author = version.created_by.get_username() if version.created_by else owner_name
+    title, _, body = (version.message or f"Version {version.number}").partition("\n")
+    return {
+        "id": version.commit,
+        "authors": [{"user": author}],
+        "date": hub_time(version.created),
+        "title": title,
+        "message": body.strip(),
+    }

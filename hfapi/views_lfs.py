@@ -1,0 +1,105 @@
+"""The Git LFS batch API with the basic transfer, as `huggingface_hub` uses it.
+
+The batch answer hands out signed, short-lived upload and verify links: the client PUTs
+the bytes without an Authorization header (as it would to S3), so the link itself names
+the user and the object it may store.
+"""
+
+import json
+
+from django.conf import settings
+from django.core import signing
+from django.http import HttpResponse, JsonResponse
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+
+from . import staging
+from .repos import get_repo
+from .responses import ApiError, api_view, require_write
+
+TICKET_SALT = "hfapi.lfs"
+TICKET_MAX_AGE = 3600
+LFS_JSON = "application/vnd.git-lfs+json"
+
+
+def _ticket(user_id: int, oid: str, size: int) -> str:
+    return signing.dumps({"u": user_id, "o": oid, "s": size}, salt=TICKET_SALT, compress=True)
+
+
+def _read_ticket(ticket: str) -> dict:
+    try:
+        return signing.loads(ticket, salt=TICKET_SALT, max_age=TICKET_MAX_AGE)
+    except signing.BadSignature:
+        raise ApiError(403, "This upload link is invalid or has expired") from None
+
+
+def _object_answer(request, user, obj) -> dict:
+    oid, size = obj.get("oid"), obj.get("size")
+    if not (isinstance(oid, str) and staging.SHA256_RE.fullmatch(oid)) or not isinstance(size, int):
+        error = {"code": 422, "message": "Invalid oid or size"}
+        return {"oid": str(oid), "size": 0, "error": error}
+    if size > settings.LORAHUB_MAX_FILE_BYTES:
+        message = f"File is larger than the {settings.LORAHUB_MAX_FILE_BYTES}-byte limit"
+        return {"oid": oid, "size": size, "error": {"code": 422, "message": message}}
+    answer = {"oid": oid, "size": size, "authenticated": True}
+    if staging.is_staged(user.pk, oid, size):
+        return answer  # no actions: the client skips the upload
+    ticket = _ticket(user.pk, oid, size)
+    answer["actions"] = {
+        "upload": {
+            "href": request.build_absolute_uri(reverse("hfapi:lfs_upload", args=[ticket])),
+            "expires_in": TICKET_MAX_AGE,
+        },
+        "verify": {
+            "href": request.build_absolute_uri(reverse("hfapi:lfs_verify", args=[ticket])),
+            "expires_in": TICKET_MAX_AGE,
+        },
+    }
+    return answer
+
+
+@api_view(("POST",))
+def batch(request, auth, owner, name):
+    require_write(auth)
+    get_repo(auth, owner, name, for_write=True)
+    try:
+        payload = json.loads(request.body)
+    except ValueError:
+        raise ApiError(400, "The LFS batch request is not JSON") from None
+    if payload.get("operation") != "upload":
+        raise ApiError(400, "Only the upload operation is supported; download through /resolve")
+    transfers = payload.get("transfers") or ["basic"]
+    if "basic" not in transfers:
+        raise ApiError(400, "Only the basic LFS transfer is supported")
+    objects = [_object_answer(request, auth.user, obj) for obj in payload.get("objects", [])]
+    return JsonResponse({"transfer": "basic", "objects": objects}, content_type=LFS_JSON)
+
+
+def _body_chunks(request):
+    while chunk := request.read(staging.CHUNK):
+        yield chunk
+
+
+@csrf_exempt  # authorised by the signed link, never by a cookie
+def upload(request, ticket):
+    if request.method != "PUT":
+        return ApiError(405, "Upload with PUT").response()
+    try:
+        claim = _read_ticket(ticket)
+        staging.stage_stream(claim["u"], claim["o"], claim["s"], _body_chunks(request))
+    except ApiError as error:
+        return error.response()
+    except staging.StagingError as error:
+        return ApiError(400, f"LFS upload refused: {error}").response()
+    return HttpResponse(status=200)
+
+
+@api_view(("POST",))
+def verify(request, auth, ticket):
+    claim = _read_ticket(ticket)
+    require_write(auth)
+    if auth.user.pk != claim["u"]:
+        raise ApiError(403, "This upload belongs to another user")
+    if not staging.is_staged(claim["u"], claim["o"], claim["s"]):
+        raise ApiError(404, "The LFS object was not uploaded", "EntryNotFound")
+    return JsonResponse({"oid": claim["o"], "size": claim["s"]}, content_type=LFS_JSON)

@@ -1,0 +1,85 @@
+"""The Hub API under test: a live server, tokens, and a real PEFT adapter on disk."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+from huggingface_hub import HfApi
+
+from hfapi.tokens import token_create
+
+# Bump when the fixture adapters change, so the on-disk cache is rebuilt.
+FIXTURE_VERSION = "hfapi-1"
+CACHE = Path.home() / ".cache" / "lorahub" / FIXTURE_VERSION
+
+
+@pytest.fixture(scope="session")
+def tiny_base() -> Path:
+    from composer.engine.toy import build_tiny_llama
+
+    path = CACHE / "tiny-llama"
+    if not (path / "config.json").exists():
+        build_tiny_llama(path.with_suffix(".tmp"))
+        path.with_suffix(".tmp").rename(path)
+    return path
+
+
+def _adapter(tiny_base: Path, name: str, seed: int) -> Path:
+    from composer.engine.toy import make_random_adapter
+
+    path = CACHE / name
+    if not (path / "adapter_model.safetensors").exists():
+        tmp = path.with_suffix(".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        make_random_adapter(
+            tiny_base,
+            tmp,
+            r=4,
+            alpha=8,
+            target_modules=("q_proj", "v_proj"),
+            seed=seed,
+            base_model_name="lorahub-test/tiny-llama",
+        )
+        tmp.rename(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def adapter_dir(tiny_base) -> Path:
+    """A real adapter folder written by peft's save_pretrained."""
+    return _adapter(tiny_base, "adapter-a", seed=1)
+
+
+@pytest.fixture(scope="session")
+def adapter_dir_b(tiny_base) -> Path:
+    return _adapter(tiny_base, "adapter-b", seed=2)
+
+
+@pytest.fixture
+def hub(live_server) -> str:
+    return live_server.url
+
+
+@pytest.fixture
+def alice_write(alice) -> str:
+    return token_create(user=alice, name="laptop", scope="write")[1]
+
+
+@pytest.fixture
+def alice_read(alice) -> str:
+    return token_create(user=alice, name="reader", scope="read")[1]
+
+
+@pytest.fixture
+def bob_write(bob) -> str:
+    return token_create(user=bob, name="bob", scope="write")[1]
+
+
+@pytest.fixture
+def api(hub):
+    """HfApi against the live server; token=False means anonymous (no stored token)."""
+
+    def make(token: str | bool = False) -> HfApi:
+        return HfApi(endpoint=hub, token=token)
+
+    return make
