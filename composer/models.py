@@ -29,6 +29,9 @@ class Job(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs"
     )
     kind = models.CharField(max_length=16, choices=Kind.choices)
+    base_model = models.ForeignKey(
+        "hub.BaseModel", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
     # What the engine is asked for: method parameters as the form cleaned them.
     parameters = models.JSONField(default=dict, blank=True)
     # Few-shot and held-out examples as [{"input": ..., "output": ...}] (LoraHub only).
@@ -63,6 +66,10 @@ class Job(models.Model):
     task_id = models.CharField(max_length=64, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     cancel_requested = models.BooleanField(default=False)
+    # The catalog adapter version the result was published as.
+    published_version = models.ForeignKey(
+        "hub.AdapterVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -86,3 +93,50 @@ class Job(models.Model):
             return None
         end = self.finished_at or timezone.now()
         return (end - self.started_at).total_seconds()
+
+
+class JobInput(models.Model):
+    """One adapter version a job works on, in the order the engine receives them."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="inputs")
+    position = models.PositiveSmallIntegerField()
+    version = models.ForeignKey(
+        "hub.AdapterVersion", null=True, on_delete=models.SET_NULL, related_name="job_inputs"
+    )
+    label = models.CharField(max_length=200)  # "owner/name v3", kept if the version goes away
+    weight = models.FloatField(null=True, blank=True)  # a user-given weight (baseline merges)
+
+    class Meta:
+        ordering = ["job", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "position"], name="composer_jobinput_position")
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class Lineage(models.Model):
+    """A published adapter version came from these parents, with these weights and method."""
+
+    child = models.ForeignKey(
+        "hub.AdapterVersion", on_delete=models.CASCADE, related_name="lineage_parents"
+    )
+    parent = models.ForeignKey(
+        "hub.AdapterVersion", null=True, on_delete=models.SET_NULL, related_name="lineage_children"
+    )
+    parent_label = models.CharField(max_length=200)
+    position = models.PositiveSmallIntegerField()
+    weight = models.FloatField(null=True, blank=True)
+    method = models.CharField(max_length=40)
+    parameters = models.JSONField(default=dict, blank=True)
+    job = models.ForeignKey(Job, null=True, on_delete=models.SET_NULL, related_name="lineage")
+
+    class Meta:
+        ordering = ["child", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["child", "position"], name="composer_lineage_position")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.child} <- {self.parent_label}"

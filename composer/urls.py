@@ -1,2 +1,14 @@
+from django.urls import path
+
+from . import views
+
 app_name = "composer"
-urlpatterns = []
+urlpatterns = [
+    path("", views.job_list, name="list"),
+    path("new/<slug:kind>/", views.job_new, name="new"),
+    path("<int:pk>/", views.job_detail, name="detail"),
+    path("<int:pk>/status/", views.job_status, name="status"),
+    path("<int:pk>/cancel/", views.job_cancel, name="cancel"),
+    path("<int:pk>/download/", views.job_download, name="download"),
+    path("<int:pk>/publish/", views.job_publish_view, name="publish"),
+]

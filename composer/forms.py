@@ -1,0 +1,343 @@
+"""The three launch forms. Everything that can be known before running is checked here
+(adapters visible to the user, one base model, compatibility by the engine's own check,
+example format and limits, parameter ranges), so a job that cannot work is never queued."""
+
+from django import forms
+
+from composer.inputs import version_dir
+from composer.launch import job_launch, version_label
+from composer.models import Job
+from hub.models import Adapter, BaseModel
+from hub.selectors import adapters_visible
+
+MAX_INPUTS = 32
+
+
+def visible_adapters(user):
+    return adapters_visible(user).order_by("-downloads", "name")
+
+
+class AdapterChoiceField(forms.ModelMultipleChoiceField):
+    widget = forms.CheckboxSelectMultiple
+
+    def label_from_instance(self, obj):
+        v = obj.current_version
+        return f"{obj.full_name} — {obj.base_model.identifier}, r={v.r}, {obj.downloads} downloads"
+
+
+def check_versions(versions, method: str) -> str | None:
+    """The engine's compatibility verdict on the versions' files; None when they fit."""
+    from composer.engine.adapters import AdapterError, load_adapter
+    from composer.engine.compat import IncompatibleAdapters, check_compatible
+
+    try:
+        adapters = []
+        for v in versions:
+            adapter = load_adapter(version_dir(v))
+            adapter.name = version_label(v)
+            adapters.append(adapter)
+        check_compatible(adapters, method=method)
+    except (AdapterError, IncompatibleAdapters) as exc:
+        return f"These adapters cannot be combined: {exc}"
+    return None
+
+
+class JobForm(forms.Form):
+    kind: str
+    method = "lorahub"
+    adapters = AdapterChoiceField(queryset=Adapter.objects.none(), required=False)
+    min_inputs = 2
+    advanced_fields: tuple[str, ...] = ()
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.fields["adapters"].queryset = visible_adapters(user)
+        self.versions = []
+        self.base_model = None
+
+    def chosen_adapters(self, cleaned) -> list:
+        return list(cleaned.get("adapters") or [])
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        adapters = self.chosen_adapters(cleaned)
+        if len(adapters) < self.min_inputs:
+            raise forms.ValidationError(f"Choose at least {self.min_inputs} adapters.")
+        if len(adapters) > MAX_INPUTS:
+            raise forms.ValidationError(f"Choose at most {MAX_INPUTS} adapters.")
+        bases = {a.base_model for a in adapters}
+        if len(bases) > 1:
+            names = ", ".join(sorted(b.identifier for b in bases))
+            raise forms.ValidationError(f"The adapters are for different base models: {names}.")
+        self.base_model = bases.pop()
+        self.versions = [a.current_version for a in adapters]
+        problem = check_versions(self.versions, self.method_name(cleaned))
+        if problem:
+            raise forms.ValidationError(problem)
+        return cleaned
+
+    @property
+    def advanced_errors(self) -> bool:
+        return any(name in self.errors for name in self.advanced_fields)
+
+    def method_name(self, cleaned) -> str:
+        return self.method
+
+    def parameters(self) -> dict:
+        raise NotImplementedError
+
+    def launch(self) -> Job:
+        return job_launch(
+            owner=self.user,
+            kind=self.kind,
+            versions=self.versions,
+            parameters=self.parameters(),
+            base_model=self.base_model,
+            **self.extra_launch_args(),
+        )
+
+    def extra_launch_args(self) -> dict:
+        return {}
+
+
+def read_examples(text: str, upload, what: str) -> list:
+    """Examples from pasted text or an uploaded file (JSON lines, CSV or tab-separated)."""
+    from composer.engine.examples import MAX_FILE_BYTES, ExamplesError, parse_examples
+
+    if upload is not None:
+        if upload.size > MAX_FILE_BYTES:
+            raise forms.ValidationError(f"The {what} file is larger than {MAX_FILE_BYTES} bytes.")
+        try:
+            text = upload.read().decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise forms.ValidationError(f"The {what} file is not UTF-8 text.") from None
+    try:
+        return parse_examples(text)
+    except ExamplesError as exc:
+        raise forms.ValidationError(f"{what.capitalize()}: {exc}") from None
+
+
+OPTIMIZERS = ["NGOpt", "OnePlusOne", "TwoPointsDE", "CMA", "PSO", "RandomSearch"]
+EXAMPLES_HELP = (
+    'One example per line: JSON lines ({"input": ..., "output": ...}), CSV or tab-separated '
+    "input/output."
+)
+
+
+class LoraHubForm(JobForm):
+    kind = Job.Kind.LORAHUB
+    advanced_fields = ("budget", "seed", "optimizer")
+
+    candidates = forms.ChoiceField(
+        choices=[("pick", "The adapters I pick"), ("top", "The N most downloaded compatible")],
+        initial="pick",
+        widget=forms.RadioSelect,
+        label="Candidates",
+    )
+    base_model = forms.ModelChoiceField(
+        queryset=BaseModel.objects.exclude(local_path=""),
+        required=False,
+        help_text="For “the N most downloaded”: the base model they must be trained for.",
+    )
+    top_n = forms.IntegerField(min_value=2, max_value=MAX_INPUTS, initial=5, label="N")
+    examples = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 6}),
+        required=False,
+        label="Few-shot examples",
+        help_text=EXAMPLES_HELP,
+    )
+    examples_file = forms.FileField(required=False, label="…or upload them")
+    heldout = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        label="Held-out examples (optional)",
+        help_text="Evaluated with the base model and with the result when the job ends.",
+    )
+    heldout_file = forms.FileField(required=False, label="…or upload them")
+    budget = forms.IntegerField(min_value=1, max_value=1000, initial=40)
+    seed = forms.IntegerField(min_value=0, max_value=2**31 - 1, initial=0)
+    optimizer = forms.ChoiceField(choices=[(o, o) for o in OPTIMIZERS], initial="NGOpt")
+
+    field_order = ["candidates", "adapters", "base_model", "top_n", "examples"]
+
+    def clean_examples(self):
+        upload = self.files.get("examples_file")
+        text = self.cleaned_data.get("examples", "")
+        if not text.strip() and upload is None:
+            raise forms.ValidationError("Paste or upload a few examples of the task.")
+        return read_examples(text, upload, "examples")
+
+    def clean_heldout(self):
+        upload = self.files.get("heldout_file")
+        text = self.cleaned_data.get("heldout", "")
+        if not text.strip() and upload is None:
+            return []
+        return read_examples(text, upload, "held-out examples")
+
+    def chosen_adapters(self, cleaned) -> list:
+        if cleaned.get("candidates") != "top":
+            return super().chosen_adapters(cleaned)
+        base = cleaned.get("base_model")
+        if base is None:
+            raise forms.ValidationError("Choose the base model of the N most downloaded adapters.")
+        return top_compatible(self.user, base, cleaned["top_n"])
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.errors and not self.base_model.local_path:
+            raise forms.ValidationError(
+                f"The base model {self.base_model.identifier} is not available to the workers."
+            )
+        return cleaned
+
+    def parameters(self) -> dict:
+        c = self.cleaned_data
+        return {"budget": c["budget"], "seed": c["seed"], "optimizer": c["optimizer"]}
+
+    def extra_launch_args(self) -> dict:
+        return {"examples": self.cleaned_data["examples"], "heldout": self.cleaned_data["heldout"]}
+
+
+def top_compatible(user, base_model, n: int) -> list:
+    """The `n` most downloaded visible adapters for `base_model` that fit with the first."""
+    from composer.engine.adapters import AdapterError, load_adapter
+    from composer.engine.compat import IncompatibleAdapters, check_compatible
+
+    chosen, first = [], None
+    for adapter in visible_adapters(user).filter(base_model=base_model)[: 4 * n]:
+        try:
+            loaded = load_adapter(version_dir(adapter.current_version))
+            if first is not None:
+                check_compatible([first, loaded])
+        except (AdapterError, IncompatibleAdapters):
+            continue
+        first = first or loaded
+        chosen.append(adapter)
+        if len(chosen) == n:
+            break
+    return chosen
+
+
+class LegoForm(JobForm):
+    kind = Job.Kind.LEGO
+    method = "lego"
+    advanced_fields = ()
+    min_inputs = 1
+
+    k = forms.IntegerField(
+        min_value=1,
+        max_value=4096,
+        required=False,
+        label="Merged rank k",
+        help_text="Clusters of rank-one units; empty: the largest input rank.",
+    )
+    param_reweight = forms.BooleanField(
+        required=False, initial=True, label="Parameter reweighting (restore the units' norms)"
+    )
+    output_reweight = forms.BooleanField(
+        required=False, initial=True, label="Output reweighting (scale by √(r/k))"
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        k = cleaned.get("k")
+        if not self.errors and k is not None:
+            total = sum(v.r for v in self.versions)
+            if k > total:
+                raise forms.ValidationError(
+                    f"k = {k} is more than the {total} rank-one units of the inputs."
+                )
+        return cleaned
+
+    def parameters(self) -> dict:
+        c = self.cleaned_data
+        params = {"param_reweight": c["param_reweight"], "output_reweight": c["output_reweight"]}
+        if c.get("k") is not None:
+            params["k"] = c["k"]
+        return params
+
+
+MERGE_METHODS = [
+    ("linear", "linear (peft: A and B mixed separately)"),
+    ("cat", "cat (peft: exact, rank Σ r)"),
+    ("svd", "svd (peft)"),
+    ("ties", "ties (peft)"),
+    ("dare_linear", "dare_linear (peft)"),
+    ("dare_ties", "dare_ties (peft)"),
+    ("magnitude_prune", "magnitude_prune (peft)"),
+    ("task_arithmetic", "task arithmetic (exact, in ΔW space)"),
+]
+DENSITY_METHODS = {"ties", "dare_linear", "dare_ties", "magnitude_prune"}
+
+
+class MergeForm(JobForm):
+    kind = Job.Kind.MERGE
+    advanced_fields = ()
+
+    merge_method = forms.ChoiceField(choices=MERGE_METHODS, initial="linear", label="Method")
+    weights = forms.CharField(
+        required=False,
+        help_text="One number per adapter, in the order listed, separated by commas; "
+        "empty: 1 for each.",
+    )
+    density = forms.FloatField(
+        min_value=0.0,
+        max_value=1.0,
+        required=False,
+        help_text="Fraction of values kept, for ties, dare_* and magnitude_prune.",
+    )
+
+    def method_name(self, cleaned) -> str:
+        return cleaned.get("merge_method", "linear")
+
+    def clean_weights(self):
+        raw = self.cleaned_data.get("weights", "").strip()
+        if not raw:
+            return None
+        try:
+            return [float(x) for x in raw.replace(";", ",").split(",") if x.strip()]
+        except ValueError:
+            raise forms.ValidationError("Weights must be numbers separated by commas.") from None
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        weights = cleaned.get("weights")
+        if weights is not None and len(weights) != len(self.versions):
+            self.add_error(
+                "weights",
+                f"Give one weight per adapter: {len(weights)} weights for "
+                f"{len(self.versions)} adapters.",
+            )
+        method, density = cleaned["merge_method"], cleaned.get("density")
+        if method in DENSITY_METHODS and not density:
+            self.add_error("density", f"{method} needs a density between 0 and 1.")
+        return cleaned
+
+    def parameters(self) -> dict:
+        c = self.cleaned_data
+        params = {"method": c["merge_method"]}
+        if c["merge_method"] in DENSITY_METHODS:
+            params["density"] = c["density"]
+        return params
+
+    def extra_launch_args(self) -> dict:
+        weights = self.cleaned_data.get("weights") or [1.0] * len(self.versions)
+        return {"weights": weights}
+
+
+FORMS = {Job.Kind.LORAHUB: LoraHubForm, Job.Kind.LEGO: LegoForm, Job.Kind.MERGE: MergeForm}
+
+
+class PublishForm(forms.Form):
+    name = forms.SlugField(max_length=96, help_text="The new adapter's name in your namespace.")
+    private = forms.BooleanField(required=False, label="Private")
+
+    def __init__(self, *args, job, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.job = job
+        self.fields["name"].initial = f"{job.kind}-job{job.pk}"

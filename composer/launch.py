@@ -1,0 +1,46 @@
+"""Creating a job: the rows and the Celery message, sent only once the rows are committed."""
+
+from django.db import transaction
+
+from composer.lifecycle import job_enqueue
+from composer.models import Job, JobInput
+
+
+def version_label(version) -> str:
+    return f"{version.adapter.full_name} v{version.number}"
+
+
+@transaction.atomic
+def job_launch(
+    *,
+    owner,
+    kind: str,
+    versions,
+    parameters: dict,
+    base_model=None,
+    weights=None,
+    examples=(),
+    heldout=(),
+) -> Job:
+    """A QUEUED job over `versions` (in order); its message goes out after commit."""
+    job = Job.objects.create(
+        owner=owner,
+        kind=kind,
+        base_model=base_model,
+        parameters=parameters,
+        examples=[{"input": e.input, "output": e.output} for e in examples],
+        heldout=[{"input": e.input, "output": e.output} for e in heldout],
+        budget=parameters.get("budget", 0),
+    )
+    JobInput.objects.bulk_create(
+        JobInput(
+            job=job,
+            position=i,
+            version=v,
+            label=version_label(v),
+            weight=weights[i] if weights else None,
+        )
+        for i, v in enumerate(versions)
+    )
+    job_enqueue(job)
+    return job

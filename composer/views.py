@@ -1,0 +1,119 @@
+"""Job pages: launch forms, my jobs, a job page that follows the job live, cancel,
+download and publish. Only the owner sees a job (404 for everyone else)."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from composer.charts import loss_curve, weight_bars
+from composer.forms import FORMS, PublishForm
+from composer.lifecycle import job_request_cancel, jobs_reap
+from composer.models import Job
+from composer.publish import PublishError, job_publish
+from composer.results import result_filename
+
+
+def owned_job(request, pk: int) -> Job:
+    return get_object_or_404(Job.objects.select_related("base_model"), pk=pk, owner=request.user)
+
+
+@login_required
+def job_list(request):
+    mine = Job.objects.filter(owner=request.user)
+    jobs_reap(mine)
+    return render(request, "composer/job_list.html", {"jobs": mine[:200], "kinds": Job.Kind})
+
+
+@login_required
+def job_new(request, kind: str):
+    form_class = FORMS.get(kind)
+    if form_class is None:
+        raise Http404("no such kind of job")
+    if request.method == "POST":
+        form = form_class(request.POST, request.FILES, user=request.user)
+        if form.is_valid():
+            job = form.launch()
+            messages.success(request, f"Job #{job.pk} is queued.")
+            return redirect(job)
+    else:
+        form = form_class(initial={"adapters": request.GET.getlist("adapters")}, user=request.user)
+    return render(
+        request,
+        "composer/job_new.html",
+        {"form": form, "kind": kind, "kind_label": Job.Kind(kind).label, "kinds": Job.Kind},
+    )
+
+
+def status_context(job: Job) -> dict:
+    labels = [i.label for i in job.inputs.all()]
+    weights = job.best_weights or (job.result or {}).get("weights") or []
+    return {
+        "job": job,
+        "labels": labels,
+        "curve": loss_curve(job.history),
+        "bars": weight_bars(weights, labels),
+        "evaluation": (job.result or {}).get("evaluation"),
+    }
+
+
+@login_required
+def job_detail(request, pk: int):
+    job = owned_job(request, pk)
+    context = status_context(job)
+    context["publish_form"] = PublishForm(job=job)
+    return render(request, "composer/job_detail.html", context)
+
+
+@login_required
+def job_status(request, pk: int):
+    """The live part of the job page, polled by htmx until the job is finished."""
+    job = owned_job(request, pk)
+    if job.status == Job.Status.RUNNING and jobs_reap(Job.objects.filter(pk=job.pk)):
+        job.refresh_from_db()
+    return render(request, "composer/_status.html", status_context(job))
+
+
+@login_required
+@require_POST
+def job_cancel(request, pk: int):
+    job = owned_job(request, pk)
+    status = job_request_cancel(job)
+    if status == Job.Status.RUNNING:
+        messages.info(request, "Cancelling: the job stops after its current step.")
+    elif status == Job.Status.CANCELLED:
+        messages.info(request, "The job is cancelled.")
+    return redirect(job)
+
+
+@login_required
+def job_download(request, pk: int):
+    job = owned_job(request, pk)
+    if job.status != Job.Status.SUCCEEDED or not job.result_file:
+        raise Http404("this job has no result")
+    return FileResponse(
+        default_storage.open(job.result_file.name, "rb"),
+        as_attachment=True,
+        filename=result_filename(job),
+        content_type="application/zip",
+    )
+
+
+@login_required
+@require_POST
+def job_publish_view(request, pk: int):
+    job = owned_job(request, pk)
+    form = PublishForm(request.POST, job=job)
+    if form.is_valid():
+        try:
+            version = job_publish(job, **form.cleaned_data)
+        except PublishError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Published as {version.adapter.full_name}.")
+            return redirect(version.adapter)
+    context = status_context(job)
+    context["publish_form"] = form
+    return render(request, "composer/job_detail.html", context, status=400)

@@ -1,0 +1,126 @@
+"""Fixtures of the jobs tests: a real Celery worker, the test broker, toy catalog adapters."""
+
+import time
+
+import pytest
+from django.db import connection
+
+from tests.jobs.worker import Worker
+from tests.services import REDIS_HOST, REDIS_PORT, TEST_REDIS_URL, port_open, require
+
+
+def wait_for(predicate, timeout: float = 60, interval: float = 0.05, message: str = ""):
+    """Poll until `predicate()` is truthy; return its value or fail with `message`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout}s: {message}")
+
+
+@pytest.fixture(scope="module")
+def worker_dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("jobs-worker")
+    for sub in ("media", "work", "logs"):
+        (root / sub).mkdir()
+    return root
+
+
+@pytest.fixture(scope="module")
+def broker_url():
+    """The test Redis database, emptied so no message of an earlier run is redelivered."""
+    require(port_open(REDIS_HOST, REDIS_PORT), "Redis on 127.0.0.1:6379")
+    import redis
+
+    redis.Redis.from_url(TEST_REDIS_URL).flushdb()
+    return TEST_REDIS_URL
+
+
+@pytest.fixture(scope="module")
+def worker_factory(django_db_setup, django_db_blocker, broker_url, worker_dirs):
+    """Start real workers on the test database; all are stopped at the end of the module."""
+    with django_db_blocker.unblock():
+        require(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL) for a real worker")
+    started = []
+
+    def start(**env) -> Worker:
+        w = Worker(
+            broker_url,
+            worker_dirs / "media",
+            worker_dirs / "work",
+            worker_dirs / "logs",
+            **env,
+        )
+        with django_db_blocker.unblock():
+            w.start()
+        started.append(w)
+        return w
+
+    yield start
+    for w in started:
+        w.stop()
+
+
+@pytest.fixture
+def jobs_env(settings, broker_url, worker_dirs):
+    """This process sends to the test Redis and shares storage and scratch space with workers."""
+    from config.celery import app
+
+    settings.MEDIA_ROOT = worker_dirs / "media"
+    settings.COMPOSER_WORK_DIR = worker_dirs / "work"
+    saved = app.conf.broker_url, app.conf.broker_transport_options
+    app.conf.broker_url = broker_url
+    app.conf.broker_transport_options = {"visibility_timeout": 3600}
+    _reset_producers(app)
+    yield
+    app.conf.broker_url, app.conf.broker_transport_options = saved
+    _reset_producers(app)
+
+
+def _reset_producers(app) -> None:
+    if app._pool is not None:
+        app._pool.force_close_all()
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+@pytest.fixture(scope="session")
+def toys():
+    from tests.jobs.toys import toy_root
+
+    return toy_root()
+
+
+@pytest.fixture
+def storage_dirs(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.COMPOSER_WORK_DIR = tmp_path / "work"
+
+
+def publish_toys(owner, toys, names):
+    """Catalog adapters (through the catalog's upload service) for the toy adapters."""
+    from hub.models import BaseModel
+    from hub.services.adapters import adapter_create
+    from tests.jobs.toys import ADAPTERS, LLAMA_NAME, T5_NAME
+
+    made = {}
+    for name in names:
+        base = ADAPTERS[name][0]
+        identifier = T5_NAME if base == "t5" else LLAMA_NAME
+        folder = toys / "adapters" / name
+        made[name] = adapter_create(
+            owner=owner,
+            name=name,
+            files={f: folder / f for f in ("adapter_config.json", "adapter_model.safetensors")},
+            base_model=identifier,
+        )
+        BaseModel.objects.filter(identifier=identifier).update(local_path=str(toys / base))
+    return made
+
+
+@pytest.fixture
+def catalog(bob, toys, storage_dirs):
+    """bob's public toy adapters: three compatible T5 ones, one T5 on other modules, one Llama."""
+    return publish_toys(bob, toys, ["t5-a", "t5-b", "t5-c", "t5-qk", "llama-a"])

@@ -1,0 +1,146 @@
+"""Launch forms: what can be checked is checked at submit; a job that cannot work never queues."""
+
+import pytest
+from django.urls import reverse
+
+from composer.models import Job
+from hub.models import Adapter, BaseModel
+
+EXAMPLES = '{"input": "abc", "output": "cba"}\n{"input": "hello", "output": "olleh"}\n'
+
+
+def ids(catalog, *names):
+    return [catalog[n].pk for n in names]
+
+
+def lorahub_data(catalog, *names, **extra):
+    data = {
+        "candidates": "pick",
+        "adapters": ids(catalog, *names),
+        "top_n": 5,
+        "examples": EXAMPLES,
+        "budget": 12,
+        "seed": 3,
+        "optimizer": "NGOpt",
+    }
+    return {**data, **extra}
+
+
+def test_lorahub_submit_queues_a_job_after_commit(
+    alice_client, alice, catalog, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as callbacks:
+        r = alice_client.post(
+            reverse("composer:new", args=["lorahub"]),
+            lorahub_data(catalog, "t5-b", "t5-a", heldout="x\ty\n"),
+        )
+    job = Job.objects.get()
+    assert r.status_code == 302 and r["Location"] == job.get_absolute_url()
+    assert len(callbacks) == 1  # the Celery message goes out only after commit
+    assert (job.owner, job.kind, job.status) == (alice, "lorahub", "queued")
+    assert job.parameters == {"budget": 12, "seed": 3, "optimizer": "NGOpt"}
+    assert [i.version_id for i in job.inputs.all()] == [
+        catalog["t5-a"].current_version_id,
+        catalog["t5-b"].current_version_id,
+    ]
+    assert job.examples[1] == {"input": "hello", "output": "olleh"}
+    assert job.heldout == [{"input": "x", "output": "y"}]
+    assert job.base_model.identifier == "toy/tiny-t5"
+
+
+@pytest.mark.parametrize(
+    "names, message",
+    [
+        (("t5-a", "t5-qk"), "targets different modules"),
+        (("t5-a", "llama-a"), "different base models"),
+        (("t5-a",), "at least 2 adapters"),
+    ],
+)
+def test_lorahub_refuses_adapters_that_cannot_work(alice_client, catalog, names, message):
+    r = alice_client.post(reverse("composer:new", args=["lorahub"]), lorahub_data(catalog, *names))
+    assert r.status_code == 200
+    assert message in r.content.decode()
+    assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "examples, message",
+    [
+        ('{"input": "a", "output": "b"}\n{"input": "a"\n', "line 2: invalid JSON"),
+        ("", "Paste or upload a few examples"),
+    ],
+)
+def test_lorahub_refuses_bad_examples(alice_client, catalog, examples, message):
+    data = lorahub_data(catalog, "t5-a", "t5-b", examples=examples)
+    r = alice_client.post(reverse("composer:new", args=["lorahub"]), data)
+    assert message in r.content.decode()
+    assert not Job.objects.exists()
+
+
+def test_lorahub_refuses_out_of_range_budget(alice_client, catalog):
+    data = lorahub_data(catalog, "t5-a", "t5-b", budget=0)
+    r = alice_client.post(reverse("composer:new", args=["lorahub"]), data)
+    assert "greater than or equal to 1" in r.content.decode()
+    assert not Job.objects.exists()
+
+
+def test_lorahub_top_n_takes_the_most_downloaded_compatible(alice_client, catalog):
+    for name, downloads in {"t5-c": 30, "t5-qk": 20, "t5-a": 10, "t5-b": 5}.items():
+        Adapter.objects.filter(pk=catalog[name].pk).update(downloads=downloads)
+    base = BaseModel.objects.get(identifier="toy/tiny-t5")
+    data = lorahub_data(catalog, candidates="top", base_model=base.pk, top_n=3)
+    data.pop("adapters")
+    r = alice_client.post(reverse("composer:new", args=["lorahub"]), data)
+    assert r.status_code == 302, r.content.decode()[:2000]
+    labels = [i.label for i in Job.objects.get().inputs.all()]
+    assert labels == ["bob/t5-c v1", "bob/t5-a v1", "bob/t5-b v1"]
+
+
+def test_private_adapters_of_others_cannot_be_used(alice_client, catalog):
+    Adapter.objects.filter(pk=catalog["t5-b"].pk).update(private=True)
+    r = alice_client.post(
+        reverse("composer:new", args=["lorahub"]), lorahub_data(catalog, "t5-a", "t5-b")
+    )
+    assert "Select a valid choice" in r.content.decode()
+    assert not Job.objects.exists()
+
+
+def test_merge_form_checks_weights_and_density(alice_client, catalog):
+    url = reverse("composer:new", args=["merge"])
+    adapters = ids(catalog, "t5-a", "t5-b")
+    r = alice_client.post(url, {"adapters": adapters, "merge_method": "ties", "weights": "1, 2, 3"})
+    page = r.content.decode()
+    assert "3 weights for 2 adapters" in page and "ties needs a density" in page
+    assert not Job.objects.exists()
+    r = alice_client.post(
+        url, {"adapters": adapters, "merge_method": "ties", "weights": "0.7, 0.3", "density": 0.5}
+    )
+    job = Job.objects.get()
+    assert job.parameters == {"method": "ties", "density": 0.5}
+    assert [i.weight for i in job.inputs.all()] == [0.7, 0.3]
+
+
+def test_lego_form_checks_k(alice_client, catalog):
+    url = reverse("composer:new", args=["lego"])
+    adapters = ids(catalog, "t5-a", "t5-b")
+    r = alice_client.post(url, {"adapters": adapters, "k": 9, "param_reweight": "on"})
+    assert "k = 9 is more than the 8 rank-one units" in r.content.decode()
+    r = alice_client.post(url, {"adapters": adapters, "k": 6, "param_reweight": "on"})
+    assert r.status_code == 302
+    assert Job.objects.get().parameters == {
+        "k": 6,
+        "param_reweight": True,
+        "output_reweight": False,
+    }
+
+
+def test_forms_prefill_adapters_from_the_catalog(alice_client, catalog):
+    url = reverse("composer:new", args=["lego"])
+    r = alice_client.get(url, {"adapters": ids(catalog, "t5-c")})
+    page = r.content.decode()
+    assert f'value="{catalog["t5-c"].pk}" ' in page and "checked" in page
+
+
+def test_login_required(client, db):
+    r = client.get(reverse("composer:list"))
+    assert r.status_code == 302 and "login" in r["Location"]
