@@ -1,0 +1,170 @@
+"""Command line: `python -m composer.engine lorahub|lego|merge|evaluate ...`.
+
+Progress goes to stderr, the result (as JSON, without the loss history) to stdout. Bad input
+gives one line `error: ...` on stderr and exit status 2, never a traceback.
+"""
+
+import argparse
+import json
+import sys
+
+from composer.engine.adapters import one_line
+from composer.engine.baselines import METHODS
+from composer.engine.lego import LegoParams
+from composer.engine.lorahub import LOSS_NORMS, PICKS, LoraHubParams, StepInfo
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m composer.engine", description=__doc__.split("\n")[0]
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    hub = sub.add_parser("lorahub", help="compose adapters for a few examples (LoraHub)")
+    hub.add_argument("--base-model", required=True, metavar="DIR")
+    hub.add_argument("--adapters", required=True, nargs="+", metavar="DIR")
+    hub.add_argument("--examples", required=True, metavar="FILE", help="JSON lines, CSV or TSV")
+    hub.add_argument("--out", required=True, metavar="DIR")
+    d = LoraHubParams()
+    hub.add_argument("--steps", type=int, default=d.budget, help="evaluation budget (%(default)s)")
+    hub.add_argument("--seed", type=int, default=d.seed)
+    hub.add_argument("--optimizer", default=d.optimizer, help="nevergrad optimizer (%(default)s)")
+    hub.add_argument(
+        "--population",
+        type=int,
+        default=d.population,
+        help="candidates per batched forward (%(default)s = sequential)",
+    )
+    hub.add_argument("--l1", type=float, default=d.l1, help="weight of mean|w| (%(default)s)")
+    hub.add_argument("--bound", type=float, default=d.bound, help="|w| limit (%(default)s)")
+    hub.add_argument("--loss-norm", choices=LOSS_NORMS, default=d.loss_norm)
+    hub.add_argument("--batch-size", type=int, default=None, help="examples per forward (all)")
+    hub.add_argument("--pick", choices=PICKS, default=d.pick)
+    hub.add_argument("--separator", default=d.separator, help="causal LMs: input/output glue")
+    hub.add_argument("--heldout", metavar="FILE", help="examples to evaluate the result on")
+    hub.add_argument("--device", default=None)
+    hub.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    lego = sub.add_parser("lego", help="merge adapters by rank-wise clustering (LoRA-LEGO)")
+    lego.add_argument("--adapters", required=True, nargs="+", metavar="DIR")
+    lego.add_argument(
+        "--rank",
+        type=int,
+        default=None,
+        metavar="K",
+        help="merged rank k (default: the largest input rank)",
+    )
+    lego.add_argument("--out", required=True, metavar="DIR")
+    lego.add_argument("--weights", type=float, nargs="+", default=None)
+    lego.add_argument("--no-param-reweight", action="store_true")
+    lego.add_argument("--no-output-reweight", action="store_true")
+    lego.add_argument(
+        "--normalize",
+        action="store_true",
+        help="L2-normalise the a and b parts for the clustering distance",
+    )
+    lego.add_argument("--max-iter", type=int, default=LegoParams.max_iter)
+    lego.add_argument("--seed", type=int, default=0)
+    lego.add_argument("--device", default=None)
+
+    merge = sub.add_parser("merge", help="baseline merges (peft's, and exact task arithmetic)")
+    merge.add_argument("--method", required=True, choices=METHODS)
+    merge.add_argument("--adapters", required=True, nargs="+", metavar="DIR")
+    merge.add_argument("--weights", type=float, nargs="+", default=None, help="default 1/N each")
+    merge.add_argument("--density", type=float, default=None, help="ties/dare/prune (0.5)")
+    merge.add_argument("--rank", type=int, default=None, help="svd family, task_arithmetic")
+    merge.add_argument("--seed", type=int, default=0)
+    merge.add_argument("--out", required=True, metavar="DIR")
+
+    ev = sub.add_parser("evaluate", help="loss and exact match on examples")
+    ev.add_argument("--base-model", required=True, metavar="DIR")
+    ev.add_argument("--adapter", default=None, metavar="DIR")
+    ev.add_argument("--examples", required=True, metavar="FILE")
+    ev.add_argument("--separator", default="")
+    ev.add_argument("--max-new-tokens", type=int, default=None)
+    ev.add_argument("--batch-size", type=int, default=16)
+    ev.add_argument("--device", default=None)
+    return p
+
+
+def _progress(info: StepInfo) -> None:
+    print(
+        f"step {info.step:>4}/{info.budget}  loss {info.loss:.5f}  best {info.best_loss:.5f}  "
+        f"({info.seconds:.1f}s)",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def run_command(args: argparse.Namespace) -> dict:
+    from composer.engine import run
+
+    if args.command == "lorahub":
+        params = LoraHubParams(
+            budget=args.steps,
+            optimizer=args.optimizer,
+            seed=args.seed,
+            l1=args.l1,
+            bound=args.bound,
+            population=args.population,
+            loss_norm=args.loss_norm,
+            batch_size=args.batch_size,
+            pick=args.pick,
+            separator=args.separator,
+        )
+        return run.run_lorahub(
+            args.base_model,
+            args.adapters,
+            args.examples,
+            args.out,
+            params,
+            on_step=None if args.quiet else _progress,
+            heldout=args.heldout,
+            device=args.device,
+        )
+    if args.command == "lego":
+        params = LegoParams(
+            k=args.rank,
+            param_reweight=not args.no_param_reweight,
+            output_reweight=not args.no_output_reweight,
+            normalize=args.normalize,
+            weights=args.weights,
+            max_iter=args.max_iter,
+            seed=args.seed,
+            device=args.device,
+        )
+        return run.run_lego(args.adapters, args.out, params)
+    if args.command == "merge":
+        return run.run_merge(
+            args.method,
+            args.adapters,
+            args.out,
+            weights=args.weights,
+            density=args.density,
+            rank=args.rank,
+            seed=args.seed,
+        )
+    return run.run_evaluate(
+        args.base_model,
+        args.examples,
+        args.adapter,
+        device=args.device,
+        separator=args.separator,
+        max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result = run_command(args)
+    except (ValueError, OSError) as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    result.pop("history", None)
+    print(json.dumps(result, indent=2))
+    return 0

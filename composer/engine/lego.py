@@ -1,0 +1,186 @@
+"""LoRA-LEGO: merge LoRAs by clustering their rank-1 units (MSUs).
+
+Per LoRA-targeted module, every input's units (a_i = A[i, :], b_i = w_n · s_n · B[:, i]) are
+pooled (Σ r_n units, ranks may differ), clustered into k groups by k-means on the features
+[a_i ; b_i], and each centroid becomes one rank-1 unit of the merged adapter (rank k, scale 1).
+Then the dual reweighting undoes the shrinkage of averaging:
+- parameter reweighting: each centroid's a and b are rescaled to the mean L2 norm of the
+  a's and b's of its members;
+- output reweighting: B' is scaled by √(r̄/k), r̄ = the mean input rank of the module.
+
+Choices the paper leaves open, with our defaults (`LegoParams`): k = the largest input rank;
+features are the raw [a; b] (`normalize=True` L2-normalises each part for the distance only;
+centroids are always means of the raw parameters); k-means++ seeded by `seed`, at most
+`max_iter` Lloyd iterations (stops when assignments no longer change); an emptied cluster
+keeps its previous centroid; norms are L2; r̄ is the mean input rank.
+
+Speed and memory: modules with the same shapes and unit count are clustered together,
+batched ([M, R, D] tensors and bmm), in chunks of at most `chunk_mb` MiB of features.
+Results are deterministic for a seed and a chunk size.
+"""
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from composer.engine.adapters import LoraAdapter, LoraModule
+from composer.engine.compat import check_compatible
+
+
+@dataclass
+class LegoParams:
+    k: int | None = None  # merged rank (None: the largest input rank)
+    param_reweight: bool = True
+    output_reweight: bool = True
+    normalize: bool = False  # L2-normalise the a and b parts of the features for the distance
+    weights: list[float] | None = None  # per-input weights folded into b (default: 1 each)
+    max_iter: int = 100
+    seed: int = 0
+    chunk_mb: int = 512
+    device: str | None = None  # where to cluster (default: CUDA when available)
+
+    def validate(self, n_inputs: int) -> None:
+        if self.k is not None and self.k < 1:
+            raise ValueError(f"k (the merged rank) must be at least 1, got {self.k}")
+        if self.max_iter < 1:
+            raise ValueError(f"max_iter must be at least 1, got {self.max_iter}")
+        if self.weights is not None and len(self.weights) != n_inputs:
+            raise ValueError(f"{len(self.weights)} weights for {n_inputs} adapters")
+
+
+@dataclass
+class LegoResult:
+    modules: dict[str, LoraModule]
+    k: int
+    iterations: dict[str, int]  # Lloyd iterations per module
+    seconds: float
+
+
+def lego_merge(adapters: Sequence[LoraAdapter], params: LegoParams | None = None) -> LegoResult:
+    """Merge `adapters` into one rank-k adapter (scale 1) by rank-wise clustering."""
+    params = params or LegoParams()
+    params.validate(len(adapters))
+    check_compatible(adapters, "lego")
+    start = time.perf_counter()
+    k = params.k or max(r for a in adapters for r in a.ranks)
+    device = torch.device(params.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    weights = params.weights or [1.0] * len(adapters)
+    gen = torch.Generator(device=device).manual_seed(params.seed)
+    names = sorted(adapters[0].modules)
+    units = {n: sum(a.modules[n].r for a in adapters) for n in names}
+    too_few = [n for n in names if units[n] < k]
+    if too_few:
+        raise ValueError(
+            f"k={k} is larger than the {units[too_few[0]]} rank-1 units pooled at {too_few[0]}"
+        )
+    groups: dict[tuple, list[str]] = {}
+    for n in names:
+        m = adapters[0].modules[n]
+        shape = (m.d_in, m.d_out, tuple(a.modules[n].r for a in adapters))
+        groups.setdefault(shape, []).append(n)
+    modules: dict[str, LoraModule] = {}
+    iterations: dict[str, int] = {}
+    for (d_in, d_out, ranks), group in groups.items():
+        R, D = sum(ranks), d_in + d_out
+        per_module = R * D * 4 * (2 if params.normalize else 1)
+        chunk = max(1, (params.chunk_mb << 20) // per_module)
+        for i in range(0, len(group), chunk):
+            part = group[i : i + chunk]
+            X = _pooled_units(adapters, part, weights, device)  # [M, R, d_in + d_out]
+            feats = _normalized(X, d_in) if params.normalize else X
+            labels, iters = kmeans(feats, k, generator=gen, max_iter=params.max_iter)
+            del feats
+            A, B = _centroids(X, labels, k, d_in, param_reweight=params.param_reweight)
+            if params.output_reweight:
+                B *= math.sqrt(sum(ranks) / len(ranks) / k)
+            for j, n in enumerate(part):
+                modules[n] = LoraModule(A=A[j].cpu(), B=B[j].cpu(), scale=1.0)
+                iterations[n] = iters
+    return LegoResult(modules, k, iterations, time.perf_counter() - start)
+
+
+def _pooled_units(adapters, names, weights, device) -> torch.Tensor:
+    """[M, R, d_in + d_out]: row = one unit [a ; w·s·b] of one input, inputs in order."""
+    rows = []
+    for n in names:
+        parts = []
+        for a, w in zip(adapters, weights, strict=True):
+            m = a.modules[n]
+            b = m.B.T.float() * (w * m.scale)  # [r, d_out]
+            parts.append(torch.cat([m.A.float(), b], dim=1))
+        rows.append(torch.cat(parts, dim=0))
+    return torch.stack(rows).to(device)
+
+
+def _normalized(X: torch.Tensor, d_in: int) -> torch.Tensor:
+    a, b = X[..., :d_in], X[..., d_in:]
+    eps = torch.finfo(X.dtype).tiny
+    return torch.cat(
+        [
+            a / a.norm(dim=-1, keepdim=True).clamp_min(eps),
+            b / b.norm(dim=-1, keepdim=True).clamp_min(eps),
+        ],
+        dim=-1,
+    )
+
+
+def kmeans(
+    X: torch.Tensor, k: int, *, generator: torch.Generator, max_iter: int = 100
+) -> tuple[torch.Tensor, int]:
+    """Batched k-means with k-means++ init. X [M, R, D] -> labels [M, R], iterations run.
+
+    Squared distances ‖x‖² − 2x·c + ‖c‖² by bmm; a chosen centre's own distance is set to
+    exactly 0, so with k = R every (distinct) point becomes its own cluster.
+    """
+    M, R, _ = X.shape
+    rows = torch.arange(M, device=X.device)
+    x2 = (X * X).sum(-1)  # [M, R]
+    chosen = torch.zeros(M, R, dtype=torch.bool, device=X.device)
+    idx = torch.randint(R, (M,), generator=generator, device=X.device)
+    centers = [idx]
+    chosen[rows, idx] = True
+    d2 = _sq_dist(X, x2, X[rows, idx][:, None]).squeeze(-1).masked_fill(chosen, 0)
+    for _ in range(1, k):
+        probs = d2.masked_fill(chosen, 0)
+        flat = probs.sum(-1) <= 0  # every remaining point coincides with a centre
+        probs = torch.where(flat[:, None], (~chosen).to(X.dtype), probs)
+        idx = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        centers.append(idx)
+        chosen[rows, idx] = True
+        d_new = _sq_dist(X, x2, X[rows, idx][:, None]).squeeze(-1)
+        d2 = torch.minimum(d2, d_new).masked_fill(chosen, 0)
+    C = X[rows[:, None], torch.stack(centers, 1)]  # [M, k, D]
+    labels = torch.empty(M, R, dtype=torch.long, device=X.device)
+    it = 0
+    for it in range(1, max_iter + 1):  # noqa: B007 (the count is returned)
+        new = _sq_dist(X, x2, C).argmin(-1)
+        if it > 1 and torch.equal(new, labels):
+            break
+        labels = new
+        onehot = torch.nn.functional.one_hot(labels, k).to(X.dtype).transpose(1, 2)  # [M, k, R]
+        counts = onehot.sum(-1, keepdim=True)  # [M, k, 1]
+        C = torch.where(counts > 0, torch.bmm(onehot, X) / counts.clamp_min(1), C)
+    return labels, it
+
+
+def _sq_dist(X: torch.Tensor, x2: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
+    """[M, R, k] squared distances between points X [M, R, D] and centres C [M, k, D]."""
+    c2 = (C * C).sum(-1)  # [M, k]
+    return (x2[:, :, None] - 2 * torch.bmm(X, C.transpose(1, 2)) + c2[:, None, :]).clamp_min(0)
+
+
+def _centroids(X, labels, k, d_in, *, param_reweight):
+    """Merged A [M, k, d_in] and B [M, d_out, k] from the raw units' cluster means."""
+    onehot = torch.nn.functional.one_hot(labels, k).to(X.dtype).transpose(1, 2)  # [M, k, R]
+    counts = onehot.sum(-1, keepdim=True).clamp_min(1)
+    C = torch.bmm(onehot, X) / counts  # [M, k, D]
+    A, Bt = C[..., :d_in], C[..., d_in:]
+    if param_reweight:
+        eps = torch.finfo(X.dtype).tiny
+        for part, lo, hi in ((A, 0, d_in), (Bt, d_in, X.shape[-1])):
+            mean_norm = torch.bmm(onehot, X[..., lo:hi].norm(dim=-1, keepdim=True)) / counts
+            part *= mean_norm / part.norm(dim=-1, keepdim=True).clamp_min(eps)
+    return A.contiguous(), Bt.transpose(1, 2).contiguous()
