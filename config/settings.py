@@ -139,6 +139,9 @@ DATA_UPLOAD_MAX_NUMBER_FILES = 20
 
 # Largest single adapter file accepted (bytes); default 2 GiB.
 LORAHUB_MAX_FILE_BYTES = env_int("LORAHUB_MAX_FILE_BYTES", 2 * 1024**3)
+# Uploaded zips: most entries, and highest compression ratio of a large entry (zip bombs).
+LORAHUB_MAX_ZIP_ENTRIES = env_int("LORAHUB_MAX_ZIP_ENTRIES", 32)
+LORAHUB_MAX_ZIP_RATIO = env_int("LORAHUB_MAX_ZIP_RATIO", 100)
 # Hugging Face Hub API: files above this size are uploaded through Git LFS (basic
 # transfer), smaller ones inline in the commit; the upstream hub that "Import from
 # Hugging Face" and "Push to Hugging Face" talk to.

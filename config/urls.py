@@ -4,6 +4,7 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("jobs/", include("composer.urls")),
+    path("accounts/", include("hub.urls_accounts")),
     # Before the catalog: the Hub API's /api/..., /<owner>/<name>.git/... and settings pages.
     path("", include("hfapi.urls")),
     path("", include("hub.urls")),

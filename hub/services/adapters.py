@@ -1,0 +1,220 @@
+"""Writes to the catalog: creating, uploading versions of, editing and deleting adapters."""
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils.text import slugify
+
+from ..choices import TASK_FOR_PEFT_TASK_TYPE
+from ..models import Adapter, AdapterFile, AdapterVersion, BaseModel, Tag
+from .search import adapters_reindex
+from .storage import blob_store, blobs_delete_unreferenced, storage_delete
+from .validation import AdapterMeta, FileLike, validate_adapter_files
+
+ADAPTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
+BASE_MODEL_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")
+MAX_TAGS = 10
+FRONT_MATTER = re.compile(r"\A---\r?\n.*?\r?\n---\r?\n", re.DOTALL)
+
+
+def adapter_create(
+    *,
+    owner,
+    name: str,
+    files: Mapping[str, FileLike],
+    description: str = "",
+    task: str = "",
+    license: str = "",
+    private: bool = False,
+    tags: Iterable[str] = (),
+    base_model: str = "",
+    message: str = "Initial upload",
+) -> Adapter:
+    """Create `owner/name` with its first version from `files` (see validate_adapter_files).
+
+    The base model is `base_model` if given, else the config's base_model_name_or_path;
+    a README.md among the files becomes the model card, else `description`.
+    Raises ValidationError; on failure nothing is stored.
+    """
+    if not ADAPTER_NAME.fullmatch(name):
+        raise ValidationError(
+            "Adapter names use letters, digits, '.', '_' and '-', start with a letter or "
+            "digit, and have at most 96 characters.",
+            code="invalid_name",
+        )
+    if Adapter.objects.filter(owner=owner, name=name).exists():
+        raise ValidationError(f"You already have an adapter named {name}.", code="exists")
+    meta = validate_adapter_files(files)
+    identifier = base_model.strip() or meta.base_model
+    if not BASE_MODEL_ID.fullmatch(identifier):
+        raise ValidationError(
+            f"adapter_config.json names the base model {identifier!r}, which is not a model "
+            "identifier such as google/flan-t5-large: enter the base model's identifier.",
+            code="base_model",
+        )
+    try:
+        with transaction.atomic():
+            adapter = Adapter.objects.create(
+                owner=owner,
+                name=name,
+                description=card_body(meta.model_card) if meta.model_card else description,
+                task=task or TASK_FOR_PEFT_TASK_TYPE.get(meta.task_type, ""),
+                license=license,
+                private=private,
+                base_model=base_model_get_or_create(identifier),
+            )
+            adapter.tags.set(tags_get_or_create(tags))
+            _version_create(adapter, meta, files, user=owner, message=message)
+    except IntegrityError:
+        # Two uploads of the same name at once: the unique constraint decides.
+        raise ValidationError(f"You already have an adapter named {name}.", code="exists") from None
+    return adapter
+
+
+def adapter_upload(
+    *, adapter: Adapter, files: Mapping[str, FileLike], user, message: str = ""
+) -> AdapterVersion:
+    """Add a version to `adapter` from `files`; it becomes the current version.
+
+    A README.md among the files replaces the model card. Refused (ValidationError) if the
+    files are for another base model or identical to the current version.
+    """
+    meta = validate_adapter_files(files)
+    declared = meta.base_model
+    if declared and BASE_MODEL_ID.fullmatch(declared) and declared != adapter.base_model.identifier:
+        raise ValidationError(
+            f"These files are for {declared}, but {adapter.full_name} adapts "
+            f"{adapter.base_model.identifier}: create a new adapter instead.",
+            code="base_model",
+        )
+    with transaction.atomic():
+        adapter = Adapter.objects.select_for_update().get(pk=adapter.pk)
+        version = _version_create(adapter, meta, files, user=user, message=message)
+        if meta.model_card:
+            adapter.description = card_body(meta.model_card)
+            adapter.save(update_fields=["description", "updated"])
+            adapters_reindex(Adapter.objects.filter(pk=adapter.pk))
+    return version
+
+
+def adapter_update(
+    *,
+    adapter: Adapter,
+    description: str,
+    task: str,
+    license: str,
+    private: bool,
+    tags: Iterable[str],
+) -> Adapter:
+    """Edit what the owner declares about an adapter (never what its files say)."""
+    with transaction.atomic():
+        adapter.description = description
+        adapter.task = task
+        adapter.license = license
+        adapter.private = private
+        adapter.save()
+        adapter.tags.set(tags_get_or_create(tags))
+        adapters_reindex(Adapter.objects.filter(pk=adapter.pk))
+    return adapter
+
+
+def adapter_delete(*, adapter: Adapter) -> None:
+    """Delete an adapter, its versions and the stored files nothing else uses."""
+    with transaction.atomic():
+        shas = set(
+            AdapterFile.objects.filter(version__adapter=adapter).values_list("blob_id", flat=True)
+        )
+        Adapter.objects.filter(pk=adapter.pk).update(current_version=None)
+        adapter.delete()
+        blobs_delete_unreferenced(shas)
+
+
+def adapter_download_record(adapter: Adapter) -> None:
+    Adapter.objects.filter(pk=adapter.pk).update(downloads=F("downloads") + 1)
+
+
+def base_model_get_or_create(identifier: str) -> BaseModel:
+    base, _ = BaseModel.objects.get_or_create(identifier=identifier)
+    return base
+
+
+def tags_parse(text: str) -> list[str]:
+    """'Summarization, t5  news' -> ['summarization', 't5', 'news'] (slugs, unique, capped)."""
+    tags = []
+    for word in re.split(r"[,\s]+", text):
+        slug = slugify(word)[:50]
+        if slug and slug not in tags:
+            tags.append(slug)
+    if len(tags) > MAX_TAGS:
+        raise ValidationError(f"At most {MAX_TAGS} tags, please.", code="tags")
+    return tags
+
+
+def tags_get_or_create(names: Iterable[str]) -> list[Tag]:
+    return [Tag.objects.get_or_create(name=name)[0] for name in names]
+
+
+def card_body(text: str) -> str:
+    """A README's Markdown without its YAML front matter (metadata for machines)."""
+    return FRONT_MATTER.sub("", text, count=1).strip()
+
+
+def commit_id(adapter: Adapter, number: int, blobs: Mapping[str, str]) -> str:
+    """A stable 40-hex revision id from the adapter, version number and file contents."""
+    lines = [f"adapter {adapter.pk}", f"version {number}"]
+    lines += [f"{filename} {sha}" for filename, sha in sorted(blobs.items())]
+    return hashlib.sha1("\n".join(lines).encode(), usedforsecurity=False).hexdigest()
+
+
+def _version_create(
+    adapter: Adapter, meta: AdapterMeta, files: Mapping[str, FileLike], *, user, message: str
+) -> AdapterVersion:
+    """Store the files and add the version; removes files it stored if anything fails."""
+    written: list[str] = []
+    try:
+        with transaction.atomic():
+            blobs = {}
+            for filename, f in files.items():
+                blob, name = blob_store(f)
+                if name:
+                    written.append(name)
+                blobs[filename] = blob
+            current = adapter.current_version
+            if current is not None:
+                previous = dict(current.files.values_list("filename", "blob_id"))
+                if previous == {fn: b.sha256 for fn, b in blobs.items()}:
+                    raise ValidationError(
+                        f"These files are identical to the current version (v{current.number}).",
+                        code="identical",
+                    )
+            number = (
+                adapter.versions.order_by("-number").values_list("number", flat=True).first() or 0
+            ) + 1
+            version = AdapterVersion.objects.create(
+                adapter=adapter,
+                number=number,
+                commit=commit_id(adapter, number, {fn: b.sha256 for fn, b in blobs.items()}),
+                message=message or f"Version {number}",
+                created_by=user,
+                peft_type=meta.peft_type,
+                r=meta.r,
+                lora_alpha=meta.lora_alpha,
+                target_modules=meta.target_modules,
+                dtype=meta.dtype,
+                param_count=meta.param_count,
+                config=meta.config,
+            )
+            AdapterFile.objects.bulk_create(
+                AdapterFile(version=version, filename=fn, blob=blob) for fn, blob in blobs.items()
+            )
+            adapter.current_version = version
+            adapter.save(update_fields=["current_version", "updated"])
+            adapters_reindex(Adapter.objects.filter(pk=adapter.pk))
+    except BaseException:
+        storage_delete(written)
+        raise
+    return version

@@ -1,0 +1,85 @@
+"""Content-addressed file storage through STORAGES["default"]: each sha256 is stored once."""
+
+import hashlib
+import logging
+import os
+from collections.abc import Iterable
+from typing import BinaryIO
+
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import transaction
+
+from ..models import Blob
+from .validation import FileLike, file_size
+
+CHUNK = 1024 * 1024
+log = logging.getLogger(__name__)
+
+
+def blob_path(sha256: str) -> str:
+    return f"blobs/{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+
+def file_sha256(f: BinaryIO) -> str:
+    """sha256 of an open file, read in chunks; the file is rewound."""
+    f.seek(0)
+    digest = hashlib.sha256()
+    while chunk := f.read(CHUNK):
+        digest.update(chunk)
+    f.seek(0)
+    return digest.hexdigest()
+
+
+def blob_store(f: FileLike) -> tuple[Blob, str | None]:
+    """The Blob holding this content, stored now if it is new.
+
+    Uses the sha256 computed while the upload was received (`f.sha256`, set by
+    hub.uploads.HashingUploadHandler and hub.services.zips) when there is one. Returns the
+    blob and the storage name written by this call (None when the content was already
+    stored), so a caller whose transaction fails can delete what it wrote.
+    """
+    sha = getattr(f, "sha256", None)
+    if isinstance(f, str | os.PathLike):
+        with open(f, "rb") as fh:
+            return _store(fh, sha, file_size(f))
+    return _store(f, sha, file_size(f))
+
+
+def _store(fh: BinaryIO, sha: str | None, size: int) -> tuple[Blob, str | None]:
+    sha = sha or file_sha256(fh)
+    existing = Blob.objects.filter(pk=sha).first()
+    if existing is not None:
+        return existing, None
+    fh.seek(0)
+    # The storage picks another name if a file from an interrupted upload is in the way.
+    name = default_storage.save(blob_path(sha), File(fh, name=sha))
+    blob = Blob.objects.create(sha256=sha, size=size, storage_name=name)
+    return blob, name
+
+
+def blob_open(blob: Blob) -> BinaryIO:
+    return default_storage.open(blob.storage_name, "rb")
+
+
+def storage_delete(names: Iterable[str]) -> None:
+    """Delete stored files, logging (not raising) failures: used on cleanup paths."""
+    for name in names:
+        try:
+            default_storage.delete(name)
+        except OSError:
+            log.exception("could not delete stored file %s", name)
+
+
+def blobs_delete_unreferenced(shas: Iterable[str]) -> None:
+    """Delete the blobs among `shas` that no file references any more, rows then files."""
+    orphans = list(
+        Blob.objects.filter(sha256__in=list(shas), files__isnull=True).values_list(
+            "sha256", "storage_name"
+        )
+    )
+    if not orphans:
+        return
+    Blob.objects.filter(sha256__in=[sha for sha, _ in orphans], files__isnull=True).delete()
+    names = [name for _, name in orphans]
+    transaction.on_commit(lambda: storage_delete(names))

@@ -1,0 +1,299 @@
+"""Upload validation: one function that checks an adapter's files and reads its metadata.
+
+`validate_adapter_files({filename: file}) -> AdapterMeta` is shared by the browser upload
+and any other way files arrive (an API commit). It reads only bounded amounts (the JSON
+config, the safetensors header, the model card), never loads tensors and never unpickles.
+"""
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.template.defaultfilters import filesizeformat
+
+from .safetensors_header import DTYPE_NAMES, TensorInfo, read_safetensors_header
+
+CONFIG_FILE = "adapter_config.json"
+WEIGHTS_FILE = "adapter_model.safetensors"
+CARD_FILE = "README.md"
+REQUIRED_FILES = (CONFIG_FILE, WEIGHTS_FILE)
+ALLOWED_FILES = (*REQUIRED_FILES, CARD_FILE)
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+MAX_TEXT_BYTES = 1024 * 1024  # adapter_config.json and README.md
+MAX_HEADER_BYTES = 16 * 1024 * 1024
+
+# peft saves module weights as "<prefix><module path>.<kind>"; the adapter name is dropped.
+KEY_PREFIX = "base_model.model."
+LORA_KEY = re.compile(
+    r"^(?P<module>.+)\.(?P<kind>lora_A|lora_B|lora_embedding_A|lora_embedding_B)(\.weight)?$"
+)
+LORA_EXTRA_KEY = re.compile(r"\.(lora_B\.bias|lora_magnitude_vector(\.weight)?)$")
+
+# A file handed to validation: an open binary file (Django's UploadedFile included) or a path.
+FileLike = BinaryIO | str | os.PathLike
+
+
+@dataclass
+class AdapterMeta:
+    """What the files say about an adapter."""
+
+    peft_type: str
+    r: int
+    lora_alpha: float
+    target_modules: list[str] | str
+    dtype: str
+    param_count: int
+    config: dict[str, Any]
+    base_model: str  # base_model_name_or_path from the config, as written
+    task_type: str
+    model_card: str | None  # README.md text, if one was given
+    sizes: dict[str, int] = field(default_factory=dict)  # filename -> bytes
+    modules: list[str] = field(default_factory=list)  # adapted module paths
+
+
+def validate_adapter_files(files: Mapping[str, FileLike]) -> AdapterMeta:
+    """Check an adapter's files and return their metadata, or raise ValidationError.
+
+    `files` maps a bare filename (`adapter_config.json`, `adapter_model.safetensors`,
+    optionally `README.md`) to an open binary file or a path. Open files are left open
+    and rewound.
+    """
+    _check_names(files)
+    max_bytes = settings.LORAHUB_MAX_FILE_BYTES
+    sizes = {}
+    for filename, f in files.items():
+        sizes[filename] = file_size(f)
+        if sizes[filename] > max_bytes:
+            raise ValidationError(
+                f"{filename} is {filesizeformat(sizes[filename])}, larger than the "
+                f"{filesizeformat(max_bytes)} limit per file.",
+                code="too_large",
+            )
+
+    config = _read_config(files[CONFIG_FILE], sizes[CONFIG_FILE])
+    with _opened(files[WEIGHTS_FILE]) as weights:
+        tensors = read_safetensors_header(
+            weights, sizes[WEIGHTS_FILE], filename=WEIGHTS_FILE, max_header_bytes=MAX_HEADER_BYTES
+        )
+    modules, lora_dtypes = _check_tensors_match_config(tensors, config)
+
+    card = None
+    if CARD_FILE in files:
+        card = _read_text(files[CARD_FILE], sizes[CARD_FILE], CARD_FILE)
+    return AdapterMeta(
+        peft_type=config["peft_type"],
+        r=config["r"],
+        lora_alpha=float(config["lora_alpha"]),
+        target_modules=config["target_modules"],
+        dtype=", ".join(sorted(DTYPE_NAMES.get(d, d.lower()) for d in lora_dtypes)),
+        param_count=sum(t.numel for t in tensors.values()),
+        config=config,
+        base_model=str(config.get("base_model_name_or_path") or ""),
+        task_type=str(config.get("task_type") or ""),
+        model_card=card,
+        sizes=sizes,
+        modules=sorted(modules),
+    )
+
+
+def check_filename(filename: str) -> None:
+    """Refuse pickles and anything that is not an adapter file, by name."""
+    if filename.lower().endswith(PICKLE_SUFFIXES):
+        raise ValidationError(
+            f"{filename} is a pickle file, which can run arbitrary code when loaded. LoRA Hub "
+            "accepts weights only as safetensors: save with "
+            "save_pretrained(..., safe_serialization=True) and upload adapter_model.safetensors.",
+            code="pickle",
+        )
+    if filename not in ALLOWED_FILES:
+        raise ValidationError(
+            f"Unexpected file {filename!r}: an adapter holds {CONFIG_FILE}, {WEIGHTS_FILE} "
+            f"and optionally {CARD_FILE}.",
+            code="unexpected_file",
+        )
+
+
+def _check_names(files: Mapping[str, FileLike]) -> None:
+    for filename in files:
+        check_filename(filename)
+    missing = [name for name in REQUIRED_FILES if name not in files]
+    if missing:
+        raise ValidationError(
+            f"Missing {' and '.join(missing)}: upload the files that save_pretrained writes "
+            f"({CONFIG_FILE} and {WEIGHTS_FILE}), or a zip of that folder.",
+            code="missing",
+        )
+
+
+def _read_config(f: FileLike, size: int) -> dict[str, Any]:
+    text = _read_text(f, size, CONFIG_FILE)
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(
+            f"{CONFIG_FILE} is not valid JSON ({exc.msg} at line {exc.lineno}).", code="malformed"
+        ) from None
+    if not isinstance(config, dict):
+        raise ValidationError(f"{CONFIG_FILE} must hold a JSON object.", code="malformed")
+    if config.get("peft_type") != "LORA":
+        raise ValidationError(
+            f"{CONFIG_FILE} has peft_type {config.get('peft_type')!r}; LoRA Hub holds LoRA "
+            'adapters (peft_type "LORA").',
+            code="malformed",
+        )
+    r = config.get("r")
+    if not (isinstance(r, int) and not isinstance(r, bool) and r > 0):
+        raise ValidationError(f"{CONFIG_FILE}: r must be a positive integer.", code="malformed")
+    alpha = config.get("lora_alpha")
+    if not (isinstance(alpha, int | float) and not isinstance(alpha, bool) and alpha > 0):
+        raise ValidationError(
+            f"{CONFIG_FILE}: lora_alpha must be a positive number.", code="malformed"
+        )
+    targets = config.get("target_modules")
+    valid_list = isinstance(targets, list) and targets and all(isinstance(t, str) for t in targets)
+    if not (valid_list or (isinstance(targets, str) and targets)):
+        raise ValidationError(
+            f"{CONFIG_FILE}: target_modules must be a list of module names or a regular "
+            "expression.",
+            code="malformed",
+        )
+    if isinstance(targets, str) and targets != "all-linear":
+        try:
+            re.compile(targets)
+        except re.error:
+            raise ValidationError(
+                f"{CONFIG_FILE}: target_modules {targets!r} is not a valid regular expression.",
+                code="malformed",
+            ) from None
+    for key in ("rank_pattern", "alpha_pattern"):
+        if not isinstance(config.get(key) or {}, dict):
+            raise ValidationError(f"{CONFIG_FILE}: {key} must be an object.", code="malformed")
+    return config
+
+
+def _check_tensors_match_config(
+    tensors: dict[str, TensorInfo], config: dict[str, Any]
+) -> tuple[set[str], set[str]]:
+    """Every LoRA tensor belongs to a targeted module, with A and B of the configured rank.
+
+    Shapes: A is [r, d_in] (or [r, num_embeddings]), B is [d_out, r]. Returns the module
+    paths and the dtypes of the LoRA tensors.
+    """
+    pairs: dict[str, dict[str, TensorInfo]] = {}
+    dtypes: set[str] = set()
+    allows_extra = bool(config.get("modules_to_save") or config.get("trainable_token_indices"))
+    for key, info in tensors.items():
+        path = key.removeprefix(KEY_PREFIX)
+        match = LORA_KEY.match(path)
+        if match is None:
+            if LORA_EXTRA_KEY.search(path) or allows_extra:
+                continue
+            raise _mismatch(f"tensor {key!r} is not a LoRA weight (lora_A / lora_B)")
+        side = "A" if match["kind"].endswith("A") else "B"
+        pairs.setdefault(match["module"], {})[side] = info
+        dtypes.add(info.dtype)
+    if not pairs:
+        raise _mismatch("it holds no LoRA weights (no lora_A / lora_B tensors)")
+
+    targets = config["target_modules"]
+    for module, sides in sorted(pairs.items()):
+        if "A" not in sides or "B" not in sides:
+            have, lack = ("A", "B") if "A" in sides else ("B", "A")
+            raise _mismatch(f"module {module!r} has lora_{have} but no lora_{lack}")
+        if not _is_targeted(module, targets):
+            raise _mismatch(
+                f"module {module!r} has LoRA weights but is not in target_modules {targets!r}"
+            )
+        a, b = sides["A"], sides["B"]
+        if len(a.shape) < 2 or len(b.shape) < 2:
+            raise _mismatch(
+                f"module {module!r}: lora_A {list(a.shape)} and lora_B {list(b.shape)} must be "
+                "matrices"
+            )
+        expected = _rank_for(module, config)
+        if a.shape[0] != expected or b.shape[1] != expected:
+            raise _mismatch(
+                f"module {module!r}: lora_A has shape {list(a.shape)} and lora_B "
+                f"{list(b.shape)}, but {CONFIG_FILE} says rank r={expected} "
+                f"(lora_A must be [{expected}, d_in] and lora_B [d_out, {expected}])"
+            )
+    return set(pairs), dtypes
+
+
+def _is_targeted(module: str, targets: list[str] | str) -> bool:
+    """peft's matching rule: a regex must match the whole module path; a name must be the
+    path or its last dotted components."""
+    if targets == "all-linear":
+        return True
+    if isinstance(targets, str):
+        return re.fullmatch(targets, module) is not None
+    return any(module == t or module.endswith(f".{t}") for t in targets)
+
+
+def _rank_for(module: str, config: dict[str, Any]) -> int:
+    for pattern, rank in (config.get("rank_pattern") or {}).items():
+        if re.match(rf"(.*\.)?({pattern})$", module):
+            return rank
+    return config["r"]
+
+
+def _mismatch(reason: str) -> ValidationError:
+    return ValidationError(
+        f"{WEIGHTS_FILE} does not match {CONFIG_FILE}: {reason}.", code="mismatch"
+    )
+
+
+def _read_text(f: FileLike, size: int, filename: str) -> str:
+    if size > MAX_TEXT_BYTES:
+        raise ValidationError(
+            f"{filename} is {filesizeformat(size)}; at most {filesizeformat(MAX_TEXT_BYTES)} "
+            "is accepted.",
+            code="too_large",
+        )
+    with _opened(f) as fh:
+        data = fh.read(MAX_TEXT_BYTES + 1)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValidationError(f"{filename} is not UTF-8 text.", code="malformed") from None
+
+
+def file_size(f: FileLike) -> int:
+    """The size of a path or an open file; Django uploads report theirs in `.size`."""
+    if isinstance(f, str | os.PathLike):
+        return Path(f).stat().st_size
+    size = getattr(f, "size", None)
+    if isinstance(size, int):
+        return size
+    position = f.tell()
+    f.seek(0, os.SEEK_END)
+    size = f.tell()
+    f.seek(position)
+    return size
+
+
+class _opened:
+    """Context manager: open a path, or rewind an open file (and rewind it again after)."""
+
+    def __init__(self, f: FileLike):
+        self.f, self.owned = f, isinstance(f, str | os.PathLike)
+
+    def __enter__(self) -> BinaryIO:
+        if self.owned:
+            self.handle = open(self.f, "rb")  # closed in __exit__
+        else:
+            self.handle = self.f
+            self.handle.seek(0)
+        return self.handle
+
+    def __exit__(self, *exc):
+        if self.owned:
+            self.handle.close()
+        else:
+            self.handle.seek(0)

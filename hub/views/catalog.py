@@ -1,0 +1,145 @@
+"""Browsing the catalog: home, the adapter list with filters and search, pages."""
+
+from django.contrib.auth import get_user_model
+from django.core.paginator import Paginator
+from django.db.models import Count, Q
+from django.http import Http404
+from django.shortcuts import get_object_or_404, render
+
+from ..choices import LICENSE_LABELS, TASK_LABELS
+from ..models import BaseModel, Tag
+from ..selectors import adapter_get_visible, adapters_visible, version_resolve
+from ..services.search import adapters_search
+
+PAGE_SIZE = 20
+SORTS = {
+    "downloads": ("Most downloaded", ("-downloads", "name")),
+    "newest": ("Newest", ("-created", "name")),
+    "updated": ("Recently updated", ("-updated", "name")),
+    "name": ("Name", ("name", "owner__username")),
+}
+
+
+def home(request):
+    visible = adapters_visible(request.user)
+    return render(
+        request,
+        "hub/home.html",
+        {
+            "popular": visible.order_by("-downloads", "name")[:6],
+            "recent": visible.order_by("-created")[:6],
+            "base_models": _base_models_with_counts(request.user)[:8],
+            "adapter_count": visible.count(),
+        },
+    )
+
+
+def adapter_list(request):
+    """Filters: base, task, license, tag, r; sort; q (full-text search, ranked)."""
+    params = request.GET
+    adapters = adapters_visible(request.user).prefetch_related("tags")
+    filters = {
+        "base": ("base_model__identifier", params.get("base", "")),
+        "task": ("task", params.get("task", "")),
+        "license": ("license", params.get("license", "")),
+        "tag": ("tags__name", params.get("tag", "")),
+        "r": ("current_version__r", params.get("r", "")),
+    }
+    for lookup, value in filters.values():
+        if value:
+            if lookup == "current_version__r" and not value.isdigit():
+                continue
+            adapters = adapters.filter(**{lookup: value})
+    q = params.get("q", "").strip()
+    sort = params.get("sort", "")
+    if q:
+        adapters = adapters_search(adapters, q)
+    if sort in SORTS or not q:
+        sort = sort if sort in SORTS else "downloads"
+        adapters = adapters.order_by(*SORTS[sort][1])
+    page = Paginator(adapters, PAGE_SIZE).get_page(params.get("page"))
+    query = params.copy()
+    query.pop("page", None)
+    visible = adapters_visible(request.user)
+    return render(
+        request,
+        "hub/adapter_list.html",
+        {
+            "page": page,
+            "q": q,
+            "sort": sort or "relevance",
+            "sorts": [(key, label) for key, (label, _) in SORTS.items()],
+            "selected": {key: value for key, (_, value) in filters.items()},
+            "query_without_page": query.urlencode(),
+            "base_models": BaseModel.objects.filter(adapters__in=visible).distinct(),
+            "tasks": _distinct(visible, "task"),
+            "task_labels": TASK_LABELS,
+            "licenses": _distinct(visible, "license"),
+            "license_labels": LICENSE_LABELS,
+            "tags": Tag.objects.filter(adapters__in=visible)
+            .annotate(n=Count("adapters"))
+            .order_by("-n", "name")[:30],
+            "ranks": _distinct(visible, "current_version__r"),
+        },
+    )
+
+
+def adapter_detail(request, owner, name, revision="main"):
+    adapter = adapter_get_visible(request.user, owner, name)
+    version = version_resolve(adapter, revision)
+    if version is None:
+        raise Http404("No such revision")
+    lineage = getattr(version, "lineage_parents", None)
+    return render(
+        request,
+        "hub/adapter_detail.html",
+        {
+            "adapter": adapter,
+            "version": version,
+            "is_current": version.pk == adapter.current_version_id,
+            "files": version.files.select_related("blob"),
+            "versions": adapter.versions.select_related("created_by"),
+            "is_owner": request.user.is_authenticated and request.user.pk == adapter.owner_id,
+            "has_lineage": lineage is not None and lineage.exists(),
+            "task_label": TASK_LABELS.get(adapter.task, adapter.task),
+            "license_label": LICENSE_LABELS.get(adapter.license, adapter.license),
+        },
+    )
+
+
+def base_model_list(request):
+    return render(
+        request,
+        "hub/base_model_list.html",
+        {"base_models": _base_models_with_counts(request.user)},
+    )
+
+
+def base_model_detail(request, identifier):
+    base = get_object_or_404(BaseModel, identifier=identifier)
+    adapters = adapters_visible(request.user).filter(base_model=base).order_by("-downloads")
+    page = Paginator(adapters.prefetch_related("tags"), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "hub/base_model_detail.html", {"base": base, "page": page})
+
+
+def user_detail(request, owner):
+    account = get_object_or_404(get_user_model(), username=owner)
+    adapters = adapters_visible(request.user).filter(owner=account).order_by("-updated")
+    page = Paginator(adapters.prefetch_related("tags"), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "hub/user_detail.html", {"account": account, "page": page})
+
+
+def _base_models_with_counts(user):
+    visible = adapters_visible(user)
+    return (
+        BaseModel.objects.annotate(
+            adapter_count=Count("adapters", filter=Q(adapters__in=visible), distinct=True)
+        )
+        .filter(adapter_count__gt=0)
+        .order_by("-adapter_count", "identifier")
+    )
+
+
+def _distinct(adapters, field: str) -> list:
+    values = adapters.order_by().values_list(field, flat=True).distinct()
+    return sorted(v for v in values if v not in ("", None))
