@@ -4,6 +4,7 @@ example format and limits, parameter ranges), so a job that cannot work is never
 
 from django import forms
 
+from composer.engine.baselines import DEFAULT_DENSITY, DENSITY_METHODS, METHODS
 from composer.inputs import version_dir
 from composer.launch import job_launch, version_label
 from composer.models import Job
@@ -260,33 +261,32 @@ class LegoForm(JobForm):
         return params
 
 
-MERGE_METHODS = [
-    ("linear", "linear (peft: A and B mixed separately)"),
-    ("cat", "cat (peft: exact, rank Σ r)"),
-    ("svd", "svd (peft)"),
-    ("ties", "ties (peft)"),
-    ("dare_linear", "dare_linear (peft)"),
-    ("dare_ties", "dare_ties (peft)"),
-    ("magnitude_prune", "magnitude_prune (peft)"),
-    ("task_arithmetic", "task arithmetic (exact, in ΔW space)"),
-]
-DENSITY_METHODS = {"ties", "dare_linear", "dare_ties", "magnitude_prune"}
+MERGE_LABELS = {
+    "linear": "linear (peft: A and B mixed separately)",
+    "cat": "cat (peft: exact, rank Σ r)",
+    "task_arithmetic": "task arithmetic (exact, in ΔW space)",
+}
 
 
 class MergeForm(JobForm):
     kind = Job.Kind.MERGE
     advanced_fields = ()
 
-    merge_method = forms.ChoiceField(choices=MERGE_METHODS, initial="linear", label="Method")
+    merge_method = forms.ChoiceField(
+        choices=[(m, MERGE_LABELS.get(m, f"{m} (peft)")) for m in METHODS],
+        initial="linear",
+        label="Method",
+    )
     weights = forms.CharField(
         required=False,
         help_text="One number per adapter, in the order listed, separated by commas; "
-        "empty: 1 for each.",
+        "empty: 1/N each.",
     )
     density = forms.FloatField(
         min_value=0.0,
         max_value=1.0,
         required=False,
+        initial=DEFAULT_DENSITY,
         help_text="Fraction of values kept, for ties, dare_* and magnitude_prune.",
     )
 
@@ -326,7 +326,8 @@ class MergeForm(JobForm):
         return params
 
     def extra_launch_args(self) -> dict:
-        weights = self.cleaned_data.get("weights") or [1.0] * len(self.versions)
+        n = len(self.versions)
+        weights = self.cleaned_data.get("weights") or [1.0 / n] * n
         return {"weights": weights}
 
 

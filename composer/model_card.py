@@ -22,7 +22,11 @@ def model_card(job, labels: list[str]) -> str:
     lines += ["", "## Parameters", "", "```json", json.dumps(job.parameters, indent=2), "```"]
     evaluation = result.get("evaluation")
     if evaluation:
-        lines += ["", "## Evaluation on held-out examples", "", "```json"]
-        lines += [json.dumps(evaluation, indent=2), "```"]
+        lines += ["", "## Evaluation on held-out examples", "", "| model | loss | exact match |"]
+        lines.append("| --- | --- | --- |")
+        for key, name in (("base", "base model"), ("composed", "this adapter")):
+            if key in evaluation:
+                row = evaluation[key]
+                lines.append(f"| {name} | {row['loss']:.4f} | {row['exact_match']:.3f} |")
     lines += ["", "Load it with `PeftModel.from_pretrained(base_model, this_directory)`.", ""]
     return "\n".join(lines)

@@ -44,7 +44,7 @@ def job_run_engine(job: Job, monitor, device: str, tmp: Path) -> dict:
     elif job.kind == Job.Kind.LEGO:
         from composer.engine.lego import LegoParams
 
-        result = run.run_lego(inputs.adapter_dirs, out_dir, LegoParams(**params))
+        result = run.run_lego(inputs.adapter_dirs, out_dir, LegoParams(**params, device=device))
     else:
         method = params.pop("method")
         result = run.run_merge(
@@ -52,7 +52,6 @@ def job_run_engine(job: Job, monitor, device: str, tmp: Path) -> dict:
             inputs.adapter_dirs,
             out_dir,
             weights=inputs.weights,
-            base_dir=inputs.base_dir,
             **params,
         )
     if monitor.should_stop():  # cancelled while the last step ran: keep nothing

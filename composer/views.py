@@ -55,8 +55,16 @@ def status_context(job: Job) -> dict:
         "labels": labels,
         "curve": loss_curve(job.history),
         "bars": weight_bars(weights, labels),
-        "evaluation": (job.result or {}).get("evaluation"),
+        "evaluation": evaluation_rows((job.result or {}).get("evaluation")),
     }
+
+
+def evaluation_rows(evaluation: dict | None) -> list[tuple[str, dict]]:
+    """Held-out evaluation of the base model and of the result, for the table."""
+    if not evaluation:
+        return []
+    names = {"base": "Base model", "composed": "Result"}
+    return [(label, evaluation[key]) for key, label in names.items() if key in evaluation]
 
 
 @login_required

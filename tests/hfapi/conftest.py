@@ -83,27 +83,3 @@ def api(hub):
         return HfApi(endpoint=hub, token=token)
 
     return make
-
-
-def files_of(folder: Path) -> dict[str, Path]:
-    return {p.name: p for p in folder.iterdir() if p.is_file()}
-
-
-@pytest.fixture
-def sql_lora(alice, adapter_dir):
-    """alice/sql-lora, public, created through the catalog's own service."""
-    from hub.services.adapters import adapter_create
-
-    return adapter_create(
-        owner=alice, name="sql-lora", files=files_of(adapter_dir), tags=["sql"], task=""
-    )
-
-
-@pytest.fixture
-def secret_lora(alice, adapter_dir_b):
-    """alice/secret-lora, private."""
-    from hub.services.adapters import adapter_create
-
-    return adapter_create(
-        owner=alice, name="secret-lora", files=files_of(adapter_dir_b), private=True
-    )

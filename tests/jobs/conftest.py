@@ -63,27 +63,33 @@ def worker_factory(django_db_setup, django_db_blocker, broker_url, worker_dirs):
         w.stop()
 
 
-@pytest.fixture
-def jobs_env(settings, broker_url, worker_dirs):
-    """This process sends to the test Redis and shares storage and scratch space with workers."""
+@pytest.fixture(scope="module")
+def test_broker(broker_url):
+    """This process sends its Celery messages to the test Redis for the module's duration."""
     from config.celery import app
 
-    settings.MEDIA_ROOT = worker_dirs / "media"
-    settings.COMPOSER_WORK_DIR = worker_dirs / "work"
     saved = app.conf.broker_url, app.conf.broker_transport_options
     app.conf.broker_url = broker_url
     app.conf.broker_transport_options = {"visibility_timeout": 3600}
     _reset_producers(app)
-    yield
+    yield broker_url
     app.conf.broker_url, app.conf.broker_transport_options = saved
     _reset_producers(app)
 
 
 def _reset_producers(app) -> None:
-    if app._pool is not None:
-        app._pool.force_close_all()
+    from kombu import pools
+
+    pools.reset()
     app._pool = None
     app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def jobs_env(settings, test_broker, worker_dirs):
+    """Share storage and scratch space with the workers; send to the test broker."""
+    settings.MEDIA_ROOT = worker_dirs / "media"
+    settings.COMPOSER_WORK_DIR = worker_dirs / "work"
 
 
 @pytest.fixture(scope="session")
@@ -124,3 +130,30 @@ def publish_toys(owner, toys, names):
 def catalog(bob, toys, storage_dirs):
     """bob's public toy adapters: three compatible T5 ones, one T5 on other modules, one Llama."""
     return publish_toys(bob, toys, ["t5-a", "t5-b", "t5-c", "t5-qk", "llama-a"])
+
+
+def job_wait(job, statuses, timeout: float = 90, worker=None):
+    """Reload `job` until its status is one of `statuses`."""
+    from composer.models import Job
+
+    statuses = {statuses} if isinstance(statuses, str) else set(statuses)
+
+    def done():
+        job.refresh_from_db()
+        return job.status in statuses
+
+    tail = f"\nworker log:\n{worker.log_tail()}" if worker else ""
+    wait_for(done, timeout, message=f"job {job.pk} never reached {statuses}{tail}")
+    assert isinstance(job, Job)
+    return job
+
+
+def unzip_result(job, dest):
+    """The stored result zip, extracted into `dest` (as a user would after downloading)."""
+    import zipfile
+
+    from django.core.files.storage import default_storage
+
+    with default_storage.open(job.result_file.name, "rb") as fh, zipfile.ZipFile(fh) as zf:
+        zf.extractall(dest)
+    return dest

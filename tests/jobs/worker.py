@@ -48,6 +48,7 @@ class Worker:
             "COMPOSER_PROGRESS_SECONDS": "0.2",
             "COMPOSER_CANCEL_POLL_SECONDS": "0.1",
             "OMP_NUM_THREADS": "1",
+            "HF_HUB_OFFLINE": "1",
             **self.extra_env,
         }
         cmd = [
