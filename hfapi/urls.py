@@ -6,7 +6,7 @@ Included at the site root before the catalog's URLs: the client builds `{endpoin
 
 from django.urls import path
 
-from . import views_lfs, views_read, views_resolve, views_tokens, views_write
+from . import views_lfs, views_read, views_tokens, views_write
 
 app_name = "hfapi"
 
@@ -35,10 +35,4 @@ urlpatterns = [
     path("<str:owner>/<str:name>.git/info/lfs/objects/batch", views_lfs.batch, name="lfs_batch"),
     path("api/lfs/upload/<str:ticket>", views_lfs.upload, name="lfs_upload"),
     path("api/lfs/verify/<str:ticket>", views_lfs.verify, name="lfs_verify"),
-    # Downloads: the catalog's resolve view behind the Hub's headers, HEAD and Range.
-    path(
-        "<str:owner>/<str:name>/resolve/<str:revision>/<path:filename>",
-        views_resolve.resolve,
-        name="resolve",
-    ),
 ]

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.template.defaultfilters import filesizeformat
 
-from .validation import check_filename
+from .validation import check_filename, file_size
 
 CHUNK = 1024 * 1024
 # Entries that archivers add on their own; skipped rather than refused.
@@ -203,6 +203,13 @@ def files_from_upload(uploaded: Iterable, workdir: Path) -> dict:
             raise ValidationError(
                 "Upload either one zip of the adapter folder or its files, not both.",
                 code="zip_entries",
+            )
+        size, max_bytes = file_size(zips[0]), settings.LORAHUB_MAX_FILE_BYTES
+        if size > max_bytes:
+            raise ValidationError(
+                f"{names[0]} is {filesizeformat(size)}, larger than the "
+                f"{filesizeformat(max_bytes)} limit per file.",
+                code="too_large",
             )
         return zip_extract(zips[0], workdir)
     files = {}

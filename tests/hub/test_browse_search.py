@@ -1,0 +1,119 @@
+"""The list page: filters, sorts, pagination and search (full-text on PostgreSQL)."""
+
+import re
+
+import pytest
+from django.db import connection
+from django.urls import reverse
+
+from hub.models import Adapter
+from hub.services.adapters import adapter_update
+from tests.services import require
+
+
+@pytest.fixture
+def catalog(alice, bob, make_adapter):
+    make_adapter(
+        alice, "news-summarizer", key="r8", task="summarization", license="apache-2.0",
+        tags=["summarization", "news"], description="Summarises short news articles.",
+    )  # fmt: skip
+    make_adapter(
+        bob, "sql-helper", task="text-generation", license="mit", tags=["code", "sql"],
+        description="Turns a question about a table into a SQL query.",
+    )  # fmt: skip
+    make_adapter(
+        bob, "story-writer", task="text-generation", license="mit", tags=["creative-writing"],
+        description="Writes short stories, for example about yesterday's news.",
+    )  # fmt: skip
+    Adapter.objects.filter(name="sql-helper").update(downloads=50)
+    Adapter.objects.filter(name="story-writer").update(downloads=7)
+
+
+def names(client, **params) -> list[str]:
+    response = client.get(reverse("hub:adapter_list"), params)
+    assert response.status_code == 200
+    return re.findall(
+        r'class="adapter-name"><span class="owner">\w+/</span>([\w.-]+)<', response.content.decode()
+    )
+
+
+def test_filters(client, catalog):
+    assert names(client, tag="sql") == ["sql-helper"]
+    assert names(client, task="text-generation") == ["sql-helper", "story-writer"]
+    assert names(client, license="apache-2.0") == ["news-summarizer"]
+    assert names(client, r="8") == ["news-summarizer"]
+    assert names(client, r="4", license="mit") == ["sql-helper", "story-writer"]
+    assert names(client, base="lorahub/tiny-t5", tag="news") == ["news-summarizer"]
+    assert names(client, base="other/model") == []
+    assert names(client, r="not-a-number") == ["sql-helper", "story-writer", "news-summarizer"]
+
+
+def test_sorts(client, catalog):
+    assert names(client) == ["sql-helper", "story-writer", "news-summarizer"]  # downloads
+    assert names(client, sort="name") == ["news-summarizer", "sql-helper", "story-writer"]
+    assert names(client, sort="newest") == ["story-writer", "sql-helper", "news-summarizer"]
+
+
+def test_adapters_without_a_version_are_not_listed(client, alice, make_adapter):
+    make_adapter(alice, "with-version")
+    base = Adapter.objects.get().base_model
+    Adapter.objects.create(owner=alice, name="empty", base_model=base)
+    assert names(client) == ["with-version"]
+
+
+def test_many_pages(client, alice, make_adapter, monkeypatch):
+    from hub.views import catalog as catalog_views
+
+    monkeypatch.setattr(catalog_views, "PAGE_SIZE", 2)
+    for i in range(5):
+        make_adapter(alice, f"a{i}")
+    first = names(client, sort="name")
+    third = names(client, sort="name", page=3)
+    assert (first, third) == (["a0", "a1"], ["a4"])
+    page = client.get(reverse("hub:adapter_list"), {"sort": "name", "page": 2}).content.decode()
+    assert "Page 2 of 3" in page and "sort=name&amp;page=3" in page
+
+
+def test_search_finds_words_in_name_tags_and_card(client, catalog):
+    assert names(client, q="sql") == ["sql-helper"]
+    assert names(client, q="creative-writing") == ["story-writer"]
+    assert "news-summarizer" in names(client, q="articles")
+    assert names(client, q="nothing-like-this") == []
+
+
+def test_search_sees_edits(client, catalog):
+    adapter = Adapter.objects.get(name="sql-helper")
+    adapter_update(
+        adapter=adapter, description="Now about databases.", task="", license="mit",
+        private=False, tags=["postgres"],
+    )  # fmt: skip
+    assert names(client, q="postgres") == ["sql-helper"]
+    assert names(client, q="databases") == ["sql-helper"]
+
+
+def test_postgres_ranking_websearch_and_typos(client, catalog):
+    require(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL)")
+    # Ranked: a match in the name (weight A) beats one in a model card (weight C).
+    assert names(client, q="news") == ["news-summarizer", "story-writer"]
+    # websearch syntax: exclusion and quoted phrases; english stemming.
+    assert names(client, q="news -summarization") == ["story-writer"]
+    assert names(client, q='"short stories"') == ["story-writer"]
+    assert names(client, q="summarising") == ["news-summarizer"]
+    # Typos fall back to trigram similarity over names and tags.
+    assert names(client, q="sumarizer") == ["news-summarizer"]
+    assert names(client, q="sql-helpr") == ["sql-helper"]
+    # An explicit sort still applies to search results.
+    assert names(client, q="news", sort="downloads") == ["story-writer", "news-summarizer"]
+
+
+def test_postgres_search_index_is_used(catalog):
+    require(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL)")
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")
+        cursor.execute(
+            "EXPLAIN SELECT id FROM hub_adapter "
+            "WHERE search_vector @@ websearch_to_tsquery('english', 'news')"
+        )
+        plan = " ".join(row[0] for row in cursor.fetchall())
+        cursor.execute("SET enable_seqscan = on")
+    assert "hub_adapter_search_gin" in plan
