@@ -31,6 +31,9 @@ class Server:
     def worker_pids(self) -> list[int]:
         return [child.pid for child in psutil.Process(self.process.pid).children()]
 
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
     def url(self, path: str) -> str:
         return self.base_url + path
 
@@ -99,15 +102,17 @@ def wait_until_ready(server: Server, workers: int, deadline_s: float = 60.0) -> 
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited:\n{server.log_path.read_text()[-3000:]}")
+            raise RuntimeError(f"gunicorn exited:\n{server.log_tail()}")
         try:
-            ready = requests.get(server.url("/"), timeout=5).status_code == 200
-        except requests.ConnectionError:
-            ready = False
-        if ready and len(server.worker_pids()) == workers:
+            status = requests.get(server.url("/"), timeout=30).status_code
+        except requests.RequestException:
+            status = None
+        if status is not None and status >= 500:
+            raise RuntimeError(f"the site answers {status}:\n{server.log_tail()}")
+        if status == 200 and len(server.worker_pids()) == workers:
             return
         time.sleep(0.2)
-    raise RuntimeError(f"gunicorn not ready in {deadline_s} s:\n{server.log_path.read_text()}")
+    raise RuntimeError(f"gunicorn not ready in {deadline_s} s:\n{server.log_tail()}")
 
 
 def stop(proc: subprocess.Popen) -> None:
