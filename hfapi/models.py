@@ -58,3 +58,16 @@ class RepoReservation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.owner.get_username()}/{self.name} (empty)"
+
+
+class AdapterSource(models.Model):
+    """Where an imported adapter came from: the upstream hub, repository and commit."""
+
+    adapter = models.OneToOneField("hub.Adapter", on_delete=models.CASCADE, related_name="source")
+    endpoint = models.URLField()
+    repo_id = models.CharField(max_length=200)
+    revision = models.CharField(max_length=64)
+    imported_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.endpoint}/{self.repo_id}@{self.revision}"

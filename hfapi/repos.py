@@ -47,7 +47,7 @@ def get_repo(auth, owner: str, name: str, *, for_write: bool = False) -> Repo:
             .first()
         )
         if reservation is None or auth.user is None or reservation.owner_id != auth.user.pk:
-            raise repo_not_found(auth)
+            raise repo_not_found()
         repo = Repo(owner, name, reservation.private, reservation=reservation)
     if for_write and (auth.user is None or repo.owner.pk != auth.user.pk):
         raise ApiError(403, f"You don't have the rights to change {repo.repo_id}")

@@ -28,14 +28,11 @@ class ApiError(Exception):
         return response
 
 
-def repo_not_found(auth) -> ApiError:
-    # Like the Hub: 401 for anonymous callers, 404 otherwise, the same for private repos
-    # and missing ones, so a private repo's existence does not leak.
-    return ApiError(
-        401 if auth.user is None else 404,
-        "Repository not found",
-        "RepoNotFound",
-    )
+def repo_not_found() -> ApiError:
+    # The same answer for a missing repository and for someone else's private one, so a
+    # private adapter's existence does not leak. (The Hub says 401 to anonymous callers;
+    # the client maps both by X-Error-Code, and this site answers 404 to everyone.)
+    return ApiError(404, "Repository not found", "RepoNotFound")
 
 
 def revision_not_found(revision: str) -> ApiError:

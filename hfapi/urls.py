@@ -6,7 +6,7 @@ Included at the site root before the catalog's URLs: the client builds `{endpoin
 
 from django.urls import path
 
-from . import views_lfs, views_read, views_tokens, views_write
+from . import views_lfs, views_read, views_resolve, views_tokens, views_upstream, views_write
 
 app_name = "hfapi"
 
@@ -15,6 +15,9 @@ repo = "api/models/<str:owner>/<str:name>"
 urlpatterns = [
     path("settings/tokens/", views_tokens.token_list, name="tokens"),
     path("settings/tokens/<int:token_id>/revoke/", views_tokens.token_delete, name="token_delete"),
+    # "new" is a reserved user name, so this never hides an adapter page.
+    path("new/from-hugging-face/", views_upstream.import_adapter, name="import"),
+    path("<str:owner>/<str:name>/push-to-hub", views_upstream.push_adapter, name="push"),
     # Read
     path("api/whoami-v2", views_read.whoami, name="whoami"),
     path("api/models", views_read.model_list, name="model_list"),
@@ -35,4 +38,10 @@ urlpatterns = [
     path("<str:owner>/<str:name>.git/info/lfs/objects/batch", views_lfs.batch, name="lfs_batch"),
     path("api/lfs/upload/<str:ticket>", views_lfs.upload, name="lfs_upload"),
     path("api/lfs/verify/<str:ticket>", views_lfs.verify, name="lfs_verify"),
+    # Downloads: the catalog's resolve view behind the Hub's headers, HEAD and Range.
+    path(
+        "<str:owner>/<str:name>/resolve/<str:revision>/<path:filename>",
+        views_resolve.resolve,
+        name="resolve",
+    ),
 ]

@@ -1,35 +1,165 @@
-"""Write endpoints: create and delete repositories, preupload, commit."""
+"""Write endpoints: create and delete repositories, preupload, commit (write tokens only)."""
 
+import json
+from contextlib import ExitStack
+
+import yaml
+from django.conf import settings
+from django.db import transaction
 from django.http import JsonResponse
 
-from .responses import ApiError, api_view
+from hub.models import Adapter
+from hub.services.adapters import ADAPTER_NAME, adapter_delete
+
+from .commits import commit_apply, commit_read
+from .models import RepoReservation
+from .repos import HEAD_NAMES, get_repo, resolve_version, version_files
+from .responses import ApiError, api_view, require_write
+
+XET_UNSUPPORTED = (
+    "This hub stores large files with Git LFS, not Xet: set HF_HUB_DISABLE_XET=1 in the "
+    "environment so huggingface_hub uploads them through the LFS batch API."
+)
+
+
+def _json(request) -> dict:
+    try:
+        data = json.loads(request.body or b"{}")
+    except ValueError:
+        raise ApiError(400, "The request body is not JSON") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "The request body must be a JSON object")
+    return data
+
+
+def _site(request) -> str:
+    return request.build_absolute_uri("/").rstrip("/")
+
+
+def _repo_name(auth, data: dict) -> str:
+    if data.get("type", "model") not in (None, "model"):
+        raise ApiError(400, "This hub holds model repositories (adapters) only")
+    organization = data.get("organization")
+    if organization not in (None, "", auth.user.get_username()):
+        raise ApiError(403, f"You can only create repositories under {auth.user.get_username()}")
+    return str(data.get("name") or "")
+
+
+def _on_main(revision: str, request) -> None:
+    if request.GET.get("create_pr"):
+        raise ApiError(400, "Pull requests are not supported: commit to main")
+    if revision not in HEAD_NAMES:
+        raise ApiError(400, f"Commits go to main (got revision {revision!r})")
 
 
 @api_view(("POST",))
 def validate_yaml(request, auth):
-    return JsonResponse({"errors": [], "warnings": []})
+    """Check a README's YAML front matter, as the client does before committing it."""
+    content = str(_json(request).get("content") or "")
+    errors = []
+    if content.startswith("---"):
+        front, sep, _ = content[3:].partition("\n---")
+        try:
+            data = yaml.safe_load(front) if sep else None
+            if sep and data is not None and not isinstance(data, dict):
+                errors.append({"message": "The metadata block must be a YAML mapping"})
+            elif not sep:
+                errors.append({"message": "The metadata block has no closing '---'"})
+        except yaml.YAMLError as error:
+            errors.append({"message": f"Invalid YAML in the metadata block: {error}"})
+    return JsonResponse({"errors": errors, "warnings": []}, status=400 if errors else 200)
 
 
 @api_view(("POST",))
 def repo_create(request, auth):
-    raise ApiError(501, "todo")
+    require_write(auth)
+    data = _json(request)
+    name = _repo_name(auth, data)
+    if not ADAPTER_NAME.fullmatch(name):
+        raise ApiError(
+            400,
+            "Repository names use letters, digits, '.', '_' and '-', start with a letter or "
+            "digit, and have at most 96 characters",
+        )
+    owner = auth.user.get_username()
+    url = f"{_site(request)}/{owner}/{name}"
+    private = data.get("visibility") == "private" or bool(data.get("private"))
+    with transaction.atomic():
+        exists = (
+            Adapter.objects.filter(owner=auth.user, name=name).exists()
+            or RepoReservation.objects.select_for_update()
+            .filter(owner=auth.user, name=name)
+            .exists()
+        )
+        if exists:
+            raise ApiError(409, "You already created this model repo", url=url)
+        RepoReservation.objects.create(owner=auth.user, name=name, private=private)
+    return JsonResponse({"url": url, "name": f"{owner}/{name}", "id": f"{owner}/{name}"})
 
 
 @api_view(("DELETE",))
 def repo_delete(request, auth):
-    raise ApiError(501, "todo")
+    require_write(auth)
+    data = _json(request)
+    name = _repo_name(auth, data)
+    repo = get_repo(auth, auth.user.get_username(), name, for_write=True)
+    if repo.adapter is not None:
+        adapter_delete(adapter=repo.adapter)
+    else:
+        repo.reservation.delete()
+    return JsonResponse({})
 
 
 @api_view(("POST",))
 def preupload(request, auth, owner, name, revision):
-    raise ApiError(501, "todo")
+    """Tell the client which files go inline and which through Git LFS."""
+    require_write(auth)
+    repo = get_repo(auth, owner, name, for_write=True)
+    _on_main(revision, request)
+    current = {f.filename: f.blob for f in version_files(resolve_version(repo, "main"))}
+    answers = []
+    for entry in _json(request).get("files", []):
+        path, size = str(entry.get("path", "")), entry.get("size")
+        lfs = isinstance(size, int) and size > settings.LORAHUB_API_LFS_THRESHOLD
+        blob = current.get(path)
+        answers.append(
+            {
+                "path": path,
+                "uploadMode": "lfs" if lfs else "regular",
+                "shouldIgnore": False,
+                # For LFS files the client compares this with its sha256 and skips
+                # unchanged ones; inline files are compared on the server.
+                "oid": blob.sha256 if lfs and blob is not None else None,
+            }
+        )
+    return JsonResponse({"files": answers})
+
+
+def _lines(request):
+    # Read the body as a stream: an inline file can be larger than Django's in-memory limit.
+    while line := request.readline():
+        yield line
 
 
 @api_view(("POST",))
 def commit(request, auth, owner, name, revision):
-    raise ApiError(501, "todo")
+    require_write(auth)
+    repo = get_repo(auth, owner, name, for_write=True)
+    _on_main(revision, request)
+    with ExitStack() as stack:
+        plan = commit_read(_lines(request), stack)
+        oid = commit_apply(repo, auth.user, plan, stack)
+    site = _site(request)
+    return JsonResponse(
+        {
+            "commitUrl": f"{site}/{repo.repo_id}/commit/{oid}",
+            "commitOid": oid,
+            "pullRequestUrl": None,
+            "success": True,
+        }
+    )
 
 
 @api_view(("GET", "POST"))
 def xet_token(request, auth, owner, name, revision):
-    raise ApiError(501, "todo")
+    raise ApiError(400, XET_UNSUPPORTED)

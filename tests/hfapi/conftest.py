@@ -15,20 +15,20 @@ CACHE = Path.home() / ".cache" / "lorahub" / FIXTURE_VERSION
 
 @pytest.fixture(scope="session")
 def tiny_base() -> Path:
-    from composer.engine.toy import build_tiny_llama
-
     path = CACHE / "tiny-llama"
     if not (path / "config.json").exists():
+        from composer.engine.toy import build_tiny_llama  # imports torch: only when building
+
         build_tiny_llama(path.with_suffix(".tmp"))
         path.with_suffix(".tmp").rename(path)
     return path
 
 
 def _adapter(tiny_base: Path, name: str, seed: int) -> Path:
-    from composer.engine.toy import make_random_adapter
-
     path = CACHE / name
     if not (path / "adapter_model.safetensors").exists():
+        from composer.engine.toy import make_random_adapter
+
         tmp = path.with_suffix(".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         make_random_adapter(
@@ -83,3 +83,49 @@ def api(hub):
         return HfApi(endpoint=hub, token=token)
 
     return make
+
+
+def files_of(folder: Path) -> dict[str, Path]:
+    return {p.name: p for p in folder.iterdir() if p.is_file()}
+
+
+@pytest.fixture
+def sql_lora(alice, adapter_dir):
+    """alice/sql-lora, public, created through the catalog's own service."""
+    from hub.services.adapters import adapter_create
+
+    return adapter_create(
+        owner=alice, name="sql-lora", files=files_of(adapter_dir), tags=["sql"], task=""
+    )
+
+
+@pytest.fixture
+def secret_lora(alice, adapter_dir_b):
+    """alice/secret-lora, private."""
+    from hub.services.adapters import adapter_create
+
+    return adapter_create(
+        owner=alice, name="secret-lora", files=files_of(adapter_dir_b), private=True
+    )
+
+
+@pytest.fixture(autouse=True)
+def _close_client_connections():
+    """Close the client's keep-alive connections after each test: the live server's
+    request threads then end and release their database connections (PostgreSQL cannot
+    drop the test database while they are open)."""
+    yield
+    from huggingface_hub.utils import close_session
+
+    close_session()
+
+
+@pytest.fixture(scope="session")
+def upstream(tmp_path_factory, adapter_dir):
+    """(url, carol's write token) of a second running instance of this site."""
+    from tests.hfapi import upstream_server
+
+    process, url, token = upstream_server.start(tmp_path_factory.mktemp("upstream"), adapter_dir)
+    yield url, token
+    process.terminate()
+    process.wait(timeout=10)

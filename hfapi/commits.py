@@ -1,0 +1,175 @@
+"""Commits from the Hub API become catalog versions, through the catalog's own services.
+
+A commit arrives as ndjson (`header`, then `file` (inline base64), `lfsFile` (staged
+through the LFS batch API), `deletedFile` and `deletedFolder` lines). It is applied to
+the head version's files and the result goes through `adapter_create`/`adapter_upload`:
+the same validation as a browser upload, and nothing is stored when it is refused.
+"""
+
+import base64
+import binascii
+import hashlib
+import json
+import tempfile
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from hub.models import AdapterFile, AdapterVersion, Blob
+from hub.services.adapters import adapter_create, adapter_upload
+from hub.services.storage import blob_open
+
+from . import staging
+from .repos import Repo, head_commit, resolve_version, version_files
+from .responses import ApiError, entry_not_found
+
+MAX_MESSAGE = 500
+
+
+@dataclass
+class InlineFile:
+    sha256: str
+    tmp: object  # an open temporary file holding the decoded content
+
+
+@dataclass
+class CommitPlan:
+    summary: str = ""
+    description: str = ""
+    parent: str | None = None
+    added: dict[str, InlineFile | tuple[str, int]] = field(default_factory=dict)
+    deleted_files: list[str] = field(default_factory=list)
+    deleted_folders: list[str] = field(default_factory=list)
+
+    @property
+    def message(self) -> str:
+        text = self.summary.strip()
+        if self.description.strip():
+            text += "\n\n" + self.description.strip()
+        return text[:MAX_MESSAGE]
+
+
+def _decode_inline(value: dict, stack: ExitStack) -> InlineFile:
+    if value.get("encoding", "base64") != "base64":
+        raise ApiError(400, "Inline files must be base64-encoded")
+    try:
+        content = base64.b64decode(value.get("content", ""), validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(400, f"{value.get('path')}: content is not valid base64") from None
+    tmp = stack.enter_context(tempfile.TemporaryFile(dir=settings.FILE_UPLOAD_TEMP_DIR))
+    tmp.write(content)
+    tmp.seek(0)
+    return InlineFile(sha256=hashlib.sha256(content).hexdigest(), tmp=tmp)
+
+
+def commit_read(lines, stack: ExitStack) -> CommitPlan:
+    """Parse the ndjson commit body line by line; inline files go to temporary files."""
+    plan = CommitPlan()
+    for raw in lines:
+        if not raw.strip():
+            continue
+        try:
+            item = json.loads(raw)
+            key, value = item["key"], item["value"]
+        except (ValueError, KeyError, TypeError):
+            raise ApiError(400, "Malformed commit: expected ndjson key/value lines") from None
+        path = value.get("path", "") if isinstance(value, dict) else ""
+        if key == "header":
+            plan.summary = value.get("summary") or ""
+            plan.description = value.get("description") or ""
+            plan.parent = value.get("parentCommit")
+        elif key == "file":
+            plan.added[path] = _decode_inline(value, stack)
+        elif key == "lfsFile":
+            oid, size = value.get("oid"), value.get("size")
+            if value.get("algo", "sha256") != "sha256" or not isinstance(oid, str):
+                raise ApiError(400, f"{path}: LFS files are identified by their sha256")
+            plan.added[path] = (oid, size)
+        elif key == "deletedFile":
+            plan.deleted_files.append(path)
+        elif key == "deletedFolder":
+            plan.deleted_folders.append(path.rstrip("/"))
+        else:
+            raise ApiError(400, f"Unsupported commit operation {key!r}")
+    if not plan.summary:
+        raise ApiError(400, "A commit needs a summary (commit message)")
+    return plan
+
+
+class _Named:
+    """An open file plus the sha256 the catalog's blob_store should trust."""
+
+    def __init__(self, handle, sha256: str):
+        self.handle, self.sha256 = handle, sha256
+
+    def __getattr__(self, name):
+        return getattr(self.handle, name)
+
+
+def _lfs_source(repo: Repo, user, path: str, oid: str, size, stack: ExitStack):
+    if isinstance(size, int) and staging.is_staged(user.pk, oid, size):
+        return _Named(stack.enter_context(staging.open_staged(user.pk, oid)), oid)
+    # A file this repository already holds (e.g. copied from another path).
+    if repo.adapter is not None:
+        known = AdapterFile.objects.filter(version__adapter=repo.adapter, blob_id=oid).exists()
+        if known:
+            blob = Blob.objects.get(pk=oid)
+            return _Named(stack.enter_context(blob_open(blob)), oid)
+    raise ApiError(400, f"{path}: its LFS object {oid} was not uploaded before the commit")
+
+
+def _new_files(repo: Repo, user, head: AdapterVersion | None, plan: CommitPlan, stack):
+    current = {f.filename: f.blob for f in version_files(head)}
+    for path in plan.deleted_files:
+        if current.pop(path, None) is None:
+            raise entry_not_found(f"{path}: A file with this name doesn't exist")
+    for folder in plan.deleted_folders:
+        inside = [p for p in current if p.startswith(folder + "/")]
+        if not inside:
+            raise entry_not_found(f"{folder}: A folder with this name doesn't exist")
+        for p in inside:
+            del current[p]
+    files = {
+        name: _Named(stack.enter_context(blob_open(blob)), blob.sha256)
+        for name, blob in current.items()
+        if name not in plan.added
+    }
+    for path, added in plan.added.items():
+        if isinstance(added, InlineFile):
+            files[path] = _Named(added.tmp, added.sha256)
+        else:
+            files[path] = _lfs_source(repo, user, path, *added, stack)
+    return files
+
+
+def commit_apply(repo: Repo, user, plan: CommitPlan, stack: ExitStack) -> str:
+    """Apply the commit; returns the new head commit id. Raises ApiError when refused."""
+    head = resolve_version(repo, "main")
+    if plan.parent and plan.parent != head_commit(head):
+        raise ApiError(412, "The commit's parent is not the head of main: pull and retry")
+    files = _new_files(repo, user, head, plan, stack)
+    try:
+        if repo.adapter is None:
+            with transaction.atomic():
+                adapter = adapter_create(
+                    owner=user,
+                    name=repo.name,
+                    files=files,
+                    private=repo.private,
+                    message=plan.message,
+                )
+                repo.reservation.delete()
+            version = adapter.current_version
+        else:
+            version = adapter_upload(
+                adapter=repo.adapter, files=files, user=user, message=plan.message
+            )
+    except ValidationError as error:
+        if error.code == "identical":  # nothing changed: like the Hub, answer the head
+            return head_commit(head)
+        raise ApiError(400, "Commit refused: " + " ".join(error.messages)) from None
+    staging.discard(user.pk, [a[0] for a in plan.added.values() if isinstance(a, tuple)])
+    return version.commit

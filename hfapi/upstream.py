@@ -1,0 +1,145 @@
+"""Import adapters from, and push them to, an upstream Hugging Face Hub.
+
+Both sides use the real `huggingface_hub` client against LORAHUB_UPSTREAM_ENDPOINT (the
+Hugging Face Hub by default; in tests another running instance of this site). An import
+goes through the catalog's `adapter_create`, so it passes the same validation as a
+browser upload; only the adapter's own files are fetched (never a pickle).
+"""
+
+import re
+import tempfile
+from pathlib import Path
+
+import yaml
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from huggingface_hub import HfApi
+from huggingface_hub.errors import (
+    HfHubHTTPError,
+    LocalEntryNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+
+from hub.models import Adapter, AdapterVersion
+from hub.services.adapters import adapter_create, card_body
+from hub.services.storage import blob_open
+from hub.services.validation import ALLOWED_FILES, CARD_FILE
+
+from .models import AdapterSource
+
+REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}")
+COPY_CHUNK = 1024 * 1024
+
+
+class UpstreamError(Exception):
+    """The upstream hub refused or could not be reached; the message says why."""
+
+
+def parse_source(text: str) -> tuple[str, str]:
+    """'owner/name[@revision]' -> (repo_id, revision)."""
+    repo_id, _, revision = text.strip().partition("@")
+    if not REPO_ID.fullmatch(repo_id):
+        raise UpstreamError(f"{text!r} is not a repository id such as owner/name or owner/name@v1")
+    return repo_id, revision.strip() or "main"
+
+
+def _client(token: str | None) -> HfApi:
+    return HfApi(endpoint=settings.LORAHUB_UPSTREAM_ENDPOINT, token=token or False)
+
+
+def _explain(error: Exception, repo_id: str, revision: str) -> UpstreamError:
+    where = settings.LORAHUB_UPSTREAM_ENDPOINT
+    if isinstance(error, RevisionNotFoundError):
+        return UpstreamError(f"{repo_id} has no revision {revision!r} on {where}.")
+    if isinstance(error, RepositoryNotFoundError):
+        return UpstreamError(
+            f"{repo_id} was not found on {where} (if it is private, give a token that can read it)."
+        )
+    if isinstance(error, HfHubHTTPError):
+        message = error.server_message or str(error).splitlines()[0]
+        return UpstreamError(f"{where} refused: {message}")
+    return UpstreamError(f"Could not reach {where}: {error}")
+
+
+def adapter_import(*, user, source: str, name: str = "", token: str = "") -> Adapter:
+    """Fetch `owner/name[@revision]` from upstream and catalog it under `user`."""
+    repo_id, revision = parse_source(source)
+    client = _client(token)
+    try:
+        info = client.model_info(repo_id, revision=revision)
+        with tempfile.TemporaryDirectory() as tmp:
+            client.snapshot_download(
+                repo_id, revision=info.sha, local_dir=tmp, allow_patterns=list(ALLOWED_FILES)
+            )
+            files = {f: Path(tmp, f) for f in ALLOWED_FILES if Path(tmp, f).is_file()}
+            card = info.card_data.to_dict() if info.card_data else {}
+            with transaction.atomic():
+                adapter = adapter_create(
+                    owner=user,
+                    name=name.strip() or repo_id.split("/")[1],
+                    files=files,
+                    license=str(card.get("license") or "")[:40],
+                    private=bool(info.private),
+                    message=f"Imported from {repo_id} at {info.sha}",
+                )
+                AdapterSource.objects.create(
+                    adapter=adapter,
+                    endpoint=settings.LORAHUB_UPSTREAM_ENDPOINT,
+                    repo_id=repo_id,
+                    revision=info.sha,
+                )
+    except ValidationError as error:
+        raise UpstreamError(" ".join(error.messages)) from None
+    except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as error:
+        raise _explain(error, repo_id, revision) from None
+    return adapter
+
+
+def model_card(version: AdapterVersion) -> str:
+    """README.md for the upstream: metadata peft and the Hub read, then our card."""
+    adapter = version.adapter
+    meta = {
+        "library_name": "peft",
+        "base_model": adapter.base_model.identifier,
+        "tags": ["peft", "lora", *[t.name for t in adapter.tags.all()]],
+    }
+    if adapter.license:
+        meta["license"] = adapter.license
+    parents = list(version.lineage_parents.select_related("parent__adapter__owner"))
+    if parents:
+        meta["base_model_relation"] = "merge"
+        meta["parents"] = [
+            p.parent.adapter.full_name if p.parent else p.parent_label for p in parents
+        ]
+        meta["merge_method"] = parents[0].method
+    body = card_body(adapter.description) or f"# {adapter.name}"
+    return f"---\n{yaml.safe_dump(meta, sort_keys=False)}---\n\n{body}\n"
+
+
+def adapter_push(
+    *, version: AdapterVersion, repo_id: str, token: str, private: bool = False
+) -> str:
+    """Push `version` to `repo_id` upstream with upload_folder; returns the commit URL."""
+    if not REPO_ID.fullmatch(repo_id):
+        raise UpstreamError(f"{repo_id!r} is not a repository id such as owner/name")
+    client = _client(token)
+    try:
+        client.create_repo(repo_id, private=private, exist_ok=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            for item in version.files.select_related("blob"):
+                if item.filename == CARD_FILE:
+                    continue
+                with blob_open(item.blob) as src, open(Path(tmp, item.filename), "wb") as out:
+                    while chunk := src.read(COPY_CHUNK):
+                        out.write(chunk)
+            Path(tmp, CARD_FILE).write_text(model_card(version), encoding="utf-8")
+            commit = client.upload_folder(
+                repo_id=repo_id,
+                folder_path=tmp,
+                commit_message=f"{version.adapter.full_name} v{version.number} from LoRA Hub",
+            )
+    except (HfHubHTTPError, OSError, ValueError) as error:
+        raise _explain(error, repo_id, "main") from None
+    return commit.commit_url
