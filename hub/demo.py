@@ -12,7 +12,7 @@ from pathlib import Path
 from composer.engine.toy import build_tiny_llama, build_tiny_t5, make_random_adapter
 
 # Bump to rebuild cached demo files after changing what is built.
-DEMO_VERSION = "1"
+DEMO_VERSION = "2"
 DEMO_BASE_MODELS = {
     "lorahub/tiny-t5": build_tiny_t5,
     "lorahub/tiny-llama": build_tiny_llama,
@@ -65,13 +65,9 @@ def model_card(name: str, base: str, summary: str, r: int, alpha: int, targets, 
 
 A LoRA adapter (r={r}, alpha={alpha}) for `{base}` on `{", ".join(targets)}`.
 
-## Use it
+## Intended use
 
-```python
-from peft import PeftModel
-base = AutoModel.from_pretrained("{base}")
-model = PeftModel.from_pretrained(base, "{name}")
-```
+Try the catalog: search, filters, downloads, and composing adapters into new ones.
 
 ## Training
 

@@ -109,3 +109,12 @@ def make_adapter(adapter_dirs):
 def bob_client(client, bob):
     client.force_login(bob)
     return client
+
+
+@pytest.fixture(scope="session")
+def django_sync_under_playwright():
+    """Playwright's sync API runs an event loop in the test thread; Django's ORM, called
+    from the same thread between browser steps, must be told that this is fine."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        yield
