@@ -47,7 +47,7 @@ def job_new(request, kind: str):
     )
 
 
-def status_context(job: Job) -> dict:
+def status_context(job: Job, publish_form=None) -> dict:
     labels = [i.label for i in job.inputs.all()]
     weights = job.best_weights or (job.result or {}).get("weights") or []
     return {
@@ -56,6 +56,7 @@ def status_context(job: Job) -> dict:
         "curve": loss_curve(job.history),
         "bars": weight_bars(weights, labels),
         "evaluation": evaluation_rows((job.result or {}).get("evaluation")),
+        "publish_form": publish_form or PublishForm(job=job),
     }
 
 
@@ -70,9 +71,7 @@ def evaluation_rows(evaluation: dict | None) -> list[tuple[str, dict]]:
 @login_required
 def job_detail(request, pk: int):
     job = owned_job(request, pk)
-    context = status_context(job)
-    context["publish_form"] = PublishForm(job=job)
-    return render(request, "composer/job_detail.html", context)
+    return render(request, "composer/job_detail.html", status_context(job))
 
 
 @login_required
@@ -122,6 +121,4 @@ def job_publish_view(request, pk: int):
         else:
             messages.success(request, f"Published as {version.adapter.full_name}.")
             return redirect(version.adapter)
-    context = status_context(job)
-    context["publish_form"] = form
-    return render(request, "composer/job_detail.html", context, status=400)
+    return render(request, "composer/job_detail.html", status_context(job, form), status=400)
