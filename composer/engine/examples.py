@@ -94,7 +94,7 @@ def load_examples(path: str | Path, fmt: str = "auto", **limits) -> list[Example
 
 def _detect(text: str) -> str:
     first = next(line for line in text.splitlines() if line.strip())
-    if first.lstrip().startswith("{"):
+    if first.lstrip().startswith(("{", "[")):
         return "jsonl"
     return "tsv" if "\t" in first else "csv"
 

@@ -33,7 +33,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
-import nevergrad as ng
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -47,10 +46,10 @@ PICKS = ("recommendation", "best")
 
 
 class Cancelled(Exception):
-    """The search was stopped by `should_stop`; `step` evaluations had been done."""
+    """The search was stopped by `should_stop`; `step` evaluations had been done (if known)."""
 
-    def __init__(self, step: int):
-        super().__init__(f"cancelled after {step} evaluations")
+    def __init__(self, step: int | None = None):
+        super().__init__("cancelled" if step is None else f"cancelled after {step} evaluations")
         self.step = step
 
 
@@ -73,6 +72,8 @@ class LoraHubParams:
             raise ValueError(f"budget must be at least 1, got {self.budget}")
         if self.population < 1:
             raise ValueError(f"population must be at least 1, got {self.population}")
+        import nevergrad as ng  # slow to import: only where a search needs it
+
         if self.optimizer not in ng.optimizers.registry:
             raise ValueError(f"unknown nevergrad optimizer {self.optimizer!r}")
         if self.loss_norm not in LOSS_NORMS:
@@ -305,6 +306,8 @@ def compose(
     `on_step(StepInfo)` is called after every evaluation; `should_stop()` is checked before
     every forward and raises `Cancelled` when it returns true. The model is left unchanged.
     """
+    import nevergrad as ng
+
     params = params or LoraHubParams()
     params.validate()
     check_compatible(adapters, "lorahub")

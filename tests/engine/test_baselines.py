@@ -1,0 +1,68 @@
+import pytest
+import torch
+from peft import PeftModel
+
+from composer.engine.base_models import load_base_model
+from composer.engine.baselines import merge
+from composer.engine.compat import IncompatibleAdapters
+
+
+@pytest.mark.parametrize("method", ["linear", "svd", "ties", "ties_svd", "magnitude_prune"])
+def test_peft_methods_equal_peft_on_the_real_model(t5, method):
+    """Our skeleton path gives exactly what peft gives on the loaded base model."""
+    adapters = t5.loaded()
+    weights = [0.5, 0.3, 0.2]
+    ours = merge(method, adapters, weights=weights, density=0.5, seed=0)
+    model = PeftModel.from_pretrained(load_base_model(t5.base), t5.adapters[0], adapter_name="x0")
+    for i, d in enumerate(t5.adapters[1:], 1):
+        model.load_adapter(d, adapter_name=f"x{i}")
+    kwargs = {"density": 0.5} if method not in ("linear", "svd") else {}
+    model.add_weighted_adapter(["x0", "x1", "x2"], weights, "m", combination_type=method, **kwargs)
+    for name, m in ours.items():
+        layer = model.base_model.model.get_submodule(name)
+        torch.testing.assert_close(m.A, layer.lora_A["m"].weight, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(m.B, layer.lora_B["m"].weight, rtol=1e-5, atol=1e-6)
+
+
+def test_dare_is_seeded_and_keeps_everything_at_density_one(t5):
+    adapters = t5.loaded()
+    a = merge("dare_ties", adapters, density=0.3, seed=1)
+    b = merge("dare_ties", adapters, density=0.3, seed=1)
+    c = merge("dare_ties", adapters, density=0.3, seed=2)
+    assert all(torch.equal(a[n].A, b[n].A) for n in a)
+    assert any(not torch.equal(a[n].A, c[n].A) for n in a)
+    full, linear = merge("dare_linear", adapters, density=1.0), merge("linear", adapters)
+    for n in full:
+        torch.testing.assert_close(full[n].delta(), linear[n].delta())
+
+
+def test_exact_merges_give_the_weighted_delta(t5):
+    adapters = t5.loaded([t5.adapters[0], t5.adapter("r2_alpha2", r=2, alpha=2, seed=8)])
+    w = [0.7, -1.3]
+    for method in ("task_arithmetic", "cat"):
+        merged = merge(method, adapters, weights=w)
+        for name, m in merged.items():
+            exact = sum(wi * a.modules[name].delta() for wi, a in zip(w, adapters, strict=False))
+            torch.testing.assert_close(m.delta(), exact, rtol=1e-5, atol=1e-6)
+            assert m.r == 6
+
+
+def test_task_arithmetic_rank_k_is_the_best_approximation(t5):
+    adapters = t5.loaded()
+    merged = merge("task_arithmetic", adapters, weights=[1, 1, 1], rank=3)
+    for name, m in merged.items():
+        exact = sum(a.modules[name].delta() for a in adapters)
+        U, S, Vh = torch.linalg.svd(exact)
+        best = U[:, :3] @ torch.diag(S[:3]) @ Vh[:3]
+        assert m.r == 3
+        torch.testing.assert_close(m.delta(), best, rtol=1e-4, atol=1e-5)
+
+
+def test_bad_merges(t5):
+    mixed = t5.loaded([t5.adapters[0], t5.adapter("r2_alpha2", r=2, alpha=2, seed=8)])
+    with pytest.raises(IncompatibleAdapters, match="needs equal ranks"):
+        merge("linear", mixed)
+    with pytest.raises(ValueError, match="unknown merge method 'average'"):
+        merge("average", mixed)
+    with pytest.raises(ValueError, match="3 weights for 2 adapters"):
+        merge("cat", mixed, weights=[1, 2, 3])

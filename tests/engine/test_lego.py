@@ -1,0 +1,86 @@
+import pytest
+import torch
+
+from composer.engine.baselines import merge
+from composer.engine.lego import LegoParams, kmeans, lego_merge
+
+PLAIN = dict(param_reweight=False, output_reweight=False)
+
+
+def _rows(t: torch.Tensor) -> list[tuple]:
+    return sorted(tuple(r.tolist()) for r in t)
+
+
+def test_k_equal_to_all_units_is_the_cat_merge(t5):
+    adapters = t5.loaded()
+    res = lego_merge(adapters, LegoParams(k=12, **PLAIN))
+    cat = merge("cat", adapters, weights=[1.0, 1.0, 1.0])
+    for name, m in res.modules.items():
+        assert m.r == 12 and m.scale == 1.0
+        torch.testing.assert_close(m.delta(), cat[name].delta(), rtol=1e-5, atol=1e-6)
+        # each pooled unit is its own cluster: the merged units are exactly the inputs' units
+        pooled = torch.cat(
+            [torch.cat([a.modules[name].A, a.modules[name].B.T * 2], 1) for a in adapters]
+        )
+        assert _rows(torch.cat([m.A, m.B.T], 1)) == _rows(pooled)
+
+
+def test_single_adapter_with_k_r_comes_back_up_to_permutation(llama):
+    (a,) = llama.loaded(llama.adapters[:1])
+    res = lego_merge([a], LegoParams(k=4, **PLAIN))
+    for name, m in res.modules.items():
+        src = a.modules[name]
+        assert _rows(m.A) == _rows(src.A)
+        assert _rows(m.B.T) == _rows(src.B.T * src.scale)
+        torch.testing.assert_close(m.delta(), src.delta(), rtol=1e-5, atol=1e-6)
+
+
+def test_deterministic_for_a_seed_and_mixed_ranks(t5):
+    adapters = t5.loaded([*t5.adapters, t5.adapter("r2", r=2, alpha=4, seed=7)])
+    a = lego_merge(adapters, LegoParams(k=5, seed=3))
+    b = lego_merge(adapters, LegoParams(k=5, seed=3))
+    c = lego_merge(adapters, LegoParams(k=5, seed=4))
+    assert a.k == 5
+    for name in a.modules:
+        assert torch.equal(a.modules[name].A, b.modules[name].A)
+        assert torch.equal(a.modules[name].B, b.modules[name].B)
+    assert any(not torch.equal(a.modules[n].A, c.modules[n].A) for n in a.modules)
+
+
+def test_reweighting(t5):
+    adapters = t5.loaded()
+    plain = lego_merge(adapters, LegoParams(k=4, **PLAIN))
+    out = lego_merge(adapters, LegoParams(k=4, param_reweight=False, output_reweight=True))
+    for name in plain.modules:  # same clusters; B scaled by √(mean rank / k) = 1
+        torch.testing.assert_close(out.modules[name].B, plain.modules[name].B)
+    out = lego_merge(adapters, LegoParams(k=2, param_reweight=False, output_reweight=True))
+    flat = lego_merge(adapters, LegoParams(k=2, **PLAIN))
+    for name in plain.modules:
+        torch.testing.assert_close(out.modules[name].B, flat.modules[name].B * 2**0.5)
+    # parameter reweighting: each centroid gets the mean norm of its members (singletons: own)
+    norms = lego_merge(adapters, LegoParams(k=12, param_reweight=True, output_reweight=False))
+    exact = lego_merge(adapters, LegoParams(k=12, **PLAIN))
+    for name in exact.modules:
+        torch.testing.assert_close(norms.modules[name].A, exact.modules[name].A)
+    # with fewer clusters the centroids' norms grow back to their members' mean norm
+    small = lego_merge(adapters, LegoParams(k=3, param_reweight=True, output_reweight=False))
+    shrunk = lego_merge(adapters, LegoParams(k=3, **PLAIN))
+    for name in small.modules:
+        assert (
+            small.modules[name].A.norm(dim=1) >= shrunk.modules[name].A.norm(dim=1) - 1e-6
+        ).all()
+
+
+def test_kmeans_finds_separated_clusters():
+    gen = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    X = (centres.repeat_interleave(5, 0) + 0.1 * torch.randn(15, 2, generator=gen))[None]
+    labels, iters = kmeans(X, 3, generator=torch.Generator().manual_seed(1))
+    groups = [set(labels[0, i * 5 : (i + 1) * 5].tolist()) for i in range(3)]
+    assert all(len(g) == 1 for g in groups) and len(set.union(*groups)) == 3
+    assert iters <= 100
+
+
+def test_too_large_k_is_refused(t5):
+    with pytest.raises(ValueError, match="k=13 is larger than the 12 rank-1 units"):
+        lego_merge(t5.loaded(), LegoParams(k=13))

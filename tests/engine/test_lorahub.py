@@ -1,0 +1,161 @@
+import numpy as np
+import pytest
+import torch
+from peft import PeftModel, set_peft_model_state_dict
+
+from composer.engine.base_models import load_base_model
+from composer.engine.examples import encode_examples
+from composer.engine.lorahub import (
+    Cancelled,
+    LiveComposition,
+    LoraHubParams,
+    Scorer,
+    StepInfo,
+    compose,
+)
+from tests.engine.conftest import hooks_left
+
+W = [0.7, -0.4, 1.2]
+
+
+def peft_composed(kit, w):
+    """The reference composition: A' = Σ w A, B' = Σ w B loaded into peft's own LoRA layers."""
+    model = PeftModel.from_pretrained(load_base_model(kit.base), kit.adapters[0])
+    adapters = kit.loaded()
+    state = {}
+    for name in adapters[0].modules:
+        for part in ("A", "B"):
+            mixed = sum(
+                wi * getattr(a.modules[name], part) for wi, a in zip(w, adapters, strict=True)
+            )
+            state[f"base_model.model.{name}.lora_{part}.weight"] = mixed
+    set_peft_model_state_dict(model, state)
+    return model.eval()
+
+
+def hf_loss(model, tok, examples):
+    causal = not model.config.is_encoder_decoder
+    with torch.no_grad():
+        return float(model(**encode_examples(tok, examples, causal=causal)).loss)
+
+
+def live_losses(kit, W_rows, examples, **scorer_kwargs):
+    live = LiveComposition(kit.model, kit.loaded(), population=len(W_rows))
+    try:
+        live.set_weights(torch.tensor(W_rows))
+        scorer = Scorer(kit.model, kit.tok, examples, **scorer_kwargs)
+        return (
+            scorer.losses(len(W_rows), norm="token").tolist(),
+            scorer.losses(len(W_rows), norm="reference").tolist(),
+        )
+    finally:
+        live.remove()
+
+
+def test_composed_in_place_equals_peft_reference(kit, examples):
+    reference = peft_composed(kit, W)
+    expected = hf_loss(reference, kit.tok, examples)
+    token, ref = live_losses(kit, [W], examples)
+    assert token[0] == pytest.approx(expected, rel=1e-5)
+    # the reference implementation's value: batch mean token CE / number of examples
+    assert ref[0] == pytest.approx(expected / len(examples), rel=1e-5)
+    assert hooks_left(kit.model) == 0
+
+
+def test_reference_loss_sums_batch_means(t5, examples):
+    reference = peft_composed(t5, W)
+    batches = [examples[i : i + 2] for i in range(0, len(examples), 2)]
+    expected = sum(hf_loss(reference, t5.tok, b) for b in batches) / len(examples)
+    _, ref = live_losses(t5, [W], examples, batch_size=2)
+    assert ref[0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_zero_weights_give_the_base_model_loss(kit, examples):
+    base = hf_loss(kit.model, kit.tok, examples)
+    res = compose(kit.model, kit.tok, kit.loaded(), examples, LoraHubParams(budget=2))
+    first = res.history[0]
+    assert first["weights"] == [0.0, 0.0, 0.0]  # the search starts from w = 0
+    assert first["ce"] == pytest.approx(base / len(examples), rel=1e-6)
+    assert first["loss"] == first["ce"]  # mean|0| = 0
+
+
+def test_population_losses_equal_one_by_one(kit, examples):
+    rows = torch.randn(4, 3, generator=torch.Generator().manual_seed(0)).tolist()
+    together, _ = live_losses(kit, rows, examples, batch_size=3)
+    one_by_one = [live_losses(kit, [row], examples, batch_size=3)[0][0] for row in rows]
+    np.testing.assert_allclose(together, one_by_one, rtol=1e-5)
+    assert len(set(np.round(together, 6))) == 4  # the candidates really differ
+
+
+def test_callback_history_and_l1_term(t5, examples):
+    steps: list[StepInfo] = []
+    params = LoraHubParams(budget=6, l1=0.3)
+    res = compose(t5.model, t5.tok, t5.loaded(), examples, params, on_step=steps.append)
+    assert [s.step for s in steps] == list(range(1, 7)) and all(s.budget == 6 for s in steps)
+    assert [s.loss for s in steps] == [h["loss"] for h in res.history]
+    for s in steps:
+        assert s.loss == pytest.approx(s.ce + 0.3 * np.mean(np.abs(s.weights)))
+        assert s.best_loss == min(x.loss for x in steps[: s.step])
+    best = min(steps, key=lambda s: s.loss)
+    assert res.best_loss == best.loss and res.best_weights == best.weights
+    assert all(abs(w) <= 1.5 for s in steps for w in s.weights)
+    assert res.optimizer == "NGOpt/Cobyla"  # the reference's sequential path
+    assert res.loss == pytest.approx(res.ce + 0.3 * np.mean(np.abs(res.weights)))
+
+
+def test_deterministic_for_a_seed(t5, examples):
+    def run(seed, **kw):
+        p = LoraHubParams(budget=8, seed=seed, **kw)
+        return compose(t5.model, t5.tok, t5.loaded(), examples, p)
+
+    a, b = run(0), run(0)
+    assert a.history == b.history and a.weights == b.weights
+    pop = dict(optimizer="TwoPointsDE", population=3)
+    c, d, e = run(0, **pop), run(0, **pop), run(1, **pop)
+    assert c.history == d.history and len(c.history) == 8
+    assert c.history != e.history
+
+
+def test_cancellation_within_one_step_leaves_the_model_clean(llama, examples):
+    seen = []
+    with pytest.raises(Cancelled) as info:
+        compose(
+            llama.model,
+            llama.tok,
+            llama.loaded(),
+            examples,
+            LoraHubParams(budget=20),
+            on_step=seen.append,
+            should_stop=lambda: len(seen) >= 3,
+        )
+    assert info.value.step == 3 and len(seen) == 3
+    assert hooks_left(llama.model) == 0
+
+
+def test_pick_best_and_bad_params(t5, examples):
+    res = compose(t5.model, t5.tok, t5.loaded(), examples, LoraHubParams(budget=5, pick="best"))
+    assert res.weights == res.best_weights and res.loss == pytest.approx(res.best_loss)
+    for bad, msg in [
+        (dict(budget=0), "budget"),
+        (dict(optimizer="Nope"), "unknown nevergrad optimizer"),
+        (dict(loss_norm="x"), "loss_norm"),
+    ]:
+        with pytest.raises(ValueError, match=msg):
+            compose(t5.model, t5.tok, t5.loaded(), examples, LoraHubParams(**bad))
+
+
+def test_mixed_ranks_and_scales_fold_into_b(t5, examples):
+    dirs = [t5.adapters[0], t5.adapter("r2_alpha2", r=2, alpha=2, seed=8)]  # scales 2 and 1
+    adapters = t5.loaded(dirs)
+    live = LiveComposition(t5.model, adapters)
+    try:
+        mods = live.modules([0.5, -1.0])
+    finally:
+        live.remove()
+    assert live.scale == 1.0
+    for name, m in mods.items():
+        a, b = adapters[0].modules[name], adapters[1].modules[name]
+        assert m.r == 4
+        torch.testing.assert_close(m.A[:2], 0.5 * a.A[:2] - b.A)
+        torch.testing.assert_close(m.A[2:], 0.5 * a.A[2:])
+        torch.testing.assert_close(m.B[:, :2], 0.5 * 2 * a.B[:, :2] - 1 * b.B)

@@ -1,0 +1,128 @@
+import json
+
+import pytest
+import torch
+from peft import PeftModel
+
+from composer.engine.adapters import load_adapter, sha256_file
+from composer.engine.base_models import load_base_model
+from composer.engine.evaluate import generate
+from composer.engine.examples import Example, encode_examples
+from composer.engine.lego import LegoParams
+from composer.engine.lorahub import Cancelled, LoraHubParams
+from composer.engine.run import OutputExists, run_evaluate, run_lego, run_lorahub, run_merge
+from tests.engine.conftest import hooks_left
+
+
+class Cache:
+    def __init__(self, kit):
+        self.kit, self.calls = kit, 0
+
+    def get(self, base_dir, device):
+        self.calls += 1
+        return self.kit.model, self.kit.tok
+
+
+def peft_loss(base, adapter_dir, tok, examples):
+    model = PeftModel.from_pretrained(load_base_model(base), adapter_dir).eval()
+    causal = not model.config.is_encoder_decoder
+    with torch.no_grad():
+        return float(model(**encode_examples(tok, examples, causal=causal)).loss)
+
+
+def test_run_lorahub_writes_a_peft_adapter_and_result(kit, examples, tmp_path):
+    cache = Cache(kit)
+    out = tmp_path / "out"
+    result = run_lorahub(
+        kit.base,
+        kit.adapters,
+        examples,
+        out,
+        LoraHubParams(budget=6, l1=0.0),
+        heldout=examples[:2],
+        model_cache=cache,
+    )
+    assert cache.calls == 1 and hooks_left(kit.model) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "result.json",
+    ]
+    assert not list(tmp_path.glob(".*tmp*"))
+    stored = json.loads((out / "result.json").read_text())
+    assert stored == json.loads(json.dumps(result))
+    assert result["method"] == "lorahub" and len(result["history"]) == 6
+    assert [i["sha256"] for i in result["inputs"]] == [
+        sha256_file(d / "adapter_model.safetensors") for d in kit.adapters
+    ]
+    assert result["output"]["sha256"] == sha256_file(out / "adapter_model.safetensors")
+    assert {"load_model_s", "search_s", "total_s"} <= set(result["timings"])
+    ev = result["evaluation"]
+    assert ev["base"]["n"] == ev["composed"]["n"] == 2
+    # the written adapter, loaded by peft, reproduces the composed loss the search reported
+    loss = peft_loss(kit.base, out, kit.tok, examples)
+    assert result["ce"] == pytest.approx(loss / len(examples), rel=1e-5)
+    assert ev["composed"]["loss"] == pytest.approx(
+        peft_loss(kit.base, out, kit.tok, examples[:2]), rel=1e-5
+    )
+    assert load_adapter(out).r == 4 and load_adapter(out).alpha == 8
+
+
+def test_outputs_are_never_overwritten_or_left_half_written(t5, examples, tmp_path):
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(OutputExists, match="already exists and is not empty"):
+        run_merge("cat", t5.adapters, out)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    seen = []
+    with pytest.raises(Cancelled):
+        run_lorahub(
+            t5.base,
+            t5.adapters,
+            examples,
+            tmp_path / "cancelled",
+            LoraHubParams(budget=10),
+            on_step=seen.append,
+            should_stop=lambda: len(seen) >= 2,
+            model_cache=Cache(t5),
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+def test_run_lego_and_merge_outputs_load_with_peft(t5, tmp_path):
+    lego = run_lego(t5.adapters, tmp_path / "lego", LegoParams(k=6))
+    assert lego["params"]["k"] == 6 and lego["output"]["r"] == 6
+    cfg = json.loads((tmp_path / "lego" / "adapter_config.json").read_text())
+    assert cfg["r"] == cfg["lora_alpha"] == 6 and cfg["base_model_name_or_path"] == str(t5.base)
+    merged = run_merge("task_arithmetic", t5.adapters, tmp_path / "ta", weights=[1, -1, 0.5])
+    assert merged["weights"] == [1, -1, 0.5] and merged["output"]["r"] == 12
+    for d in ("lego", "ta"):
+        model = PeftModel.from_pretrained(load_base_model(t5.base), tmp_path / d)
+        assert model.peft_config["default"].r in (6, 12)
+
+
+def test_run_evaluate_base_and_adapter(llama, examples):
+    base = run_evaluate(llama.base, examples, model_cache=Cache(llama))
+    with_adapter = run_evaluate(llama.base, examples, llama.adapters[0], model_cache=Cache(llama))
+    assert base["n"] == 5 and 0.0 <= base["exact_match"] <= 1.0
+    assert base["loss"] != with_adapter["loss"]
+    assert with_adapter["loss"] == pytest.approx(
+        peft_loss(llama.base, llama.adapters[0], llama.tok, examples), rel=1e-5
+    )
+    assert with_adapter["adapter"]["sha256"] == sha256_file(
+        llama.adapters[0] / "adapter_model.safetensors"
+    )
+    assert hooks_left(llama.model) == 0
+
+
+def test_exact_match_by_greedy_generation(kit):
+    inputs = ["ab", "hello there", "x"]
+    batched = generate(kit.model, kit.tok, inputs, max_new_tokens=6, batch_size=3)
+    single = [generate(kit.model, kit.tok, [s], max_new_tokens=6)[0] for s in inputs]
+    assert batched == single  # padding does not change what is generated
+    right = [Example(i, p) for i, p in zip(inputs, batched, strict=False)]
+    wrong = [Example(i, p + "!") for i, p in zip(inputs, batched, strict=False)]
+    cache = Cache(kit)
+    assert run_evaluate(kit.base, right, model_cache=cache, max_new_tokens=6)["exact_match"] == 1
+    assert run_evaluate(kit.base, wrong, model_cache=cache, max_new_tokens=6)["exact_match"] == 0
