@@ -76,9 +76,7 @@ def adapter_list(request):
             "task_labels": TASK_LABELS,
             "licenses": _distinct(visible, "license"),
             "license_labels": LICENSE_LABELS,
-            "tags": Tag.objects.filter(adapters__in=visible)
-            .annotate(n=Count("adapters"))
-            .order_by("-n", "name")[:30],
+            "tags": _popular_tags(visible, selected=filters["tag"][1]),
             "ranks": _distinct(visible, "current_version__r"),
         },
     )
@@ -143,3 +141,18 @@ def _base_models_with_counts(user):
 def _distinct(adapters, field: str) -> list:
     values = adapters.order_by().values_list(field, flat=True).distinct()
     return sorted(v for v in values if v not in ("", None))
+
+
+def _popular_tags(visible, *, selected: str, limit: int = 30) -> list[Tag]:
+    """The most used tags among visible adapters, plus the selected one if it is rarer."""
+    tags = list(
+        Tag.objects.filter(adapters__in=visible)
+        .annotate(n=Count("adapters"))
+        .order_by("-n", "name")[:limit]
+    )
+    if selected and selected not in {t.name for t in tags}:
+        extra = Tag.objects.filter(name=selected, adapters__in=visible).annotate(
+            n=Count("adapters")
+        )
+        tags += list(extra)
+    return tags

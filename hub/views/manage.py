@@ -1,6 +1,7 @@
 """Owners' actions: create an adapter, upload a new version, edit, delete."""
 
 import tempfile
+from functools import wraps
 from pathlib import Path
 
 from django.conf import settings
@@ -24,12 +25,11 @@ def _hashing_uploads(view):
     protected = csrf_protect(view)
 
     @csrf_exempt
+    @wraps(view)
     def wrapper(request, *args, **kwargs):
         request.upload_handlers = [HashingUploadHandler(request)]
         return protected(request, *args, **kwargs)
 
-    wrapper.__name__ = view.__name__
-    wrapper.__doc__ = view.__doc__
     return wrapper
 
 
