@@ -9,6 +9,9 @@ import sys
 BENCHMARKS = {
     "catalog": "bench.catalog_latency",
     "catalog_upload": "bench.catalog_upload",
+    "hfapi_list": "bench.hfapi_list",
+    "hfapi_download": "bench.hfapi_download",
+    "jobs": "bench.jobs_throughput",
 }
 
 

@@ -14,7 +14,7 @@ from hub.views.files import adapter_resolve, file_response
 
 from .repos import get_repo, resolve_version
 from .responses import ApiError, entry_not_found
-from .tokens import InvalidToken, authenticate
+from .tokens import ApiAuth, InvalidToken, authenticate
 
 RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)")
 CHUNK = 1024 * 1024
@@ -56,6 +56,9 @@ def resolve(request, owner, name, revision, filename):
         auth = authenticate(request)
         if auth.user is not None:
             request.user = auth.user  # the token's owner, for the catalog's visibility rule
+        elif request.user.is_authenticated:
+            # A download is a safe GET: a browser's session may read its owner's files.
+            auth = ApiAuth(user=request.user)
         repo = get_repo(auth, owner, name)
         version = resolve_version(repo, revision)
         item = None if version is None else version.files.filter(filename=filename).first()
