@@ -6,6 +6,8 @@ hash); a run whose key differs drops and re-creates it, so a stale seed is never
 
 import hashlib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -43,6 +45,18 @@ def recreate() -> None:
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DB_NAME))
         )
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DB_NAME)))
+
+
+@contextmanager
+def seed_lock() -> Iterator[None]:
+    """Serialise check-and-seed between benchmark processes (several reuse this database):
+    without it, one process re-creating the database would kill another's seeding."""
+    with _admin() as conn:
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", [DB_NAME])
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", [DB_NAME])
 
 
 def mark(key: str) -> None:

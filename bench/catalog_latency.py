@@ -53,17 +53,17 @@ def prepare_database(n: int) -> dict:
     from bench.catalog_seed import SEED_VERSION, catalog_seed
 
     key = f"{SEED_VERSION} n={n} migrations={catalog_db.migrations_hash()}"
-    if catalog_db.current_key() == key:
-        return {"key": key, "seeded_now": False}
-    connection.close()
-    catalog_db.recreate()
-
-    start = time.perf_counter()
-    call_command("migrate", verbosity=0)
-    catalog_seed(n)
-    with connection.cursor() as cursor:
-        cursor.execute("VACUUM (FULL, ANALYZE)")
-    catalog_db.mark(key)
+    with catalog_db.seed_lock():
+        if catalog_db.current_key() == key:
+            return {"key": key, "seeded_now": False}
+        connection.close()
+        catalog_db.recreate()
+        start = time.perf_counter()
+        call_command("migrate", verbosity=0)
+        catalog_seed(n)
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM (FULL, ANALYZE)")
+        catalog_db.mark(key)
     return {"key": key, "seeded_now": True, "seed_s": round(time.perf_counter() - start, 1)}
 
 

@@ -38,6 +38,8 @@ def machine_info() -> dict:
         "cpu": _cpu_model(),
         "cpus": os.cpu_count(),
         "ram_gib": round(psutil.virtual_memory().total / 1024**3, 1),
+        # Other work on the machine skews latencies: a high load here flags a noisy run.
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "os": platform.platform(),
         "python": platform.python_version(),
         "django": version("django"),
