@@ -1,0 +1,317 @@
+"""Training tiny base models and LoRA adapters on the synthetic tasks, offline and seeded.
+
+`ensure_suite(kind)` builds (once) and returns a trained suite: a tiny base model trained on
+a mixture of every synthetic operation, one LoRA adapter per training task and the list of
+held-out tasks. Suites are cached under `~/.cache/lorahub/suite-<version>/<kind>[-quick]/`
+(`LORAHUB_CACHE` overrides `~/.cache/lorahub`); a manifest written last marks a complete
+build, and a file lock lets concurrent callers wait for one build instead of racing.
+
+Sequence formats are those of `examples.encode_examples` (what the engine scores): seq2seq
+models read the input and generate the output + EOS; causal models continue the input with
+the output + EOS, so the causal suite's inputs end with `CAUSAL_SUFFIX` to mark where the
+input stops (`Suite.examples` adds it).
+"""
+
+import fcntl
+import json
+import os
+import random
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from composer.engine import synthetic, toy
+from composer.engine.base_models import load_base_model, load_tokenizer
+from composer.engine.examples import Example, encode_examples
+
+SUITE_VERSION = "1"
+CAUSAL_SUFFIX = "="
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    """Sizes and step counts of a suite; `quick` trades quality for build time."""
+
+    kind: str  # "t5" or "llama"
+    quick: bool = False
+    d_model: int = 128
+    num_layers: int = 3
+    num_heads: int = 4
+    d_ff: int = 512
+    base_steps: int = 3000
+    base_batch: int = 64
+    base_lr: float = 2e-3
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_targets: tuple[str, ...] = ("q", "v")
+    lora_steps: int = 300
+    lora_batch: int = 32
+    lora_lr: float = 5e-3
+    seed: int = 0
+
+    @classmethod
+    def for_kind(cls, kind: str, *, quick: bool = False) -> "SuiteSpec":
+        if kind not in ("t5", "llama"):
+            raise ValueError(f"unknown suite kind {kind!r}: use 't5' or 'llama'")
+        targets = ("q", "v") if kind == "t5" else ("q_proj", "v_proj")
+        spec = cls(kind=kind, quick=quick, lora_targets=targets)
+        if quick:
+            spec = SuiteSpec(**{**spec.__dict__, "base_steps": 800, "lora_steps": 120})
+        return spec
+
+    @property
+    def suffix(self) -> str:
+        """Ends every input of this suite's examples (see the module docstring)."""
+        return CAUSAL_SUFFIX if self.kind == "llama" else ""
+
+    @property
+    def key(self) -> str:
+        return self.kind + ("-quick" if self.quick else "")
+
+
+@dataclass
+class Suite:
+    """A built suite on disk. `adapters` maps a training task's name to its PEFT dir."""
+
+    root: Path
+    kind: str
+    base_dir: Path
+    adapters: dict[str, Path]
+    train_tasks: list[str]
+    heldout_tasks: list[str]
+    build_seconds: float
+    info: dict = field(default_factory=dict)
+
+    def examples(self, task: str, n: int, seed: int = 0) -> list[Example]:
+        """n examples of a synthetic task in this suite's input format."""
+        return synthetic.get_task(task).examples(n, seed=seed, suffix=self.info["suffix"])
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("LORAHUB_CACHE", Path.home() / ".cache" / "lorahub"))
+
+
+def ensure_suite(kind: str = "t5", *, quick: bool = False, root: Path | None = None) -> Suite:
+    """The trained suite of `kind` ("t5" or "llama"), built on first use and then reused."""
+    spec = SuiteSpec.for_kind(kind, quick=quick)
+    suite_dir = (root or cache_root()) / f"suite-{SUITE_VERSION}" / spec.key
+    suite_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(suite_dir.parent / f"{spec.key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        manifest = suite_dir / "manifest.json"
+        if not manifest.exists():
+            _build_suite(spec, suite_dir)
+    return _load_suite(suite_dir)
+
+
+def _load_suite(suite_dir: Path) -> Suite:
+    m = json.loads((suite_dir / "manifest.json").read_text())
+    return Suite(
+        root=suite_dir,
+        kind=m["kind"],
+        base_dir=suite_dir / m["base_dir"],
+        adapters={t: suite_dir / p for t, p in m["adapters"].items()},
+        train_tasks=m["train_tasks"],
+        heldout_tasks=m["heldout_tasks"],
+        build_seconds=m["build_seconds"],
+        info=m["info"],
+    )
+
+
+def _build_suite(spec: SuiteSpec, suite_dir: Path) -> None:
+    """Build into a temporary sibling directory, then rename: never a half-built suite."""
+    tmp = suite_dir.with_name(suite_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(suite_dir, ignore_errors=True)
+    start = time.perf_counter()
+    base_dir = tmp / "base"
+    base_info = train_base(spec, base_dir)
+    adapters, adapter_info = {}, {}
+    for task in synthetic.TRAIN_TASKS:
+        out = tmp / "adapters" / task.name.replace("@", "-at-")
+        adapter_info[task.name] = train_lora(
+            base_dir,
+            task.examples(2000, seed=spec.seed, suffix=spec.suffix),
+            out,
+            r=spec.lora_r,
+            alpha=spec.lora_alpha,
+            target_modules=spec.lora_targets,
+            steps=spec.lora_steps,
+            batch_size=spec.lora_batch,
+            lr=spec.lora_lr,
+            seed=spec.seed,
+            base_model_name=f"lorahub-tiny-{spec.kind}",
+        )
+        adapters[task.name] = str(out.relative_to(tmp))
+    manifest = {
+        "version": SUITE_VERSION,
+        "kind": spec.kind,
+        "spec": {k: list(v) if isinstance(v, tuple) else v for k, v in spec.__dict__.items()},
+        "base_dir": "base",
+        "adapters": adapters,
+        "train_tasks": [t.name for t in synthetic.TRAIN_TASKS],
+        "heldout_tasks": [t.name for t in synthetic.HELDOUT_TASKS],
+        "build_seconds": round(time.perf_counter() - start, 1),
+        "info": {"base": base_info, "adapters": adapter_info, "suffix": spec.suffix},
+    }
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    tmp.rename(suite_dir)
+
+
+# ---------------------------------------------------------------- training
+
+
+def _train(model, tok, pool: Sequence[Example], *, steps, batch_size, lr, seed, params) -> dict:
+    """AdamW with linear warm-up and decay on random batches (with replacement) of `pool`."""
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    warmup = max(1, steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda i: min((i + 1) / warmup, max(0.05, (steps - i) / (steps - warmup + 1)))
+    )
+    causal = not model.config.is_encoder_decoder
+    model.train()
+    start = time.perf_counter()
+    threads = torch.get_num_threads()
+    # One thread: tiny matmuls gain little from more, and on a busy machine OpenMP threads
+    # spin-waiting for each other make two threads several times slower than one.
+    torch.set_num_threads(1)
+    try:
+        losses = _steps(model, tok, pool, opt, sched, params, gen, steps, batch_size, causal)
+    finally:
+        torch.set_num_threads(threads)
+    model.eval()
+    tail = losses[-max(1, steps // 10) :]
+    return {
+        "steps": steps,
+        "first_loss": round(losses[0], 4),
+        "final_loss": round(sum(tail) / len(tail), 4),
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+
+
+def _steps(model, tok, pool, opt, sched, params, gen, steps, batch_size, causal) -> list[float]:
+    losses = []
+    for _ in range(steps):
+        idx = torch.randint(0, len(pool), (batch_size,), generator=gen).tolist()
+        loss = model(**encode_examples(tok, [pool[i] for i in idx], causal=causal)).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+    return losses
+
+
+def _seed_all(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train_base(spec: SuiteSpec, out_dir: Path) -> dict:
+    """A tiny base model of `spec.kind` trained on `synthetic.base_mixture`."""
+    _seed_all(spec.seed)
+    if spec.kind == "t5":
+        toy.build_tiny_t5(
+            out_dir,
+            d_model=spec.d_model,
+            num_layers=spec.num_layers,
+            num_heads=spec.num_heads,
+            d_ff=spec.d_ff,
+            seed=spec.seed,
+        )
+    else:
+        toy.build_tiny_llama(
+            out_dir,
+            hidden_size=spec.d_model,
+            num_layers=spec.num_layers,
+            num_heads=spec.num_heads,
+            intermediate_size=spec.d_ff,
+            seed=spec.seed,
+        )
+    model = load_base_model(out_dir)
+    tok = load_tokenizer(out_dir)
+    _disable_dropout(model)
+    causal = not model.config.is_encoder_decoder
+    pool = synthetic.base_mixture(
+        spec.base_steps * spec.base_batch // 4,
+        seed=spec.seed,
+        suffix=CAUSAL_SUFFIX if causal else "",
+    )
+    info = _train(
+        model,
+        tok,
+        pool,
+        steps=spec.base_steps,
+        batch_size=spec.base_batch,
+        lr=spec.base_lr,
+        seed=spec.seed,
+        params=[p for p in model.parameters() if p.requires_grad],
+    )
+    model.save_pretrained(out_dir)
+    return info
+
+
+def _disable_dropout(model) -> None:
+    """Dropout slows CPU training by a third and these tiny models do not need it."""
+    for name in ("dropout_rate", "attention_dropout", "dropout"):
+        if hasattr(model.config, name):
+            setattr(model.config, name, 0.0)
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+
+
+def train_lora(
+    base_dir: str | Path,
+    examples: Sequence[Example],
+    out_dir: str | Path,
+    *,
+    r: int = 8,
+    alpha: int = 16,
+    target_modules: Sequence[str] = ("q", "v"),
+    steps: int = 300,
+    batch_size: int = 32,
+    lr: float = 5e-3,
+    seed: int = 0,
+    base_model_name: str | None = None,
+) -> dict:
+    """Train one LoRA on examples and save it as a PEFT dir.
+
+    Works for a handful of examples too (a few-shot LoRA): batches are drawn with replacement.
+    Returns the training summary (losses, seconds), also written as `training.json`.
+    """
+    from peft import LoraConfig, get_peft_model
+
+    _seed_all(seed)
+    model = load_base_model(base_dir)
+    tok = load_tokenizer(base_dir)
+    causal = not model.config.is_encoder_decoder
+    config = LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        target_modules=list(target_modules),
+        lora_dropout=0.0,
+        task_type="CAUSAL_LM" if causal else "SEQ_2_SEQ_LM",
+    )
+    peft_model = get_peft_model(model, config)
+    info = _train(
+        peft_model,
+        tok,
+        examples,
+        steps=steps,
+        batch_size=min(batch_size, len(examples)),
+        lr=lr,
+        seed=seed,
+        params=[p for p in peft_model.parameters() if p.requires_grad],
+    )
+    peft_model.peft_config["default"].base_model_name_or_path = base_model_name or str(base_dir)
+    out = Path(out_dir)
+    peft_model.save_pretrained(out)
+    (out / "training.json").write_text(json.dumps({"examples": len(examples), **info}, indent=2))
+    return info
