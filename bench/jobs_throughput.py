@@ -1,0 +1,246 @@
+"""Jobs through the queue: throughput with one and two Celery workers against direct engine
+calls (the queue's overhead as a ratio), and the time from submit to first progress update.
+
+Runs in a child process with its own PostgreSQL database (`lorahub_bench_jobs`, re-created
+each run) and its own Redis database (LORAHUB_BENCH_REDIS, default db 10), so it never
+touches the catalog benchmark's data. The workload is short LoraHub compositions on a tiny
+T5 (the case where queue overhead matters most): every job is the same composition, so the
+direct run and the queued runs do identical engine work. Workers run with the production
+defaults for heartbeat and progress throttling, one thread each, CPU.
+Writes bench/results/jobs.json.
+
+Environment: LORAHUB_BENCH_JOBS (default 12 per configuration), LORAHUB_BENCH_BUDGET (20).
+"""
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var" / "bench" / "jobs"
+PG_SERVER = os.environ.get("LORAHUB_BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+DB_NAME = "lorahub_bench_jobs"
+REDIS_URL = os.environ.get("LORAHUB_BENCH_REDIS", "redis://127.0.0.1:6379/10")
+N_JOBS = int(os.environ.get("LORAHUB_BENCH_JOBS", 12))
+BUDGET = int(os.environ.get("LORAHUB_BENCH_BUDGET", 20))
+FIRST_PROGRESS_SAMPLES = 5
+PRODUCTION_WORKER_ENV = {
+    "COMPOSER_HEARTBEAT_SECONDS": "10",
+    "COMPOSER_HEARTBEAT_STALE_SECONDS": "120",
+    "COMPOSER_PROGRESS_SECONDS": "1.0",
+    "COMPOSER_CANCEL_POLL_SECONDS": "0.5",
+}
+EXAMPLES = [("abc", "cba"), ("hello", "olleh"), ("lora", "arol"), ("merge", "egrem")]
+
+
+def main() -> None:
+    """Run the measurement in a child process configured for the benchmark's databases."""
+    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
+        ident = sql.Identifier(DB_NAME)
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(ident))
+    VAR.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"{PG_SERVER}/{DB_NAME}",
+        "DB_CONN_MAX_AGE": "0",
+        "CELERY_BROKER_URL": REDIS_URL,
+        "LORAHUB_VAR_DIR": str(VAR),
+        "MEDIA_ROOT": str(VAR / "media"),
+        "COMPOSER_WORK_DIR": str(VAR / "work"),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "HF_HUB_OFFLINE": "1",
+        **PRODUCTION_WORKER_ENV,
+    }
+    subprocess.run([sys.executable, "-m", "bench.jobs_throughput"], cwd=ROOT, env=env, check=True)
+
+
+def _setup():
+    import django
+
+    django.setup()
+    import redis
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    redis.Redis.from_url(REDIS_URL).flushdb()
+
+
+def _catalog():
+    """A user and three toy adapters for a tiny T5, through the catalog's upload service."""
+    from django.contrib.auth import get_user_model
+
+    from composer.engine.toy import build_tiny_t5, make_random_adapter
+    from hub.models import BaseModel
+    from hub.services.adapters import adapter_create
+
+    toys = VAR / "toys-v1"
+    if not (toys / "done").exists():
+        build_tiny_t5(toys / "t5")
+        for i in range(3):
+            make_random_adapter(
+                toys / "t5", toys / f"a{i}", seed=i, init_std=0.2, base_model_name="bench/t5"
+            )
+        (toys / "done").write_text("1")
+    user = get_user_model().objects.create_user("bench")
+    versions = []
+    for i in range(3):
+        names = ("adapter_config.json", "adapter_model.safetensors")
+        files = {f: toys / f"a{i}" / f for f in names}
+        adapter = adapter_create(owner=user, name=f"a{i}", files=files, base_model="bench/t5")
+        versions.append(adapter.current_version)
+    base = BaseModel.objects.get(identifier="bench/t5")
+    base.local_path = str(toys / "t5")
+    base.save()
+    return user, base, versions
+
+
+def _launch(user, base, versions):
+    from composer.engine.examples import Example
+    from composer.launch import job_launch
+    from composer.models import Job
+
+    return job_launch(
+        owner=user,
+        kind=Job.Kind.LORAHUB,
+        versions=versions,
+        parameters={"budget": BUDGET, "seed": 0, "optimizer": "NGOpt"},
+        base_model=base,
+        examples=[Example(i, o) for i, o in EXAMPLES],
+    )
+
+
+def _wait(jobs, timeout: float = 600) -> None:
+    from composer.models import Job
+
+    ids = [j.pk for j in jobs]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = Job.objects.filter(pk__in=ids).exclude(status__in=Job.FINISHED).count()
+        if not left:
+            bad = Job.objects.filter(pk__in=ids).exclude(status=Job.Status.SUCCEEDED)
+            if bad.exists():
+                raise RuntimeError(f"jobs did not succeed: {list(bad.values('pk', 'error'))}")
+            return
+        time.sleep(0.01)
+    raise RuntimeError("jobs did not finish in time")
+
+
+def _direct(base, versions) -> dict:
+    """The same compositions as direct engine calls in this process (base model cached)."""
+    import tempfile
+
+    import torch
+
+    from composer.engine.examples import Example
+    from composer.engine.lorahub import LoraHubParams
+    from composer.engine.run import run_lorahub
+    from composer.inputs import version_dir
+    from composer.model_cache import BaseModelCache
+
+    torch.set_num_threads(1)  # as each worker (OMP_NUM_THREADS=1)
+    dirs = [version_dir(v) for v in versions]
+    cache = BaseModelCache(1)
+    examples = [Example(i, o) for i, o in EXAMPLES]
+
+    def one():
+        with tempfile.TemporaryDirectory() as tmp:
+            params = LoraHubParams(budget=BUDGET, seed=0, optimizer="NGOpt")
+            run_lorahub(base.local_path, dirs, examples, Path(tmp) / "out", params,
+                        device="cpu", model_cache=cache)  # fmt: skip
+
+    one()  # warm-up: model load, first-call costs
+    start = time.perf_counter()
+    for _ in range(N_JOBS):
+        one()
+    seconds = time.perf_counter() - start
+    return {"jobs": N_JOBS, "seconds": round(seconds, 3), "jobs_per_min": 60 * N_JOBS / seconds}
+
+
+def _queued(n_workers: int, user, base, versions) -> dict:
+    from tests.jobs.worker import Worker
+
+    workers = []
+    try:
+        for _ in range(n_workers):
+            w = Worker(REDIS_URL, VAR / "media", VAR / "work", VAR, **PRODUCTION_WORKER_ENV)
+            workers.append(w.start(timeout=120))
+        cold_start = time.perf_counter()
+        warm = [_launch(user, base, versions) for _ in range(n_workers * 2)]
+        _wait(warm)  # warm-up: each worker child imports torch and caches the base model
+        cold_s = time.perf_counter() - cold_start
+        start = time.perf_counter()
+        jobs = [_launch(user, base, versions) for _ in range(N_JOBS)]
+        _wait(jobs)
+        seconds = time.perf_counter() - start
+        first = _first_progress(user, base, versions) if n_workers == 1 else None
+    finally:
+        for w in workers:
+            w.stop()
+    result = {
+        "workers": n_workers,
+        "jobs": N_JOBS,
+        "seconds": round(seconds, 3),
+        "jobs_per_min": 60 * N_JOBS / seconds,
+        "warmup_s": round(cold_s, 2),
+    }
+    if first:
+        result["submit_to_first_progress_ms"] = first
+    return result
+
+
+def _first_progress(user, base, versions) -> dict:
+    """Submit one job at a time to an idle warm worker; time until step 1 is in the database."""
+    from composer.models import Job
+
+    samples = []
+    for _ in range(FIRST_PROGRESS_SAMPLES):
+        start = time.perf_counter()
+        job = _launch(user, base, versions)
+        while not Job.objects.filter(pk=job.pk, step__gte=1).exists():
+            time.sleep(0.002)
+        samples.append((time.perf_counter() - start) * 1000)
+        _wait([job])
+    return {
+        "median": round(statistics.median(samples), 1),
+        "min": round(min(samples), 1),
+        "max": round(max(samples), 1),
+    }
+
+
+def _run() -> None:
+    _setup()
+    from bench.catalog_report import machine_info, write_result
+
+    user, base, versions = _catalog()
+    direct = _direct(base, versions)
+    one = _queued(1, user, base, versions)
+    two = _queued(2, user, base, versions)
+    result = {
+        "benchmark": "jobs",
+        "machine": {**machine_info(), "load_avg_1min_at_end": os.getloadavg()[0]},
+        "workload": f"LoraHub, tiny T5, 3 adapters, {len(EXAMPLES)} examples, budget {BUDGET}",
+        "direct_engine": direct,
+        "queue_1_worker": one,
+        "queue_2_workers": two,
+        "overhead_ratio_1_worker": round(direct["jobs_per_min"] / one["jobs_per_min"], 3),
+        "speedup_2_vs_1_workers": round(two["jobs_per_min"] / one["jobs_per_min"], 3),
+    }
+    for key in ("direct_engine", "queue_1_worker", "queue_2_workers"):
+        result[key]["jobs_per_min"] = round(result[key]["jobs_per_min"], 1)
+    path = write_result("jobs", result)
+    print(
+        f"direct {direct['jobs_per_min']:.1f} jobs/min; 1 worker {one['jobs_per_min']:.1f}; "
+        f"2 workers {two['jobs_per_min']:.1f}; ratio {result['overhead_ratio_1_worker']}; "
+        f"first progress {one['submit_to_first_progress_ms']} ms -> {path}"
+    )
+
+
+if __name__ == "__main__":
+    _run()
