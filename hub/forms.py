@@ -114,6 +114,7 @@ class AdapterVersionForm(forms.Form):
 
 
 class AdapterEditForm(AdapterMetaFields):
+    task = forms.ChoiceField(choices=[("", "Not specified"), *TASKS], required=False)
     description = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 14}), required=False, help_text="Markdown"
     )

@@ -196,3 +196,50 @@ def test_owner_edits_and_deletes(
         assert alice_client.post(delete, {"confirm": "sharing-blobs"}).status_code == 302
     assert Blob.objects.count() == 0
     assert [p for p in media_root.rglob("*") if p.is_file()] == []
+
+
+def test_new_version_for_another_base_model_is_refused(
+    alice_client, alice, make_adapter, adapter_dirs
+):
+    import json
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    make_adapter(alice, "pinned")
+    config = json.loads((adapter_dirs["r4"] / "adapter_config.json").read_text())
+    config["base_model_name_or_path"] = "google/flan-t5-large"
+    files = [
+        SimpleUploadedFile("adapter_config.json", json.dumps(config).encode()),
+        SimpleUploadedFile(
+            "adapter_model.safetensors",
+            (adapter_dirs["r4"] / "adapter_model.safetensors").read_bytes(),
+        ),
+    ]
+    url = reverse("hub:adapter_new_version", args=["alice", "pinned"])
+    response = alice_client.post(url, {"files": files})
+    assert response.status_code == 400
+    assert "These files are for google/flan-t5-large" in response.content.decode()
+    assert Adapter.objects.get(name="pinned").versions.count() == 1
+
+
+def test_base_model_from_form_when_config_names_a_path(alice_client, adapter_dirs):
+    import json
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    config = json.loads((adapter_dirs["r4"] / "adapter_config.json").read_text())
+    config["base_model_name_or_path"] = "/home/me/checkpoints/t5"
+    weights = (adapter_dirs["r4"] / "adapter_model.safetensors").read_bytes()
+
+    def files():
+        return [
+            SimpleUploadedFile("adapter_config.json", json.dumps(config).encode()),
+            SimpleUploadedFile("adapter_model.safetensors", weights),
+        ]
+
+    response = alice_client.post(reverse("hub:adapter_new"), {"name": "local", "files": files()})
+    assert response.status_code == 400
+    assert "enter the base model" in response.content.decode()
+    data = {"name": "local", "files": files(), "base_model": "google/flan-t5-small"}
+    assert alice_client.post(reverse("hub:adapter_new"), data).status_code == 302
+    assert Adapter.objects.get(name="local").base_model.identifier == "google/flan-t5-small"
