@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 
+ROOT = "hfapi-lfs"
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 CHUNK = 1024 * 1024
 
@@ -26,7 +27,7 @@ class StagingError(Exception):
 def staged_name(user_id: int, sha256: str) -> str:
     if not SHA256_RE.fullmatch(sha256):
         raise StagingError(f"{sha256!r} is not a sha256 hex digest")
-    return f"hfapi-lfs/{user_id}/{sha256}"
+    return f"{ROOT}/{user_id}/{sha256}"
 
 
 def is_staged(user_id: int, sha256: str, size: int) -> bool:
@@ -64,3 +65,19 @@ def discard(user_id: int, sha256s: Iterable[str]) -> None:
         name = staged_name(user_id, sha256)
         if default_storage.exists(name):
             default_storage.delete(name)
+
+
+def clear_stale(before) -> int:
+    """Delete staged objects last written before `before` (an aware datetime)."""
+    removed = 0
+    if not default_storage.exists(ROOT):
+        return 0
+    users, _ = default_storage.listdir(ROOT)
+    for user in users:
+        _, names = default_storage.listdir(f"{ROOT}/{user}")
+        for name in names:
+            path = f"{ROOT}/{user}/{name}"
+            if default_storage.get_modified_time(path) < before:
+                default_storage.delete(path)
+                removed += 1
+    return removed

@@ -136,8 +136,15 @@ def preupload(request, auth, owner, name, revision):
 
 
 def _lines(request):
-    # Read the body as a stream: an inline file can be larger than Django's in-memory limit.
-    while line := request.readline():
+    """The body's lines, read as a stream (an inline file can be larger than Django's
+    in-memory limit) and bounded: one inline file's base64 plus some room for JSON."""
+    limit = settings.LORAHUB_API_LFS_THRESHOLD * 4 // 3 + 64 * 1024
+    while line := request.readline(limit + 1):
+        if len(line) > limit:
+            # Read the rest so the client, still sending, gets this answer (not a reset).
+            while request.read(1024 * 1024):
+                pass
+            raise ApiError(413, "A file sent inline is larger than the hub accepts: use Git LFS")
         yield line
 
 

@@ -150,3 +150,49 @@ def test_xet_upload_gets_a_clear_answer(hub, alice_write):
     )
     assert response.status_code == 400
     assert "HF_HUB_DISABLE_XET=1" in response.json()["error"]
+
+
+def test_oversized_inline_file_is_refused(hub, alice_write, sql_lora, settings):
+    import base64
+
+    import httpx2
+
+    settings.LORAHUB_API_LFS_THRESHOLD = 1000
+    content = base64.b64encode(b"x" * 200_000).decode()
+    raw = (
+        b'{"key":"header","value":{"summary":"big"}}\n'
+        + b'{"key":"file","value":{"path":"README.md","content":"'
+        + content.encode()
+        + b'","encoding":"base64"}}\n'
+    )
+    response = httpx2.post(
+        f"{hub}/api/models/alice/sql-lora/commit/main",
+        content=raw,
+        headers={"Authorization": f"Bearer {alice_write}"},
+    )
+    assert response.status_code == 413 and "Git LFS" in response.json()["error"]
+    assert sql_lora.versions.count() == 1
+
+
+def test_stale_staged_lfs_objects_are_cleared(alice, settings, tmp_path):
+    import os
+    import time
+
+    from django.core.files.storage import default_storage
+    from django.core.management import call_command
+
+    from hfapi import staging
+
+    settings.MEDIA_ROOT = tmp_path
+    data = b"staged bytes"
+    import hashlib
+
+    sha = hashlib.sha256(data).hexdigest()
+    staging.stage_stream(alice.pk, sha, len(data), [data])
+    assert staging.is_staged(alice.pk, sha, len(data))
+    call_command("hfapi_clear_staging", hours=1)
+    assert staging.is_staged(alice.pk, sha, len(data))  # fresh: kept
+    old = time.time() - 2 * 3600
+    os.utime(default_storage.path(staging.staged_name(alice.pk, sha)), (old, old))
+    call_command("hfapi_clear_staging", hours=1)
+    assert not staging.is_staged(alice.pk, sha, len(data))
