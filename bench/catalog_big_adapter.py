@@ -14,28 +14,30 @@ import numpy as np
 
 VERSION = "big-adapter-v1"
 BASE_MODEL = "meta-llama/Llama-2-7b-hf"
-HIDDEN, LAYERS, RANK, ALPHA = 4096, 32, 128, 256
+HIDDEN, LAYERS, RANK = 4096, 32, 128
 MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
 CACHE = Path.home() / ".cache" / "lorahub" / VERSION
 
 
-def tensor_shapes() -> dict[str, tuple[int, int]]:
+def tensor_shapes(
+    layers: int = LAYERS, hidden: int = HIDDEN, rank: int = RANK
+) -> dict[str, tuple[int, int]]:
     shapes = {}
-    for layer in range(LAYERS):
+    for layer in range(layers):
         for module in MODULES:
             prefix = f"base_model.model.model.layers.{layer}.self_attn.{module}"
-            shapes[f"{prefix}.lora_A.weight"] = (RANK, HIDDEN)  # [r, in_features]
-            shapes[f"{prefix}.lora_B.weight"] = (HIDDEN, RANK)  # [out_features, r]
+            shapes[f"{prefix}.lora_A.weight"] = (rank, hidden)  # [r, in_features]
+            shapes[f"{prefix}.lora_B.weight"] = (hidden, rank)  # [out_features, r]
     return shapes
 
 
-def adapter_config() -> dict:
+def adapter_config(rank: int = RANK) -> dict:
     return {
         "peft_type": "LORA",
         "task_type": "CAUSAL_LM",
         "base_model_name_or_path": BASE_MODEL,
-        "r": RANK,
-        "lora_alpha": ALPHA,
+        "r": rank,
+        "lora_alpha": 2 * rank,
         "lora_dropout": 0.0,
         "target_modules": list(MODULES),
         "bias": "none",

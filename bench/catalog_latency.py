@@ -35,7 +35,7 @@ def _url(**params) -> str:
 SCENARIOS = {
     "list_page_1": (_url(), "list"),
     "list_deep_page": (_url(page=2000), "list"),
-    "list_filtered": (_url(base="meta-llama/Llama-3.1-8B", r=16, tag="summarization"), "list"),
+    "list_filtered": (_url(base="meta-llama/Llama-3.1-8B", r=16, tag="instruction-tuned"), "list"),
     "sort_downloads": (_url(sort="downloads", task="translation"), "list"),
     "sort_newest": (_url(sort="newest"), "list"),
     "search_websearch": (_url(q='legal contracts -french "rank 16"'), "search"),

@@ -21,7 +21,7 @@ from hub.choices import LICENSES, TASKS
 from hub.models import Adapter, AdapterFile, AdapterVersion, BaseModel, Blob, Tag
 from hub.services.search import adapters_reindex
 
-SEED_VERSION = "catalog-seed-v1"
+SEED_VERSION = "catalog-seed-v2"
 ADAPTERS_PER_USER = 50
 PRIVATE_FRACTION = 0.05
 BLOB_POOL = 500
@@ -54,7 +54,8 @@ TOPICS = (
     "grammar spelling tutoring physics astronomy music lyrics sports weather shopping"
 ).split()
 STYLES = "tiny fast small large distilled expert concise verbose formal casual".split()
-TAGS = sorted(set(TOPICS) | {"lora", "qlora", "peft", "instruction-tuned", "multilingual"})
+# Most popular first: tag k is drawn with weight 1 / (k + 1).
+TAGS = ["lora", "peft", "instruction-tuned", "multilingual", "qlora", *TOPICS]
 MODULE_SETS = [
     ["q", "v"],
     ["q", "k", "v", "o"],
@@ -109,6 +110,9 @@ def secondary_indexes_deferred(table: str) -> Iterator[None]:
         for name, _ in indexes:
             cursor.execute(f'DROP INDEX "{name}"')
     yield
+    # Inside a transaction, CREATE INDEX refuses a table with foreign-key checks still
+    # pending: run them now (this also verifies the loaded rows' references).
+    connection.check_constraints()
     with connection.cursor() as cursor:
         for _, definition in indexes:
             cursor.execute(definition)
@@ -166,7 +170,7 @@ def catalog_seed(n: int, *, seed: int = 0, user_prefix: str = "bench") -> None:
     owners = seed_users(max(1, n // ADAPTERS_PER_USER), user_prefix)
     bases, tag_ids, shas = seed_lookups()
     base_weights = [1 / (k + 1) for k in range(len(bases))]  # a few popular base models
-    tag_weights = [1 / (k % 17 + 1) for k in range(len(tag_ids))]
+    tag_weights = [1 / (k + 1) for k in range(len(tag_ids))]
     tasks = [key for key, _ in TASKS]
     licenses = [key for key, _ in LICENSES]
 
