@@ -56,22 +56,25 @@ def adapter_create(
             "identifier such as google/flan-t5-large: enter the base model's identifier.",
             code="base_model",
         )
-    try:
-        with transaction.atomic():
-            adapter = Adapter.objects.create(
-                owner=owner,
-                name=name,
-                description=card_body(meta.model_card) if meta.model_card else description,
-                task=task or TASK_FOR_PEFT_TASK_TYPE.get(meta.task_type, ""),
-                license=license,
-                private=private,
-                base_model=base_model_get_or_create(identifier),
-            )
-            adapter.tags.set(tags_get_or_create(tags))
-            _version_create(adapter, meta, files, user=owner, message=message)
-    except IntegrityError:
-        # Two uploads of the same name at once: the unique constraint decides.
-        raise ValidationError(f"You already have an adapter named {name}.", code="exists") from None
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                adapter = Adapter.objects.create(
+                    owner=owner,
+                    name=name,
+                    description=card_body(meta.model_card) if meta.model_card else description,
+                    task=task or TASK_FOR_PEFT_TASK_TYPE.get(meta.task_type, ""),
+                    license=license,
+                    private=private,
+                    base_model=base_model_get_or_create(identifier),
+                )
+        except IntegrityError:
+            # Two uploads of the same name at once: the unique constraint decides.
+            raise ValidationError(
+                f"You already have an adapter named {name}.", code="exists"
+            ) from None
+        adapter.tags.set(tags_get_or_create(tags))
+        _version_create(adapter, meta, files, user=owner, message=message)
     return adapter
 
 

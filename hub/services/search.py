@@ -17,8 +17,6 @@ from django.db.models.functions import Greatest
 from ..models import Adapter
 
 SEARCH_CONFIG = "english"
-# Trigram word similarity above which a typo'd query still finds a name or tag.
-TRIGRAM_THRESHOLD = 0.3
 BATCH = 2000
 
 
@@ -92,12 +90,14 @@ def adapters_search(adapters: QuerySet[Adapter], q: str) -> QuerySet[Adapter]:
     )
     if found.exists():
         return found
+    # `%>` (trigram_word_similar) uses the trigram GIN indexes; threshold
+    # pg_trgm.word_similarity_threshold (0.6): about one typo in a six-letter word.
     return (
-        adapters.annotate(
+        adapters.filter(Q(name__trigram_word_similar=q) | Q(search_text__trigram_word_similar=q))
+        .annotate(
             relevance=Greatest(
                 TrigramWordSimilarity(q, "name"), TrigramWordSimilarity(q, "search_text")
             )
         )
-        .filter(relevance__gte=TRIGRAM_THRESHOLD)
         .order_by("-relevance", "-downloads", "name")
     )

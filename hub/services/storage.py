@@ -8,7 +8,7 @@ from typing import BinaryIO
 
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from ..models import Blob
 from .validation import FileLike, file_size
@@ -54,7 +54,13 @@ def _store(fh: BinaryIO, sha: str | None, size: int) -> tuple[Blob, str | None]:
     fh.seek(0)
     # The storage picks another name if a file from an interrupted upload is in the way.
     name = default_storage.save(blob_path(sha), File(fh, name=sha))
-    blob = Blob.objects.create(sha256=sha, size=size, storage_name=name)
+    try:
+        with transaction.atomic():
+            blob = Blob.objects.create(sha256=sha, size=size, storage_name=name)
+    except IntegrityError:
+        # A concurrent upload of the same content stored it first: keep theirs.
+        storage_delete([name])
+        return Blob.objects.get(pk=sha), None
     return blob, name
 
 

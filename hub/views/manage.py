@@ -18,6 +18,9 @@ from ..services.adapters import adapter_create, adapter_delete, adapter_update, 
 from ..services.zips import files_from_upload
 from ..uploads import HashingUploadHandler
 
+# Which form field a service error belongs to (the rest concern the files).
+ERROR_FIELDS = {"exists": "name", "invalid_name": "name", "base_model": "base_model"}
+
 
 def _hashing_uploads(view):
     """Hash uploads as they arrive. Upload handlers must be set before the body is read,
@@ -54,7 +57,7 @@ def adapter_new(request):
                     base_model=data["base_model"],
                 )
         except ValidationError as exc:
-            form.add_error("name" if exc.code == "exists" else "files", exc)
+            form.add_error(ERROR_FIELDS.get(exc.code, "files"), exc)
         else:
             messages.success(request, f"Uploaded {adapter.full_name}.")
             return redirect(adapter)

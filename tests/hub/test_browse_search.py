@@ -127,3 +127,14 @@ def test_selected_rare_tag_stays_in_the_tag_filter(catalog):
     assert [t.name for t in _popular_tags(visible, selected="", limit=1)] == ["code"]
     tags = _popular_tags(visible, selected="sql", limit=1)
     assert [(t.name, t.n) for t in tags] == [("code", 1), ("sql", 1)]
+
+
+def test_postgres_typo_fallback_uses_trigram_index(catalog):
+    require(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL)")
+    from hub.services.search import adapters_search
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")
+        plan = adapters_search(Adapter.objects.all(), "sumarizer").explain()
+        cursor.execute("SET enable_seqscan = on")
+    assert "hub_adapter_name_trgm" in plan and "hub_adapter_text_trgm" in plan

@@ -243,3 +243,19 @@ def test_base_model_from_form_when_config_names_a_path(alice_client, adapter_dir
     data = {"name": "local", "files": files(), "base_model": "google/flan-t5-small"}
     assert alice_client.post(reverse("hub:adapter_new"), data).status_code == 302
     assert Adapter.objects.get(name="local").base_model.identifier == "google/flan-t5-small"
+
+
+def test_blob_race_keeps_one_copy(alice, make_adapter, adapter_dirs, media_root, monkeypatch):
+    """Two uploads of the same new content at once: the second finds the row at insert time,
+    deletes its own copy and uses the first."""
+    from hub.services.storage import blob_store
+
+    make_adapter(alice, "first")
+    before = sorted(p for p in media_root.rglob("*") if p.is_file())
+    real_filter = Blob.objects.filter
+    monkeypatch.setattr(Blob.objects, "filter", lambda *a, **k: real_filter(*a, **k).none())
+    blob, written = blob_store(adapter_dirs["r4"] / "adapter_model.safetensors")
+    monkeypatch.undo()
+    assert written is None
+    assert blob == Blob.objects.get(storage_name=blob.storage_name)
+    assert sorted(p for p in media_root.rglob("*") if p.is_file()) == before
