@@ -11,6 +11,7 @@ afterwards. Writes bench/results/hfapi_download.json.
 """
 
 import json
+import logging
 import os
 import statistics
 import subprocess
@@ -97,6 +98,7 @@ def static(base_url: str, names: list[str]) -> float:
 
 
 def main() -> dict:
+    logging.getLogger("httpx2").setLevel(logging.WARNING)  # one INFO line per request
     dataset = prepare_database(N_ADAPTERS)
     folder = adapter_folder()
     names = ["adapter_config.json", "adapter_model.safetensors"]

@@ -8,6 +8,7 @@ bench/results/hfapi_list.json.
 Environment: LORAHUB_BENCH_ADAPTERS (default 100000), LORAHUB_BENCH_REQUESTS (200).
 """
 
+import logging
 import time
 
 from bench import catalog_db
@@ -48,6 +49,7 @@ def timed(call, api) -> float:
 
 
 def main() -> dict:
+    logging.getLogger("httpx2").setLevel(logging.WARNING)  # one INFO line per request
     from huggingface_hub import HfApi
 
     dataset = prepare_database(N_ADAPTERS)

@@ -87,9 +87,16 @@ def list_models(query: ListQuery, user) -> tuple[list[dict], bool]:
         if query.ascending:
             order = tuple(key[1:] if key.startswith("-") else "-" + key for key in order)
         adapters = adapters.order_by(*order)
-    adapters = adapters.prefetch_related("tags")
+    # A listing never shows the card or the search columns (large on a big catalog).
+    adapters = adapters.prefetch_related("tags").defer(
+        "description", "search_text", "search_vector", "current_version__config"
+    )
     if query.full:
-        adapters = adapters.prefetch_related("current_version__files__blob")
+        adapters = (
+            adapters.prefetch_related("current_version__files__blob")
+            .defer(None)
+            .defer("description", "search_text", "search_vector")
+        )
     page = list(adapters[query.offset : query.offset + query.page_size + 1])
     has_more = len(page) > query.page_size
     documents = []

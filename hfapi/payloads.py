@@ -80,7 +80,7 @@ def model_document(
             doc["pipeline_tag"] = adapter.task
         if with_card:
             doc["cardData"] = card_data(adapter, tag_names)
-        if version is not None:
+        if version is not None and files is not None:
             doc["config"] = {"peft": version.config}
     if files is not None:
         doc["siblings"] = [gitlfs.sibling(f.filename, f.blob.size, f.blob.sha256) for f in files]
