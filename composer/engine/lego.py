@@ -104,15 +104,19 @@ def lego_merge(adapters: Sequence[LoraAdapter], params: LegoParams | None = None
 
 def _pooled_units(adapters, names, weights, device) -> torch.Tensor:
     """[M, R, d_in + d_out]: row = one unit [a ; w·s·b] of one input, inputs in order."""
-    rows = []
-    for n in names:
-        parts = []
+    first = adapters[0].modules[names[0]]
+    d_in = first.d_in
+    R = sum(a.modules[names[0]].r for a in adapters)
+    X = torch.empty(len(names), R, d_in + first.d_out, device=device)
+    for j, n in enumerate(names):
+        off = 0
         for a, w in zip(adapters, weights, strict=True):
             m = a.modules[n]
-            b = m.B.T.float() * (w * m.scale)  # [r, d_out]
-            parts.append(torch.cat([m.A.float(), b], dim=1))
-        rows.append(torch.cat(parts, dim=0))
-    return torch.stack(rows).to(device)
+            X[j, off : off + m.r, :d_in] = m.A
+            X[j, off : off + m.r, d_in:] = m.B.T
+            X[j, off : off + m.r, d_in:] *= w * m.scale
+            off += m.r
+    return X
 
 
 def _normalized(X: torch.Tensor, d_in: int) -> torch.Tensor:

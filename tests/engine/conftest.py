@@ -1,6 +1,7 @@
 """Tiny random T5 and Llama models with random LoRA adapters, built once per session."""
 
 import pytest
+import torch
 
 from composer.engine import toy
 from composer.engine.adapters import load_adapter
@@ -40,6 +41,15 @@ class Kit:
 
     def loaded(self, dirs=None):
         return [load_adapter(d) for d in (dirs or self.adapters)]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_thread():
+    """The tiny models gain nothing from threads, and the CPU is shared."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
