@@ -6,8 +6,6 @@ version, then a commit id or a prefix of at least 7 hex digits, or "v<number>".
 
 from dataclasses import dataclass
 
-from django.contrib.auth import get_user_model
-
 from hub.models import Adapter, AdapterFile, AdapterVersion
 from hub.selectors import adapters_visible, version_resolve
 
@@ -74,7 +72,3 @@ def version_files(version: AdapterVersion | None) -> list[AdapterFile]:
     if version is None:
         return []
     return list(version.files.select_related("blob").order_by("filename"))
-
-
-def user_by_name(username: str):
-    return get_user_model().objects.filter(username=username, is_active=True).first()
