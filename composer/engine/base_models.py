@@ -21,3 +21,16 @@ def load_base_model(
 
 def load_tokenizer(base_dir: str | Path):
     return AutoTokenizer.from_pretrained(base_dir)
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """`device`, or CUDA when available and the CPU otherwise; a clear error for a bad one."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {device!r} (use cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but CUDA is not available here")
+    return dev

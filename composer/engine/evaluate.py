@@ -10,12 +10,11 @@ from collections.abc import Sequence
 import torch
 
 from composer.engine.examples import Example, causal_prompt_ids
+from composer.engine.lorahub import Scorer
 
 
 def example_loss(model, tok, examples: Sequence[Example], *, separator="", batch_size=16) -> float:
     """Mean token cross-entropy over every output token (the "token" normalisation)."""
-    from composer.engine.lorahub import Scorer
-
     scorer = Scorer(model, tok, examples, separator=separator, batch_size=batch_size)
     return float(scorer.losses(1, norm="token")[0])
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from composer.engine.adapters import LoraAdapter, LoraModule
+from composer.engine.base_models import resolve_device
 from composer.engine.compat import check_compatible
 
 
@@ -66,7 +67,7 @@ def lego_merge(adapters: Sequence[LoraAdapter], params: LegoParams | None = None
     check_compatible(adapters, "lego")
     start = time.perf_counter()
     k = params.k or max(r for a in adapters for r in a.ranks)
-    device = torch.device(params.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(params.device)
     weights = params.weights or [1.0] * len(adapters)
     gen = torch.Generator(device=device).manual_seed(params.seed)
     names = sorted(adapters[0].modules)

@@ -240,9 +240,7 @@ class Scorer:
         for i in range(0, self.n_examples, size):
             batch = _slice_batch(enc, i, i + size, causal=self.causal)
             if not self.causal:
-                batch["decoder_input_ids"] = model.prepare_decoder_input_ids_from_labels(
-                    labels=batch["labels"]
-                )
+                batch["decoder_input_ids"] = _decoder_inputs(model, batch["labels"])
             self.batches.append({k: v.to(device) for k, v in batch.items()})
         self.n_tokens = sum(int((b["labels"] != -100).sum()) for b in self.batches)
         self.keep_logits = (
@@ -277,6 +275,19 @@ class Scorer:
         )
         sums = ce.view(P, -1).sum(1).double().cpu()
         return sums, int((b["labels"] != -100).sum())
+
+
+def _decoder_inputs(model, labels: torch.Tensor) -> torch.Tensor:
+    """Teacher-forcing decoder inputs: labels shifted right after the decoder start token."""
+    if hasattr(model, "prepare_decoder_input_ids_from_labels"):
+        return model.prepare_decoder_input_ids_from_labels(labels=labels)
+    cfg = model.config
+    start = (
+        cfg.decoder_start_token_id if cfg.decoder_start_token_id is not None else cfg.pad_token_id
+    )
+    shifted = torch.full_like(labels, start)
+    shifted[:, 1:] = labels[:, :-1]
+    return shifted.masked_fill(shifted == -100, cfg.pad_token_id)
 
 
 def _slice_batch(enc: dict[str, torch.Tensor], i: int, j: int, *, causal: bool) -> dict:

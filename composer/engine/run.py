@@ -46,7 +46,7 @@ from composer.engine.adapters import (
     sha256_file,
     write_result,
 )
-from composer.engine.base_models import load_base_model, load_tokenizer
+from composer.engine.base_models import load_base_model, load_tokenizer, resolve_device
 from composer.engine.baselines import merge
 from composer.engine.compat import check_against_model, check_compatible
 from composer.engine.evaluate import evaluate_model
@@ -213,7 +213,7 @@ def _evaluate_with(model, tok, examples, modules: dict[str, LoraModule], separat
 
 
 def _model(base_dir, device, model_cache):
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = str(resolve_device(device))
     if model_cache is not None:
         return model_cache.get(base_dir, device)
     if not Path(base_dir).is_dir():

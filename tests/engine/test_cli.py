@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from peft import PeftModel
 
 from composer.engine.base_models import load_base_model
@@ -159,9 +160,35 @@ def test_bad_input_gives_one_line_and_exit_2(t5, llama, tmp_path, case):
             ],
             "unknown nevergrad optimizer",
         ),
+        (
+            lambda k, p: [
+                "evaluate",
+                "--base-model",
+                k.base,
+                "--examples",
+                p / "ok.csv",
+                "--device",
+                "cuda",
+            ],
+            "CUDA is not available",
+        ),
+        (
+            lambda k, p: [
+                "evaluate",
+                "--base-model",
+                k.base,
+                "--examples",
+                p / "ok.csv",
+                "--device",
+                "gpu7",
+            ],
+            "unknown device 'gpu7'",
+        ),
     ],
 )
 def test_more_bad_input_in_process(t5, tmp_path, capsys, make_args, expected):
+    if expected == "CUDA is not available" and torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
     (tmp_path / "empty.jsonl").write_text("\n")
     (tmp_path / "ok.csv").write_text("a,b\n")
     (tmp_path / "big.csv").write_text("a,b\n" * 5001)

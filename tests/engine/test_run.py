@@ -68,6 +68,17 @@ def test_run_lorahub_writes_a_peft_adapter_and_result(kit, examples, tmp_path):
     assert load_adapter(out).r == 4 and load_adapter(out).alpha == 8
 
 
+def test_mixed_ranks_and_scales_compose_into_a_loadable_adapter(t5, examples, tmp_path):
+    dirs = [t5.adapters[0], t5.adapter("r2_alpha2", r=2, alpha=2, seed=8)]  # scales 2 and 1
+    out = tmp_path / "mixed"
+    result = run_lorahub(
+        t5.base, dirs, examples, out, LoraHubParams(budget=4), model_cache=Cache(t5)
+    )
+    assert result["output"]["r"] == 4 and result["output"]["alpha"] == 4  # scale 1
+    composed_ce = result["ce"] * len(examples)
+    assert peft_loss(t5.base, out, t5.tok, examples) == pytest.approx(composed_ce, rel=1e-5)
+
+
 def test_outputs_are_never_overwritten_or_left_half_written(t5, examples, tmp_path):
     out = tmp_path / "taken"
     out.mkdir()
