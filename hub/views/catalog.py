@@ -9,9 +9,11 @@ from django.shortcuts import get_object_or_404, render
 from ..choices import LICENSE_LABELS, TASK_LABELS
 from ..models import BaseModel, Tag
 from ..selectors import adapter_get_visible, adapters_visible, version_resolve
+from ..services.choices_cache import cached_choices
 from ..services.search import adapters_search
 
 PAGE_SIZE = 20
+LIST_DEFERRED = ("description", "search_text", "search_vector", "current_version__config")
 SORTS = {
     "downloads": ("Most downloaded", ("-downloads", "name")),
     "newest": ("Newest", ("-created", "name")),
@@ -37,7 +39,8 @@ def home(request):
 def adapter_list(request):
     """Filters: base, task, license, tag, r; sort; q (full-text search, ranked)."""
     params = request.GET
-    adapters = adapters_visible(request.user).prefetch_related("tags")
+    # The cards show neither the model card nor the search columns: leave them unread.
+    adapters = adapters_visible(request.user).defer(*LIST_DEFERRED).prefetch_related("tags")
     filters = {
         "base": ("base_model__identifier", params.get("base", "")),
         "task": ("task", params.get("task", "")),
@@ -57,10 +60,13 @@ def adapter_list(request):
     if sort in SORTS or not q:
         sort = sort if sort in SORTS else "downloads"
         adapters = adapters.order_by(*SORTS[sort][1])
-    page = Paginator(adapters, PAGE_SIZE).get_page(params.get("page"))
+    choices = _filter_choices(request.user)
+    paginator = Paginator(adapters, PAGE_SIZE)
+    if not q and not any(value for _, value in filters.values()):
+        paginator.count = choices["count"]  # all visible adapters: counted with the choices
+    page = paginator.get_page(params.get("page"))
     query = params.copy()
     query.pop("page", None)
-    visible = adapters_visible(request.user)
     return render(
         request,
         "hub/adapter_list.html",
@@ -71,13 +77,13 @@ def adapter_list(request):
             "sorts": [(key, label) for key, (label, _) in SORTS.items()],
             "selected": {key: value for key, (_, value) in filters.items()},
             "query_without_page": query.urlencode(),
-            "base_models": BaseModel.objects.filter(adapters__in=visible).distinct(),
-            "tasks": _distinct(visible, "task"),
+            "base_models": choices["base_models"],
+            "tasks": choices["tasks"],
             "task_labels": TASK_LABELS,
-            "licenses": _distinct(visible, "license"),
+            "licenses": choices["licenses"],
             "license_labels": LICENSE_LABELS,
-            "tags": _popular_tags(visible, selected=filters["tag"][1]),
-            "ranks": _distinct(visible, "current_version__r"),
+            "tags": _popular_tags(choices["tags"], selected=filters["tag"][1]),
+            "ranks": choices["ranks"],
         },
     )
 
@@ -143,16 +149,39 @@ def _distinct(adapters, field: str) -> list:
     return sorted(v for v in values if v not in ("", None))
 
 
-def _popular_tags(visible, *, selected: str, limit: int = 30) -> list[Tag]:
-    """The most used tags among visible adapters, plus the selected one if it is rarer."""
-    tags = list(
+def _filter_choices(user) -> dict:
+    """The list's filter choices and count over the adapters `user` can see (cached: they
+    aggregate the whole catalog). Users without private adapters see the public ones."""
+    scope = "public"
+    if user.is_authenticated and user.adapters.filter(private=True).exists():
+        scope = f"user:{user.pk}"
+
+    def compute() -> dict:
+        visible = adapters_visible(user)
+        return {
+            "base_models": list(BaseModel.objects.filter(adapters__in=visible).distinct()),
+            "tasks": _distinct(visible, "task"),
+            "licenses": _distinct(visible, "license"),
+            "tags": _tag_counts(visible),
+            "ranks": _distinct(visible, "current_version__r"),
+            "count": visible.count(),
+        }
+
+    return cached_choices(scope, compute)
+
+
+def _tag_counts(visible) -> list[Tag]:
+    """Tags of visible adapters with their count `n`, most used first."""
+    return list(
         Tag.objects.filter(adapters__in=visible)
         .annotate(n=Count("adapters"))
-        .order_by("-n", "name")[:limit]
+        .order_by("-n", "name")
     )
-    if selected and selected not in {t.name for t in tags}:
-        extra = Tag.objects.filter(name=selected, adapters__in=visible).annotate(
-            n=Count("adapters")
-        )
-        tags += list(extra)
-    return tags
+
+
+def _popular_tags(tags: list[Tag], *, selected: str, limit: int = 30) -> list[Tag]:
+    """The `limit` most used of `tags` (see _tag_counts), plus the selected one if rarer."""
+    popular = tags[:limit]
+    if selected and selected not in {t.name for t in popular}:
+        popular += [t for t in tags if t.name == selected]
+    return popular
