@@ -65,6 +65,7 @@ class LoraAdapter:
     modules: dict[str, LoraModule]
     sha256: str | None = None
     name: str = ""
+    stored_dtype: str = "float32"  # the dtype of the weights file (tensors are loaded as float32)
 
     @property
     def base_model(self) -> str:
@@ -138,19 +139,31 @@ def load_adapter(adapter_dir: str | Path, *, dtype: torch.dtype = torch.float32)
                 "is never loaded (convert it to adapter_model.safetensors)"
             )
         raise AdapterError(f"{d}: no {WEIGHTS_NAME}")
-    tensors = _read_safetensors(weights_path, dtype)
+    tensors, stored_dtype = _read_safetensors(weights_path, dtype)
     modules = modules_from_state_dict(tensors, config, source=str(d))
     return LoraAdapter(
-        path=d, config=config, modules=modules, sha256=sha256_file(weights_path), name=d.name
+        path=d,
+        config=config,
+        modules=modules,
+        sha256=sha256_file(weights_path),
+        name=d.name,
+        stored_dtype=stored_dtype,
     )
 
 
-def _read_safetensors(path: Path, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+def _read_safetensors(path: Path, dtype: torch.dtype) -> tuple[dict[str, torch.Tensor], str]:
+    """The tensors converted to `dtype`, and the stored dtype (e.g. "bfloat16")."""
     try:
         with safe_open(str(path), framework="pt") as f:
-            return {k: f.get_tensor(k).to(dtype) for k in f.keys()}  # noqa: SIM118
+            raw = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError) as e:
         raise AdapterError(f"{path}: unreadable safetensors file ({one_line(e)})") from None
+    dtypes = {t.dtype for t in raw.values()}
+    bad = sorted(str(d) for d in dtypes if not d.is_floating_point)
+    if bad:
+        raise AdapterError(f"{path}: LoRA weights must be floating point, found {bad[0]}")
+    stored_dtype = str(dtypes.pop()).removeprefix("torch.") if len(dtypes) == 1 else "float32"
+    return {k: t.to(dtype) for k, t in raw.items()}, stored_dtype
 
 
 def module_scale(config: Mapping, module: str, r: int) -> float:

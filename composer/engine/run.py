@@ -242,6 +242,7 @@ def _input_info(a: LoraAdapter) -> dict:
         "sha256": a.sha256,
         "r": a.r,
         "alpha": a.alpha,
+        "dtype": a.stored_dtype,
         "base_model": a.base_model,
     }
 
@@ -268,8 +269,15 @@ def _write(out: Path, modules, adapters, result: dict, t0: float) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
+        # the inputs' dtype when they agree (float32 otherwise)
+        stored = {a.stored_dtype for a in adapters}
+        dtype = getattr(torch, stored.pop()) if len(stored) == 1 else torch.float32
         save_adapter(
-            tmp, modules, base_model=adapters[0].base_model, task_type=adapters[0].task_type
+            tmp,
+            modules,
+            base_model=adapters[0].base_model,
+            task_type=adapters[0].task_type,
+            dtype=dtype,
         )
         first = next(iter(modules.values()))
         result["output"] = {
@@ -278,6 +286,7 @@ def _write(out: Path, modules, adapters, result: dict, t0: float) -> dict:
             "r": first.r,
             "alpha": first.scale * first.r,
             "modules": len(modules),
+            "dtype": str(dtype).removeprefix("torch."),
             "params": sum(m.A.numel() + m.B.numel() for m in modules.values()),
         }
         result["timings"]["total_s"] = round(time.perf_counter() - t0, 4)

@@ -4,7 +4,7 @@ import pytest
 import torch
 from peft import PeftModel
 
-from composer.engine.adapters import load_adapter, sha256_file
+from composer.engine.adapters import load_adapter, save_adapter, sha256_file
 from composer.engine.base_models import load_base_model
 from composer.engine.evaluate import generate
 from composer.engine.examples import Example, encode_examples
@@ -111,6 +111,20 @@ def test_run_lego_and_merge_outputs_load_with_peft(t5, tmp_path):
     for d in ("lego", "ta"):
         model = PeftModel.from_pretrained(load_base_model(t5.base), tmp_path / d)
         assert model.peft_config["default"].r in (6, 12)
+
+
+def test_outputs_keep_the_inputs_dtype(t5, tmp_path):
+    dirs = []
+    for i, d in enumerate(t5.adapters[:2]):
+        a = load_adapter(d)
+        dirs.append(tmp_path / f"bf16_{i}")
+        save_adapter(dirs[-1], a.modules, base_model=a.base_model, dtype=torch.bfloat16)
+    result = run_merge("task_arithmetic", dirs, tmp_path / "out")
+    assert [i["dtype"] for i in result["inputs"]] == ["bfloat16", "bfloat16"]
+    assert result["output"]["dtype"] == "bfloat16"
+    assert load_adapter(tmp_path / "out").stored_dtype == "bfloat16"
+    mixed = run_merge("cat", [t5.adapters[0], dirs[1]], tmp_path / "mixed")
+    assert mixed["output"]["dtype"] == "float32"
 
 
 def test_run_evaluate_base_and_adapter(llama, examples):
