@@ -4,19 +4,22 @@ Adapter.search_text (tags, task, base model, owner) and Adapter.search_vector ar
 denormalised; adapters_reindex refreshes them after a change (or a bulk load).
 """
 
+import re
+
 from django.contrib.postgres.search import (
     SearchQuery,
     SearchRank,
     SearchVector,
-    TrigramWordSimilarity,
+    TrigramSimilarity,
 )
 from django.db import connection
-from django.db.models import F, Q, QuerySet
-from django.db.models.functions import Greatest
+from django.db.models import Case, ExpressionWrapper, F, FloatField, Q, QuerySet, Value, When
 
-from ..models import Adapter
+from ..models import Adapter, BaseModel, Tag
 
 SEARCH_CONFIG = "english"
+# Trigram similarity from which a tag or base model name counts as the intended word.
+CORRECTION_THRESHOLD = 0.4
 BATCH = 2000
 
 
@@ -68,7 +71,7 @@ def adapters_search(adapters: QuerySet[Adapter], q: str) -> QuerySet[Adapter]:
     """Adapters matching `q`, best first (annotated with `relevance`).
 
     PostgreSQL: websearch syntax ("quoted phrases", -exclusions, OR) ranked with
-    SearchRank; when nothing matches, names and tags similar to the query (typos).
+    SearchRank; when nothing matches, a typo-tolerant fallback (_typo_fallback).
     SQLite: every word must appear in the name, card or tags.
     """
     q = q.strip()
@@ -90,14 +93,49 @@ def adapters_search(adapters: QuerySet[Adapter], q: str) -> QuerySet[Adapter]:
     )
     if found.exists():
         return found
-    # `%>` (trigram_word_similar) uses the trigram GIN indexes; threshold
-    # pg_trgm.word_similarity_threshold (0.6): about one typo in a six-letter word.
+    return _typo_fallback(adapters, q)
+
+
+def _typo_fallback(adapters: QuerySet[Adapter], q: str) -> QuerySet[Adapter]:
+    """Adapters whose name is trigram-similar to `q`, or that match `q` spelled right.
+
+    Both use an index: `name %> q` the trigram GIN index on names (word similarity at least
+    pg_trgm.word_similarity_threshold, 0.6: about one typo in a six-letter word); the
+    respelled words (see corrected_words) the full-text index, so a typo costs about what
+    the right spelling does. Similarity is never computed over the whole catalog.
+    """
+    name_match = Q(name__trigram_word_similar=q)
+    name_hits = Adapter.objects.filter(name_match).values("pk")  # few: hashed once for ranking
+    matches = name_match
+    relevance = Case(When(pk__in=name_hits, then=Value(1.0)), default=Value(0.0))
+    words = corrected_words(q)
+    if words:
+        query = SearchQuery(" or ".join(words), search_type="websearch", config=SEARCH_CONFIG)
+        # Full-text first: PostgreSQL evaluates the OR in order, so rows the text index
+        # found skip the costlier trigram recheck.
+        matches = Q(search_vector=query) | name_match
+        relevance = relevance + SearchRank(F("search_vector"), query)
     return (
-        adapters.filter(Q(name__trigram_word_similar=q) | Q(search_text__trigram_word_similar=q))
-        .annotate(
-            relevance=Greatest(
-                TrigramWordSimilarity(q, "name"), TrigramWordSimilarity(q, "search_text")
-            )
-        )
+        adapters.filter(matches)
+        .annotate(relevance=ExpressionWrapper(relevance, output_field=FloatField()))
         .order_by("-relevance", "-downloads", "name")
     )
+
+
+def corrected_words(q: str) -> list[str]:
+    """The catalog's own spelling of each word of `q`: the most similar tag or base model
+    name (trigram similarity at least CORRECTION_THRESHOLD). Both tables are small."""
+    corrected = []
+    for word in dict.fromkeys(w.lower() for w in re.findall(r"[\w.-]{3,}", q)):
+        candidates = [
+            model.objects.annotate(similarity=TrigramSimilarity(field, word))
+            .filter(similarity__gte=CORRECTION_THRESHOLD)
+            .order_by("-similarity")
+            .values_list(field, "similarity")
+            .first()
+            for model, field in ((Tag, "name"), (BaseModel, "identifier"))
+        ]
+        best = max((c for c in candidates if c), key=lambda c: c[1], default=None)
+        if best:
+            corrected.append(best[0])
+    return corrected

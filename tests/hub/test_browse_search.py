@@ -129,12 +129,26 @@ def test_selected_rare_tag_stays_in_the_tag_filter(catalog):
     assert [(t.name, t.n) for t in tags] == [("code", 1), ("sql", 1)]
 
 
-def test_postgres_typo_fallback_uses_trigram_index(catalog):
+def test_postgres_typo_fallback_uses_indexes(catalog):
     require(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL)")
     from hub.services.search import adapters_search
 
     with connection.cursor() as cursor:
         cursor.execute("SET enable_seqscan = off")
-        plan = adapters_search(Adapter.objects.all(), "sumarizer").explain()
+        plan = adapters_search(Adapter.objects.all(), "sumarization").explain()
         cursor.execute("SET enable_seqscan = on")
-    assert "hub_adapter_name_trgm" in plan and "hub_adapter_text_trgm" in plan
+    assert "hub_adapter_name_trgm" in plan and "hub_adapter_search_gin" in plan
+    assert "Seq Scan" not in plan
+
+
+def test_postgres_typo_in_a_tag_is_respelled(client, catalog):
+    require(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL)")
+    from hub.services.search import corrected_words
+
+    assert corrected_words("creatve-writing sumarization xq") == [
+        "creative-writing",
+        "summarization",
+    ]
+    assert names(client, q="creatve-writing") == ["story-writer"]
+    # A typo in a name: found by trigram similarity on names.
+    assert names(client, q="sql-helpr") == ["sql-helper"]
