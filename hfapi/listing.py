@@ -80,13 +80,13 @@ def list_models(query: ListQuery, user) -> tuple[list[dict], bool]:
         adapters = adapters.filter(owner__username=query.author)
     for value in query.filters:
         adapters = adapters.filter(tag_filter(value))
-    # The catalog's search ranks by relevance; an explicit sort (or no search) wins.
+    # Like the Hub, `search` selects and `sort` (default: downloads) orders; the catalog's
+    # search does the selecting. Ordering on an indexed column keeps a common word fast.
     adapters = adapters_search(adapters, query.search)
-    if query.sort or not query.search:
-        order = SORTS[query.sort or "downloads"]
-        if query.ascending:
-            order = tuple(key[1:] if key.startswith("-") else "-" + key for key in order)
-        adapters = adapters.order_by(*order)
+    order = SORTS[query.sort or "downloads"]
+    if query.ascending:
+        order = tuple(key[1:] if key.startswith("-") else "-" + key for key in order)
+    adapters = adapters.order_by(*order)
     # A listing never shows the card or the search columns (large on a big catalog).
     adapters = adapters.prefetch_related("tags").defer(
         "description", "search_text", "search_vector", "current_version__config"
