@@ -43,7 +43,7 @@ class Kit:
         return [load_adapter(d) for d in (dirs or self.adapters)]
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def one_thread():
     """The tiny models gain nothing from threads, and the CPU is shared."""
     before = torch.get_num_threads()
