@@ -1,0 +1,66 @@
+from django.contrib import admin
+
+from .models import Adapter, AdapterFile, AdapterVersion, BaseModel, Blob, Tag
+from .services.adapters import adapter_delete
+
+
+@admin.register(BaseModel)
+class BaseModelAdmin(admin.ModelAdmin):
+    list_display = ["identifier", "architecture", "local_path", "created"]
+    search_fields = ["identifier"]
+
+
+@admin.register(Tag)
+class TagAdmin(admin.ModelAdmin):
+    search_fields = ["name"]
+
+
+class AdapterVersionInline(admin.TabularInline):
+    model = AdapterVersion
+    fields = ["number", "commit", "message", "r", "lora_alpha", "dtype", "param_count", "created"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+
+@admin.register(Adapter)
+class AdapterAdmin(admin.ModelAdmin):
+    """Declared fields are editable; what the files say (versions) is read-only."""
+
+    list_display = ["name", "owner", "base_model", "task", "private", "downloads", "updated"]
+    list_filter = ["private", "task", "license"]
+    search_fields = ["name", "owner__username"]
+    raw_id_fields = ["owner", "base_model", "current_version"]
+    readonly_fields = ["downloads", "created", "updated"]
+    inlines = [AdapterVersionInline]
+
+    def delete_model(self, request, obj):
+        adapter_delete(adapter=obj)  # also frees the files nothing else uses
+
+    def delete_queryset(self, request, queryset):
+        for adapter in queryset:
+            adapter_delete(adapter=adapter)
+
+
+class AdapterFileInline(admin.TabularInline):
+    model = AdapterFile
+    fields = ["filename", "blob"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
+@admin.register(AdapterVersion)
+class AdapterVersionAdmin(admin.ModelAdmin):
+    list_display = ["adapter", "number", "commit", "r", "created"]
+    search_fields = ["adapter__name", "commit"]
+    readonly_fields = [f.name for f in AdapterVersion._meta.fields]
+    inlines = [AdapterFileInline]
+
+
+@admin.register(Blob)
+class BlobAdmin(admin.ModelAdmin):
+    list_display = ["sha256", "size", "storage_name", "created"]
+    search_fields = ["sha256"]
+    readonly_fields = ["sha256", "size", "storage_name", "created"]
