@@ -12,7 +12,8 @@ Choices the paper leaves open, with our defaults (`LegoParams`): k = the largest
 features are the raw [a; b] (`normalize=True` L2-normalises each part for the distance only;
 centroids are always means of the raw parameters); k-means++ seeded by `seed`, at most
 `max_iter` Lloyd iterations (stops when assignments no longer change); an emptied cluster
-keeps its previous centroid; norms are L2; r̄ is the mean input rank.
+keeps its previous centroid; parameter reweighting restores L2 norms (`norm_ord`); r̄ is the
+mean input rank (`output_rank`: "mean", "max" or "min").
 
 Speed and memory: modules with the same shapes and unit count are clustered together,
 batched ([M, R, D] tensors and bmm), in chunks of at most `chunk_mb` MiB of features.
@@ -30,12 +31,16 @@ from composer.engine.adapters import LoraAdapter, LoraModule
 from composer.engine.base_models import resolve_device
 from composer.engine.compat import check_compatible
 
+OUTPUT_RANKS = ("mean", "max", "min")
+
 
 @dataclass
 class LegoParams:
     k: int | None = None  # merged rank (None: the largest input rank)
     param_reweight: bool = True
     output_reweight: bool = True
+    norm_ord: float = 2.0  # the norm parameter reweighting restores (2: L2)
+    output_rank: str = "mean"  # r in √(r/k): the "mean", "max" or "min" input rank
     normalize: bool = False  # L2-normalise the a and b parts of the features for the distance
     weights: list[float] | None = None  # per-input weights folded into b (default: 1 each)
     max_iter: int = 100
@@ -48,6 +53,10 @@ class LegoParams:
             raise ValueError(f"k (the merged rank) must be at least 1, got {self.k}")
         if self.max_iter < 1:
             raise ValueError(f"max_iter must be at least 1, got {self.max_iter}")
+        if self.output_rank not in OUTPUT_RANKS:
+            raise ValueError(f"output_rank must be one of {OUTPUT_RANKS}, got {self.output_rank!r}")
+        if not self.norm_ord > 0:
+            raise ValueError(f"norm_ord must be positive, got {self.norm_ord}")
         if self.weights is not None and len(self.weights) != n_inputs:
             raise ValueError(f"{len(self.weights)} weights for {n_inputs} adapters")
 
@@ -94,9 +103,11 @@ def lego_merge(adapters: Sequence[LoraAdapter], params: LegoParams | None = None
             feats = _normalized(X, d_in) if params.normalize else X
             labels, iters = kmeans(feats, k, generator=gen, max_iter=params.max_iter)
             del feats
-            A, B = _centroids(X, labels, k, d_in, param_reweight=params.param_reweight)
+            norm_ord = params.norm_ord if params.param_reweight else None
+            A, B = _centroids(X, labels, k, d_in, norm_ord=norm_ord)
             if params.output_reweight:
-                B *= math.sqrt(sum(ranks) / len(ranks) / k)
+                r = {"mean": sum(ranks) / len(ranks), "max": max(ranks), "min": min(ranks)}
+                B *= math.sqrt(r[params.output_rank] / k)
             for j, n in enumerate(part):
                 modules[n] = LoraModule(A=A[j].cpu(), B=B[j].cpu(), scale=1.0)
                 iterations[n] = iters
@@ -177,15 +188,17 @@ def _sq_dist(X: torch.Tensor, x2: torch.Tensor, C: torch.Tensor) -> torch.Tensor
     return (x2[:, :, None] - 2 * torch.bmm(X, C.transpose(1, 2)) + c2[:, None, :]).clamp_min(0)
 
 
-def _centroids(X, labels, k, d_in, *, param_reweight):
+def _centroids(X, labels, k, d_in, *, norm_ord: float | None):
     """Merged A [M, k, d_in] and B [M, d_out, k] from the raw units' cluster means."""
     onehot = torch.nn.functional.one_hot(labels, k).to(X.dtype).transpose(1, 2)  # [M, k, R]
     counts = onehot.sum(-1, keepdim=True).clamp_min(1)
     C = torch.bmm(onehot, X) / counts  # [M, k, D]
     A, Bt = C[..., :d_in], C[..., d_in:]
-    if param_reweight:
+    if norm_ord is not None:  # parameter reweighting
         eps = torch.finfo(X.dtype).tiny
         for part, lo, hi in ((A, 0, d_in), (Bt, d_in, X.shape[-1])):
-            mean_norm = torch.bmm(onehot, X[..., lo:hi].norm(dim=-1, keepdim=True)) / counts
-            part *= mean_norm / part.norm(dim=-1, keepdim=True).clamp_min(eps)
+            norms = torch.linalg.vector_norm(X[..., lo:hi], ord=norm_ord, dim=-1, keepdim=True)
+            mean_norm = torch.bmm(onehot, norms) / counts
+            own = torch.linalg.vector_norm(part, ord=norm_ord, dim=-1, keepdim=True)
+            part *= mean_norm / own.clamp_min(eps)
     return A.contiguous(), Bt.transpose(1, 2).contiguous()

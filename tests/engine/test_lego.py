@@ -71,6 +71,26 @@ def test_reweighting(t5):
         ).all()
 
 
+def test_open_choices_are_options(t5):
+    adapters = t5.loaded([t5.adapters[0], t5.adapter("r2", r=2, alpha=4, seed=7)])  # ranks 4, 2
+    flat = lego_merge(adapters, LegoParams(k=2, **PLAIN))
+    for rank, factor in (("mean", 3), ("max", 4), ("min", 2)):
+        out = lego_merge(adapters, LegoParams(k=2, param_reweight=False, output_rank=rank))
+        for name in flat.modules:
+            torch.testing.assert_close(
+                out.modules[name].B, flat.modules[name].B * (factor / 2) ** 0.5
+            )
+    l1 = lego_merge(adapters, LegoParams(k=2, output_reweight=False, norm_ord=1))
+    for name, m in l1.modules.items():
+        assert not torch.allclose(m.A, flat.modules[name].A)
+        assert torch.allclose(
+            m.A.norm(p=1, dim=1) / flat.modules[name].A.norm(p=1, dim=1),
+            m.A.norm(dim=1) / flat.modules[name].A.norm(dim=1),
+        )  # a rescaling
+    with pytest.raises(ValueError, match="output_rank must be one of"):
+        lego_merge(adapters, LegoParams(output_rank="median"))
+
+
 def test_kmeans_finds_separated_clusters():
     gen = torch.Generator().manual_seed(0)
     centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
