@@ -74,6 +74,25 @@ class Adapter(models.Model):
             models.Index(fields=["-downloads"], name="hub_adapter_downloads"),
             models.Index(fields=["-created"], name="hub_adapter_created"),
             models.Index(fields=["name"], name="hub_adapter_name"),
+            # The public list's sort orders, covering the key: deep pages are index-only.
+            models.Index(
+                fields=["-downloads", "name", "id"],
+                condition=models.Q(private=False, current_version__isnull=False),
+                name="hub_adapter_public_downloads",
+            ),
+            models.Index(
+                fields=["-created", "name", "id"],
+                condition=models.Q(private=False, current_version__isnull=False),
+                name="hub_adapter_public_created",
+            ),
+            # A narrow copy of what the list filters on: counts and tag joins read this
+            # index (index-only) instead of the wide rows (card, search columns).
+            models.Index(
+                fields=["id"],
+                include=["base_model", "task", "license", "current_version", "downloads", "name"],
+                condition=models.Q(private=False, current_version__isnull=False),
+                name="hub_adapter_public_filters",
+            ),
         ]
 
     def __str__(self):
@@ -112,7 +131,11 @@ class AdapterVersion(models.Model):
                 fields=["adapter", "number"], name="hub_adapterversion_unique_number"
             )
         ]
-        indexes = [models.Index(fields=["r"], name="hub_adapterversion_r")]
+        indexes = [
+            models.Index(fields=["r"], name="hub_adapterversion_r"),
+            # Lets the rank filter join versions without reading their config JSON.
+            models.Index(fields=["id"], include=["r"], name="hub_adapterversion_id_r"),
+        ]
 
     def __str__(self):
         return f"{self.adapter} v{self.number}"

@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404, render
 
 from ..choices import LICENSE_LABELS, TASK_LABELS
 from ..models import BaseModel, Tag
+from ..pagination import KeysFirstPaginator
 from ..selectors import adapter_get_visible, adapters_visible, version_resolve
 from ..services.choices_cache import cached_choices
 from ..services.search import adapters_search
@@ -61,7 +62,7 @@ def adapter_list(request):
         sort = sort if sort in SORTS else "downloads"
         adapters = adapters.order_by(*SORTS[sort][1])
     choices = _filter_choices(request.user)
-    paginator = Paginator(adapters, PAGE_SIZE)
+    paginator = KeysFirstPaginator(adapters, PAGE_SIZE)
     if not q and not any(value for _, value in filters.values()):
         paginator.count = choices["count"]  # all visible adapters: counted with the choices
     page = paginator.get_page(params.get("page"))
