@@ -4,7 +4,7 @@ import logging
 import threading
 
 from celery import shared_task
-from celery.signals import worker_ready
+from celery.signals import worker_init, worker_ready
 from django.conf import settings
 from django.db import connections
 
@@ -33,6 +33,13 @@ def _reap_forever() -> None:
     while True:
         threading.Event().wait(settings.COMPOSER_HEARTBEAT_STALE_SECONDS)
         reap_once()
+
+
+@worker_init.connect
+def preload_engine(**kwargs) -> None:
+    """Import torch, transformers and peft once in the parent: every forked child (a new one
+    after a crash included) starts with them. Importing torch does not initialise CUDA."""
+    import composer.engine.run  # noqa: F401
 
 
 @worker_ready.connect

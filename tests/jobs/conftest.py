@@ -20,6 +20,12 @@ def wait_for(predicate, timeout: float = 60, interval: float = 0.05, message: st
     pytest.fail(f"timed out after {timeout}s: {message}")
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Users are created in almost every test here; real hashing would dominate their time."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture(scope="module")
 def worker_dirs(tmp_path_factory):
     root = tmp_path_factory.mktemp("jobs-worker")

@@ -38,7 +38,7 @@ def running_at_step(job, step: int, attempt: int, worker) -> Job:
         job.refresh_from_db()
         return job.status == Job.Status.RUNNING and job.attempts == attempt and job.step >= step
 
-    wait_for(ready, 90, message=f"job {job.pk} attempt {attempt}\n{worker.log_tail()}")
+    wait_for(ready, 180, message=f"job {job.pk} attempt {attempt}\n{worker.log_tail()}")
     return job
 
 
