@@ -1,0 +1,83 @@
+"""Publishing a result: a catalog adapter through the catalog's own upload service, with a
+generated model card and lineage shown on the child's and the parents' pages."""
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from composer.launch import job_launch
+from composer.models import Job, Lineage
+from composer.results import result_store
+from hub.models import Adapter
+from tests.jobs.conftest import publish_toys
+
+
+@pytest.fixture
+def done_job(alice, catalog, toys, tmp_path):
+    """A succeeded LoraHub job of alice over bob's t5-a and t5-b (its result: t5-c's files)."""
+    versions = [catalog["t5-a"].current_version, catalog["t5-b"].current_version]
+    job = job_launch(
+        owner=alice,
+        kind=Job.Kind.LORAHUB,
+        versions=versions,
+        parameters={"budget": 5, "seed": 0, "optimizer": "NGOpt"},
+        base_model=catalog["t5-a"].base_model,
+    )
+    job.status, job.result = Job.Status.SUCCEEDED, {"weights": [0.3, -0.2]}
+    job.result_file = result_store(job, toys / "adapters" / "t5-c", tmp_path / "result.zip")
+    job.save()
+    return job
+
+
+def publish(client, job, **data):
+    return client.post(reverse("composer:publish", args=[job.pk]), {"name": "mixed", **data})
+
+
+def test_publish_creates_an_adapter_with_card_and_lineage(alice_client, alice, done_job):
+    r = publish(alice_client, done_job)
+    child = Adapter.objects.get(owner=alice, name="mixed")
+    assert r.status_code == 302 and r["Location"] == child.get_absolute_url()
+    assert "LoraHub composition" in child.description and "bob/t5-a v1" in child.description
+    links = list(Lineage.objects.filter(child=child.current_version))
+    assert [(link.parent_label, link.weight, link.method) for link in links] == [
+        ("bob/t5-a v1", 0.3, "lorahub"),
+        ("bob/t5-b v1", -0.2, "lorahub"),
+    ]
+    done_job.refresh_from_db()
+    assert done_job.published_version == child.current_version
+    assert links[0].job == done_job
+
+    child_page = alice_client.get(child.get_absolute_url()).content.decode()
+    assert 'id="lineage"' in child_page and "bob/t5-b v1" in child_page
+    assert f"Open job #{done_job.pk}" in child_page
+    stranger = Client()
+    parent_page = stranger.get(done_job.inputs.first().version.adapter.get_absolute_url())
+    assert "alice/mixed" in parent_page.content.decode()
+    # Strangers see the lineage but no link to alice's private job.
+    page = stranger.get(child.get_absolute_url()).content.decode()
+    assert "bob/t5-a v1" in page and f"Open job #{done_job.pk}" not in page
+
+
+def test_publish_twice_or_with_a_taken_name_is_refused(alice_client, alice, done_job, toys):
+    publish_toys(alice, toys, ["t5-c"])
+    r = publish(alice_client, done_job, name="t5-c")
+    assert r.status_code == 400 and "already have an adapter named t5-c" in r.content.decode()
+    assert not Lineage.objects.exists()
+    assert publish(alice_client, done_job).status_code == 302
+    r = publish(alice_client, done_job, name="again")
+    assert "already published" in r.content.decode()
+    assert Adapter.objects.filter(owner=alice).count() == 2
+
+
+def test_private_children_stay_hidden_on_parent_pages(alice_client, done_job):
+    publish(alice_client, done_job, private="on")
+    parent_url = done_job.inputs.first().version.adapter.get_absolute_url()
+    assert b"alice/mixed" in alice_client.get(parent_url).content
+    assert b"alice/mixed" not in Client().get(parent_url).content
+
+
+def test_unfinished_jobs_cannot_be_published(alice_client, done_job):
+    Job.objects.filter(pk=done_job.pk).update(status=Job.Status.RUNNING)
+    r = publish(alice_client, done_job)
+    assert "Only the result of a succeeded job" in r.content.decode()
+    assert not Adapter.objects.filter(name="mixed").exists()
