@@ -33,6 +33,7 @@ def _url(**params) -> str:
 
 # name: (path, kind of target). Every page must list at least one adapter.
 SCENARIOS = {
+    "home": ("/", "list"),
     "list_page_1": (_url(), "list"),
     "list_deep_page": (_url(page=2000), "list"),
     "list_filtered": (_url(base="meta-llama/Llama-3.1-8B", r=16, tag="instruction-tuned"), "list"),

@@ -19,6 +19,7 @@ from django.db import connection
 
 from hub.choices import LICENSES, TASKS
 from hub.models import Adapter, AdapterFile, AdapterVersion, BaseModel, Blob, Tag
+from hub.services.choices_cache import choices_invalidate
 from hub.services.search import adapters_reindex
 
 SEED_VERSION = "catalog-seed-v2"
@@ -263,3 +264,4 @@ def catalog_seed(n: int, *, seed: int = 0, user_prefix: str = "bench") -> None:
                 [first, last],
             )
         adapters_reindex(Adapter.objects.filter(pk__range=(first, last)))
+    choices_invalidate()  # COPY sends no model signals

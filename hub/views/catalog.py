@@ -24,15 +24,16 @@ SORTS = {
 
 
 def home(request):
-    visible = adapters_visible(request.user)
+    visible = adapters_visible(request.user).defer(*LIST_DEFERRED).prefetch_related("tags")
+    choices = _filter_choices(request.user)
     return render(
         request,
         "hub/home.html",
         {
             "popular": visible.order_by("-downloads", "name")[:6],
-            "recent": visible.order_by("-created")[:6],
-            "base_models": _base_models_with_counts(request.user)[:8],
-            "adapter_count": visible.count(),
+            "recent": visible.order_by("-created", "name")[:6],
+            "base_models": choices["base_model_counts"][:8],
+            "adapter_count": choices["count"],
         },
     )
 
@@ -151,8 +152,9 @@ def _distinct(adapters, field: str) -> list:
 
 
 def _filter_choices(user) -> dict:
-    """The list's filter choices and count over the adapters `user` can see (cached: they
-    aggregate the whole catalog). Users without private adapters see the public ones."""
+    """The list's filter choices, the home page's base models and the count of the adapters
+    `user` can see (cached: they aggregate the whole catalog). Users without private
+    adapters see the public ones."""
     scope = "public"
     if user.is_authenticated and user.adapters.filter(private=True).exists():
         scope = f"user:{user.pk}"
@@ -166,6 +168,7 @@ def _filter_choices(user) -> dict:
             "tags": _tag_counts(visible),
             "ranks": _distinct(visible, "current_version__r"),
             "count": visible.count(),
+            "base_model_counts": list(_base_models_with_counts(user)),
         }
 
     return cached_choices(scope, compute)
