@@ -32,9 +32,17 @@ def machine_info() -> dict:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
+    # The server runs the working tree: note what differs from the commit.
+    modified = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no", "hub", "config", "bench"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.split("\n")
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": commit,
+        "uncommitted": [line[3:] for line in modified if line],
         "cpu": _cpu_model(),
         "cpus": os.cpu_count(),
         "ram_gib": round(psutil.virtual_memory().total / 1024**3, 1),
