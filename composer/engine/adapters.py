@@ -94,10 +94,6 @@ class LoraAdapter:
         return {m.r for m in self.modules.values()}
 
     @property
-    def num_params(self) -> int:
-        return sum(m.A.numel() + m.B.numel() for m in self.modules.values())
-
-    @property
     def label(self) -> str:
         return self.name or (self.path.name if self.path else "adapter")
 

@@ -31,7 +31,7 @@ import inspect
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -117,7 +117,6 @@ class LoraHubResult:
     timings: dict[str, float]
     params: LoraHubParams
     optimizer: str = ""  # what nevergrad actually ran
-    adapter_names: list[str] = field(default_factory=list)
 
     def summary(self) -> dict:
         """JSON-serialisable description (no tensors)."""
@@ -404,7 +403,6 @@ def compose(
         timings={k: round(v, 4) for k, v in timings.items()},
         params=params,
         optimizer=_optimizer_name(optimizer),
-        adapter_names=[a.label for a in adapters],
     )
 
 

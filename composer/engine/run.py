@@ -97,21 +97,15 @@ def run_lorahub(
             "composed": _evaluate_with(model, tok, heldout, res.modules, params.separator),
             "seconds": round(time.perf_counter() - t_eval, 3),
         }
+    summary = res.summary()
     result = {
         "method": "lorahub",
         **_header(adapters),
         "base_model_dir": str(base_dir),
-        "params": asdict(params),
         "examples": _examples_info(examples),
-        "weights": res.weights,
-        "loss": res.loss,
-        "ce": res.ce,
-        "best_weights": res.best_weights,
-        "best_loss": res.best_loss,
-        "optimizer": res.optimizer,
-        "history": res.history,
+        **summary,
         "evaluation": evaluation,
-        "timings": {"load_model_s": round(load_s, 4), **res.timings},
+        "timings": {"load_model_s": round(load_s, 4), **summary["timings"]},
     }
     return _write(out, res.modules, adapters, result, t0)
 
