@@ -63,6 +63,16 @@ def fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
+def empty_cache():
+    """Cached catalog aggregates must not leak from one test's database to the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def media_root(settings, tmp_path):
     """Each test stores files in its own MEDIA_ROOT."""
     settings.MEDIA_ROOT = tmp_path / "media"
