@@ -34,25 +34,31 @@ def loss_curve(history: Sequence[dict], width: int = WIDTH, height: int = HEIGHT
 
 
 def weight_bars(
-    weights: Sequence[float], labels: Sequence[str], width: int = WIDTH, row: int = 18
+    weights: Sequence[float],
+    labels: Sequence[str],
+    width: int = WIDTH,
+    row: int = 18,
+    label_width: int = 190,
 ) -> dict | None:
-    """One horizontal bar per input adapter, from a zero line in the middle."""
+    """One horizontal bar per input adapter, left of a zero line when negative."""
     if not weights:
         return None
     scale = max(max(abs(w) for w in weights), 1e-9)
-    half = width / 2
+    half = (width - label_width) / 2
+    mid = label_width + half
     bars = []
     for i, w in enumerate(weights):
         length = (half - PAD) * abs(w) / scale
         bars.append(
             {
-                "x": round(half - length if w < 0 else half, 1),
+                "x": round(mid - length if w < 0 else mid, 1),
                 "y": i * row + 2,
                 "w": round(length, 1),
                 "h": row - 4,
+                "text_y": i * row + row - 5,
                 "value": w,
                 "label": labels[i] if i < len(labels) else f"#{i + 1}",
                 "negative": w < 0,
             }
         )
-    return {"width": width, "height": len(weights) * row, "mid": half, "bars": bars}
+    return {"width": width, "height": len(weights) * row, "mid": mid, "bars": bars}

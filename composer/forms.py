@@ -12,6 +12,9 @@ from hub.models import Adapter, BaseModel
 from hub.selectors import adapters_visible
 
 MAX_INPUTS = 32
+# The picker lists the adapters asked for plus at most this many others (the catalog can
+# hold 100,000s: listing all of them would make the form unusable).
+PICKER_EXTRA = 40
 
 
 def visible_adapters(user):
@@ -53,9 +56,22 @@ class JobForm(forms.Form):
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
-        self.fields["adapters"].queryset = visible_adapters(user)
+        field = self.fields["adapters"]
+        field.queryset = visible_adapters(user)  # what may be submitted
+        field.widget.choices = self.picker_choices(field)  # what is listed
         self.versions = []
         self.base_model = None
+
+    def picker_choices(self, field) -> list[tuple[int, str]]:
+        """The requested adapters, then the most downloaded ones for the same base model."""
+        raw = self.data.getlist("adapters") if self.is_bound else self.initial.get("adapters")
+        wanted = [int(x) for x in raw or [] if str(x).isdigit()]
+        requested = list(field.queryset.filter(pk__in=wanted))
+        others = field.queryset.exclude(pk__in=wanted)
+        if requested:
+            others = others.filter(base_model=requested[0].base_model_id)
+        shown = requested + list(others[:PICKER_EXTRA])
+        return [(a.pk, field.label_from_instance(a)) for a in shown]
 
     def chosen_adapters(self, cleaned) -> list:
         return list(cleaned.get("adapters") or [])
@@ -261,6 +277,7 @@ class LegoForm(JobForm):
         return params
 
 
+RANK_METHODS = {m for m in METHODS if m.endswith("svd")} | {"task_arithmetic"}
 MERGE_LABELS = {
     "linear": "linear (peft: A and B mixed separately)",
     "cat": "cat (peft: exact, rank Σ r)",
@@ -288,6 +305,14 @@ class MergeForm(JobForm):
         required=False,
         initial=DEFAULT_DENSITY,
         help_text="Fraction of values kept, for ties, dare_* and magnitude_prune.",
+    )
+
+    rank = forms.IntegerField(
+        min_value=1,
+        max_value=4096,
+        required=False,
+        help_text="For the svd methods and task arithmetic: the result's rank "
+        "(empty: the largest input rank, or Σ r for task arithmetic).",
     )
 
     def method_name(self, cleaned) -> str:
@@ -323,6 +348,8 @@ class MergeForm(JobForm):
         params = {"method": c["merge_method"]}
         if c["merge_method"] in DENSITY_METHODS:
             params["density"] = c["density"]
+        if c.get("rank") and c["merge_method"] in RANK_METHODS:
+            params["rank"] = c["rank"]
         return params
 
     def extra_launch_args(self) -> dict:

@@ -4,6 +4,7 @@ download and publish. Only the owner sees a job (404 for everyone else)."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
+from django.db.models import Count
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -24,7 +25,8 @@ def owned_job(request, pk: int) -> Job:
 def job_list(request):
     mine = Job.objects.filter(owner=request.user)
     jobs_reap(mine)
-    return render(request, "composer/job_list.html", {"jobs": mine[:200], "kinds": Job.Kind})
+    jobs = mine.annotate(n_inputs=Count("inputs"))[:200]
+    return render(request, "composer/job_list.html", {"jobs": jobs, "kinds": Job.Kind})
 
 
 @login_required

@@ -113,10 +113,17 @@ def test_merge_form_checks_weights_and_density(alice_client, catalog):
     assert "3 weights for 2 adapters" in page and "ties needs a density" in page
     assert not Job.objects.exists()
     r = alice_client.post(
-        url, {"adapters": adapters, "merge_method": "ties", "weights": "0.7, 0.3", "density": 0.5}
+        url,
+        {
+            "adapters": adapters,
+            "merge_method": "ties",
+            "weights": "0.7, 0.3",
+            "density": 0.5,
+            "rank": 3,
+        },
     )
     job = Job.objects.get()
-    assert job.parameters == {"method": "ties", "density": 0.5}
+    assert job.parameters == {"method": "ties", "density": 0.5}  # no rank: ties has none
     assert [i.weight for i in job.inputs.all()] == [0.7, 0.3]
 
 
@@ -139,8 +146,19 @@ def test_forms_prefill_adapters_from_the_catalog(alice_client, catalog):
     r = alice_client.get(url, {"adapters": ids(catalog, "t5-c")})
     page = r.content.decode()
     assert f'value="{catalog["t5-c"].pk}" ' in page and "checked" in page
+    # The picker offers adapters for the same base model, not the whole catalog.
+    assert "bob/t5-a" in page and "bob/llama-a" not in page
 
 
 def test_login_required(client, db):
     r = client.get(reverse("composer:list"))
     assert r.status_code == 302 and "login" in r["Location"]
+
+
+def test_merge_form_passes_rank_to_svd_methods(alice_client, catalog):
+    url = reverse("composer:new", args=["merge"])
+    data = {"adapters": ids(catalog, "t5-a", "t5-b"), "merge_method": "svd", "rank": 3}
+    assert alice_client.post(url, data).status_code == 302
+    job = Job.objects.get()
+    assert job.parameters == {"method": "svd", "rank": 3}
+    assert [i.weight for i in job.inputs.all()] == [0.5, 0.5]
