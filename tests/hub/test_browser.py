@@ -61,6 +61,12 @@ def test_sign_up_upload_search_open_download(browser, live_server, adapter_dirs,
     page.click("a.adapter-name:has-text('news-summarizer')")
     page.wait_for_url(f"{base_url}/carol/news-summarizer")
 
+    # The peft snippet copies to the clipboard.
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base_url)
+    page.click("button[data-copy='#snippet']")
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert 'PeftModel.from_pretrained(base, "news-summarizer")' in copied
+
     # Download all: a zip of the folder with the uploaded bytes.
     with page.expect_download() as download_info:
         page.click("#download-zip")
