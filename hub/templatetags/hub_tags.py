@@ -37,5 +37,5 @@ def number(value) -> str:
 
 @register.filter
 def as_list(value) -> list:
-    """target_modules is a list of names or one regular expression."""
-    return [value] if isinstance(value, str) else list(value or [])
+    """target_modules is a list of names (shown sorted: peft saves a set) or one regex."""
+    return [value] if isinstance(value, str) else sorted(value or [])
