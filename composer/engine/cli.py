@@ -7,6 +7,7 @@ gives one line `error: ...` on stderr and exit status 2, never a traceback.
 import argparse
 import json
 import sys
+import warnings
 
 from composer.engine.adapters import one_line
 from composer.engine.baselines import METHODS
@@ -157,6 +158,10 @@ def run_command(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Libraries' warnings would bury our progress and one-line errors (`__main__` also turns
+    # off their progress bars before they are imported).
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning)
     try:
         result = run_command(args)
     except (ValueError, OSError) as e:

@@ -106,19 +106,14 @@ def test_lego_and_evaluate_commands(t5, examples_file, tmp_path, capsys):
     assert 0.0 <= report["exact_match"] <= 1.0 and report["loss"] > 0
 
 
-@pytest.mark.parametrize("case", ["missing_adapter", "incompatible"])
+@pytest.mark.parametrize("case", ["example_too_long", "incompatible"])
 def test_bad_input_gives_one_line_and_exit_2(t5, llama, tmp_path, case):
-    if case == "missing_adapter":
-        args = [
-            "merge",
-            "--method",
-            "cat",
-            "--adapters",
-            tmp_path / "nope",
-            "--out",
-            tmp_path / "o",
-        ]
-        expected = "adapter directory not found"
+    if case == "example_too_long":  # found after the base model is loaded: no noise before it
+        long = tmp_path / "long.jsonl"
+        long.write_text(json.dumps({"input": "x" * 1100, "output": "y"}) + "\n")
+        args = ["lorahub", "--base-model", t5.base, "--adapters", *t5.adapters]
+        args += ["--examples", long, "--out", tmp_path / "o"]
+        expected = "example 1 is 1101 tokens long (limit 1024)"
     else:
         args = ["lego", "--adapters", t5.adapters[0], llama.adapters[0], "--out", tmp_path / "o"]
         expected = "different base models"
