@@ -12,6 +12,10 @@ BENCHMARKS = {
     "hfapi_list": "bench.hfapi_list",
     "hfapi_download": "bench.hfapi_download",
     "jobs": "bench.jobs_throughput",
+    "engine_quality": "bench.engine_quality",
+    "engine_speed": "bench.engine_speed",
+    "engine_lego": "bench.engine_lego",
+    "engine_merge": "bench.engine_merge",
 }
 
 

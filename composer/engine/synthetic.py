@@ -5,8 +5,9 @@ one input domain (lower-case letters, digits, ...). Everything is deterministic:
 examples of a task depend only on the task's name, the seed and the count.
 
 Two input formats:
-- prefixed, `"<op>: <input>"`: the base model learns every operation this way, on inputs
-  from every domain, so it has the skills and the output format;
+- prefixed, `"<tag>:<input>"` (a two-letter tag per operation): the base model learns
+  every operation this way, on inputs from every domain, so it has the skills and the
+  output format;
 - raw, `"<input>"`: with no prefix the base model copies its input. A task adapter is
   trained on raw inputs of one task, so it switches the base model to that task's operation.
 
@@ -117,8 +118,34 @@ class Task:
         return pairs
 
 
+# Two-letter tags: every prefixed input starts its string at the same position, which a
+# tiny model aligns far more easily than names of varying length.
+OP_TAGS: dict[str, str] = {
+    "copy": "cp",
+    "reverse": "rv",
+    "upper": "up",
+    "lower": "lo",
+    "swapcase": "sw",
+    "shift1": "s1",
+    "unshift1": "u1",
+    "shift3": "s3",
+    "double": "dd",
+    "repeat": "rp",
+    "mirror": "mi",
+    "first": "fi",
+    "last": "la",
+    "ends": "en",
+    "length": "ln",
+    "drop_vowels": "dv",
+    "mask_vowels": "mv",
+    "rotate_left": "rl",
+    "rotate_right": "rr",
+    "swap_pairs": "sp",
+}
+
+
 def format_input(op: str, s: str) -> str:
-    return f"{op}: {s}"
+    return f"{OP_TAGS[op]}:{s}"
 
 
 def _task(ops: str, domain: str) -> Task:
@@ -170,7 +197,15 @@ HELDOUT_TASKS: tuple[Task, ...] = tuple(
     ]
 )
 
-TASKS: dict[str, Task] = {t.name: t for t in TRAIN_TASKS + HELDOUT_TASKS}
+# For merging: one task per input domain, no two domains sharing a character, so that one
+# merged adapter can hold every task at once (each adapter is trained to copy, as the base
+# model does, on the other domains).
+MERGE_TASKS: tuple[Task, ...] = tuple(
+    _task(op, domain)
+    for op, domain in [("reverse", "lower"), ("shift1", "upper"), ("double", "digits")]
+)
+
+TASKS: dict[str, Task] = {t.name: t for t in TRAIN_TASKS + HELDOUT_TASKS + MERGE_TASKS}
 
 # Domains the base model sees every operation on (prefixed format).
 BASE_DOMAINS: tuple[str, ...] = ("lower", "upper", "digits", "mixed")

@@ -38,20 +38,21 @@ class SuiteSpec:
 
     kind: str  # "t5" or "llama"
     quick: bool = False
-    d_model: int = 128
-    num_layers: int = 3
+    d_model: int = 96
+    num_layers: int = 2
     num_heads: int = 4
-    d_ff: int = 512
-    base_steps: int = 3000
+    d_ff: int = 384
+    base_steps: int = 1500
     base_batch: int = 64
-    base_lr: float = 2e-3
+    base_lr: float = 3e-3
     lora_r: int = 8
     lora_alpha: int = 16
     lora_targets: tuple[str, ...] = ("q", "v")
-    lora_steps: int = 300
+    lora_steps: int = 150
     lora_batch: int = 32
     lora_lr: float = 5e-3
     seed: int = 0
+    workers: int = 2  # processes training adapters
 
     @classmethod
     def for_kind(cls, kind: str, *, quick: bool = False) -> "SuiteSpec":
@@ -60,7 +61,7 @@ class SuiteSpec:
         targets = ("q", "v") if kind == "t5" else ("q_proj", "v_proj")
         spec = cls(kind=kind, quick=quick, lora_targets=targets)
         if quick:
-            spec = SuiteSpec(**{**spec.__dict__, "base_steps": 800, "lora_steps": 120})
+            spec = SuiteSpec(**{**spec.__dict__, "base_steps": 500, "lora_steps": 60})
         return spec
 
     @property
@@ -108,6 +109,69 @@ def ensure_suite(kind: str = "t5", *, quick: bool = False, root: Path | None = N
     return _load_suite(suite_dir)
 
 
+# Merge adapters: more capacity than the task adapters (every projection of attention and
+# feed-forward, r=16), half of the training examples from the other merge tasks' domains
+# with the base model's raw-input behaviour (copy) as target, so that each adapter acts on
+# its own domain only and stays neutral elsewhere.
+MERGE_R = 16
+MERGE_TARGETS = {
+    "t5": ("q", "k", "v", "o", "wi", "wo"),
+    "llama": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+}
+
+
+def merge_training_examples(task: synthetic.Task, n: int, seed: int, suffix: str) -> list[Example]:
+    """n examples: half of `task`, half copies of inputs from the other merge domains."""
+    others = [t for t in synthetic.MERGE_TASKS if t.domain != task.domain]
+    own = task.examples(n - n // 2, seed=seed, suffix=suffix)
+    neutral = []
+    for i, other in enumerate(others):
+        k = n // 2 // len(others) + (i < n // 2 % len(others))
+        copy = synthetic.Task(name=f"copy@{other.domain}", ops=("copy",), domain=other.domain)
+        neutral += copy.examples(k, seed=seed, suffix=suffix)
+    mixed = own + neutral
+    random.Random(seed).shuffle(mixed)
+    return mixed
+
+
+def _train_merge_adapter(base_dir: str, task: str, suffix: str, n: int, out: str, kwargs: dict):
+    examples = merge_training_examples(synthetic.get_task(task), n, kwargs["seed"], suffix)
+    train_lora(base_dir, examples, out, **kwargs)
+
+
+def ensure_merge_adapters(suite: Suite, *, steps: int | None = None) -> dict[str, Path]:
+    """The merge adapters of `suite` (one per `synthetic.MERGE_TASKS`), built on first use."""
+    spec = SuiteSpec(
+        **{**suite.info["spec"], "lora_targets": tuple(suite.info["spec"]["lora_targets"])}
+    )
+    root = suite.root / "merge"
+    with open(suite.root.parent / f"{spec.key}-merge.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        manifest = root / "manifest.json"
+        if not manifest.exists():
+            tmp = root.with_name("merge.tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            made = {t.name: t.name.replace("@", "-at-") for t in synthetic.MERGE_TASKS}
+            kwargs = {
+                "r": MERGE_R,
+                "alpha": 2 * MERGE_R,
+                "target_modules": MERGE_TARGETS[spec.kind],
+                "steps": steps or 2 * spec.lora_steps,
+                "batch_size": spec.lora_batch,
+                "lr": spec.lora_lr,
+                "seed": spec.seed,
+                "base_model_name": f"lorahub-tiny-{spec.kind}",
+            }
+            jobs = [
+                (str(suite.base_dir), task, spec.suffix, 3000, str(tmp / made[task]), kwargs)
+                for task in made
+            ]
+            _run_parallel(_train_merge_adapter, jobs, spec.workers)
+            (tmp / "manifest.json").write_text(json.dumps(made, indent=2))
+            tmp.rename(root)
+    return {task: root / d for task, d in json.loads(manifest.read_text()).items()}
+
+
 def _load_suite(suite_dir: Path) -> Suite:
     m = json.loads((suite_dir / "manifest.json").read_text())
     return Suite(
@@ -123,30 +187,36 @@ def _load_suite(suite_dir: Path) -> Suite:
 
 
 def _build_suite(spec: SuiteSpec, suite_dir: Path) -> None:
-    """Build into a temporary sibling directory, then rename: never a half-built suite."""
+    """Build into a temporary sibling directory, then rename: never a half-built suite.
+
+    An interrupted build resumes: a finished stage (the base model, each adapter) leaves a
+    `training.json` and is not redone. Adapters train in `workers` processes."""
     tmp = suite_dir.with_name(suite_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     shutil.rmtree(suite_dir, ignore_errors=True)
     start = time.perf_counter()
     base_dir = tmp / "base"
-    base_info = train_base(spec, base_dir)
-    adapters, adapter_info = {}, {}
+    if not (base_dir / "training.json").exists():
+        shutil.rmtree(base_dir, ignore_errors=True)
+        (base_dir.parent).mkdir(parents=True, exist_ok=True)
+        info = train_base(spec, base_dir)
+        (base_dir / "training.json").write_text(json.dumps(info, indent=2))
+    jobs = []
     for task in synthetic.TRAIN_TASKS:
         out = tmp / "adapters" / task.name.replace("@", "-at-")
-        adapter_info[task.name] = train_lora(
-            base_dir,
-            task.examples(2000, seed=spec.seed, suffix=spec.suffix),
-            out,
-            r=spec.lora_r,
-            alpha=spec.lora_alpha,
-            target_modules=spec.lora_targets,
-            steps=spec.lora_steps,
-            batch_size=spec.lora_batch,
-            lr=spec.lora_lr,
-            seed=spec.seed,
-            base_model_name=f"lorahub-tiny-{spec.kind}",
-        )
-        adapters[task.name] = str(out.relative_to(tmp))
+        if not (out / "training.json").exists():
+            kwargs = {
+                "r": spec.lora_r,
+                "alpha": spec.lora_alpha,
+                "target_modules": spec.lora_targets,
+                "steps": spec.lora_steps,
+                "batch_size": spec.lora_batch,
+                "lr": spec.lora_lr,
+                "seed": spec.seed,
+                "base_model_name": f"lorahub-tiny-{spec.kind}",
+            }
+            jobs.append((str(base_dir), task.name, spec.suffix, 2000, str(out), kwargs))
+    _run_parallel(_train_task_adapter, jobs, spec.workers)
+    adapters = {t.name: f"adapters/{t.name.replace('@', '-at-')}" for t in synthetic.TRAIN_TASKS}
     manifest = {
         "version": SUITE_VERSION,
         "kind": spec.kind,
@@ -156,10 +226,37 @@ def _build_suite(spec: SuiteSpec, suite_dir: Path) -> None:
         "train_tasks": [t.name for t in synthetic.TRAIN_TASKS],
         "heldout_tasks": [t.name for t in synthetic.HELDOUT_TASKS],
         "build_seconds": round(time.perf_counter() - start, 1),
-        "info": {"base": base_info, "adapters": adapter_info, "suffix": spec.suffix},
+        "info": {
+            "base": json.loads((base_dir / "training.json").read_text()),
+            "adapters": {
+                t: json.loads((tmp / d / "training.json").read_text()) for t, d in adapters.items()
+            },
+            "suffix": spec.suffix,
+        },
     }
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
     tmp.rename(suite_dir)
+
+
+def _train_task_adapter(base_dir: str, task: str, suffix: str, n: int, out: str, kwargs: dict):
+    """One adapter job (module level, so that a worker process can run it)."""
+    examples = synthetic.get_task(task).examples(n, seed=kwargs["seed"], suffix=suffix)
+    train_lora(base_dir, examples, out, **kwargs)
+
+
+def _run_parallel(fn, jobs: list[tuple], workers: int) -> None:
+    """Run fn(*job) for every job, in `workers` spawned processes (each one thread)."""
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            fn(*job)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process that ran OpenMP
+    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        for future in [pool.submit(fn, *job) for job in jobs]:
+            future.result()
 
 
 # ---------------------------------------------------------------- training

@@ -55,8 +55,8 @@ def test_examples_are_deterministic_and_distinct():
 
 def test_prefixed_format_names_the_operation():
     [ex] = get_task("upper@lower").examples(1, seed=0, prefixed=True, suffix="=")
-    assert ex.input.startswith("upper: ") and ex.input.endswith("=")
-    assert ex.output == ex.input.removeprefix("upper: ").removesuffix("=").upper()
+    assert ex.input.startswith("up:") and ex.input.endswith("=")
+    assert ex.output == ex.input.removeprefix("up:").removesuffix("=").upper()
 
 
 def test_chained_heldout_task_applies_operations_in_order():
@@ -83,15 +83,38 @@ def test_domains_are_disjoint_where_the_merge_suite_needs_it():
 def test_base_mixture_is_deterministic_and_mixes_formats():
     pairs = synthetic.base_mixture(500, seed=1)
     assert pairs == synthetic.base_mixture(500, seed=1)
-    prefixed = [ex for ex in pairs if ": " in ex.input]
-    raw = [ex for ex in pairs if ": " not in ex.input]
+    prefixed = [ex for ex in pairs if ":" in ex.input]
+    raw = [ex for ex in pairs if ":" not in ex.input]
     assert raw and all(ex.input == ex.output for ex in raw)
     assert len(prefixed) > len(raw)
+    ops = {tag: op for op, tag in synthetic.OP_TAGS.items()}
     for ex in prefixed:
-        op, s = ex.input.split(": ", 1)
-        assert OPS[op](s) == ex.output
+        tag, s = ex.input.split(":", 1)
+        assert OPS[ops[tag]](s) == ex.output
+
+
+def test_operation_tags_are_distinct_and_of_equal_length():
+    assert set(synthetic.OP_TAGS) == set(OPS)
+    assert len(set(synthetic.OP_TAGS.values())) == len(OPS)
+    assert {len(tag) for tag in synthetic.OP_TAGS.values()} == {2}
 
 
 def test_unknown_task_has_a_clear_error():
     with pytest.raises(KeyError, match="unknown synthetic task 'nope'"):
         get_task("nope")
+
+
+def test_merge_training_examples_mix_own_task_and_neutral_copies():
+    from composer.engine.training import merge_training_examples
+
+    task = synthetic.MERGE_TASKS[0]
+    exs = merge_training_examples(task, 300, seed=0, suffix="")
+    assert exs == merge_training_examples(task, 300, seed=0, suffix="")
+    own_chars = set(synthetic.DOMAINS[task.domain])
+    own = [ex for ex in exs if set(ex.input) <= own_chars]
+    neutral = [ex for ex in exs if not set(ex.input) & own_chars]
+    assert len(own) == len(neutral) == 150
+    assert all(ex.output == task.apply(ex.input) for ex in own)
+    assert all(ex.output == ex.input for ex in neutral)
+    domains = {t.domain for t in synthetic.MERGE_TASKS}
+    assert len(domains) == len(synthetic.MERGE_TASKS)

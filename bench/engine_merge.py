@@ -1,0 +1,117 @@
+"""Merging quality: K task adapters merged into one, scored on every task.
+
+The merge adapters of the trained T5 suite (`training.ensure_merge_adapters`): one task per
+input domain (disjoint characters), r=16 on every attention and feed-forward projection,
+trained to copy (as the base model does) outside their own domain. Each method merges all K
+with weight 1 at the same merged rank (16; `cat` is exact at rank 16·K and shown for
+reference). Score per task: exact match of the merged adapter / exact match of the task's
+own adapter. Writes bench/results/engine_merge.json.
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from composer.engine import synthetic
+from composer.engine.adapters import load_adapter, load_adapters
+from composer.engine.base_models import load_base_model, load_tokenizer
+from composer.engine.evaluate import evaluate_model
+from composer.engine.lego import LegoParams
+from composer.engine.lorahub import LiveComposition
+from composer.engine.run import run_lego, run_merge
+from composer.engine.training import MERGE_R, ensure_merge_adapters, ensure_suite
+
+RESULTS = Path(__file__).parent / "results"
+N_TEST = 100
+# method -> run_merge keyword arguments (lego is run_lego); all at rank MERGE_R but `cat`.
+METHODS: dict[str, dict] = {
+    "lego": {},
+    "cat": {},
+    "linear": {},
+    "svd": {"rank": MERGE_R},
+    "ties": {"density": 0.5},
+    "dare_ties": {"density": 0.5},
+    "task_arithmetic": {"rank": MERGE_R},
+}
+
+
+def exact_match(model, tok, adapter, examples) -> float:
+    if adapter is None:
+        return evaluate_model(model, tok, examples, batch_size=len(examples))["exact_match"]
+    live = LiveComposition(model, [adapter])
+    try:
+        live.set_weights(torch.ones(1, 1))
+        return evaluate_model(model, tok, examples, batch_size=len(examples))["exact_match"]
+    finally:
+        live.remove()
+
+
+def merged(method: str, dirs: list[Path], out: Path):
+    weights = [1.0] * len(dirs)
+    if method == "lego":
+        run_lego(dirs, out, LegoParams(k=MERGE_R, weights=weights))
+    else:
+        run_merge(method, dirs, out, weights=weights, **METHODS[method])
+    return load_adapter(out)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(prog="python -m bench engine_merge")
+    ap.add_argument("--kind", default="t5", choices=["t5", "llama"])
+    ap.add_argument("--quick", action="store_true", help="use the quick suite")
+    args = ap.parse_args(argv or [])
+    t0 = time.perf_counter()
+    suite = ensure_suite(args.kind, quick=args.quick)
+    dirs = ensure_merge_adapters(suite)
+    model, tok = load_base_model(suite.base_dir), load_tokenizer(suite.base_dir)
+    names = list(dirs)
+    tests = {t: suite.examples(t, N_TEST, seed=10_000) for t in names}
+    own = dict(zip(names, load_adapters([dirs[t] for t in names]), strict=True))
+    base_em = {t: exact_match(model, tok, None, tests[t]) for t in names}
+    own_em = {t: exact_match(model, tok, own[t], tests[t]) for t in names}
+    # neutrality: each adapter on the other tasks' inputs, against the base model there
+    cross = {
+        a: {t: exact_match(model, tok, own[a], tests[t]) for t in names if t != a} for a in names
+    }
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for method in METHODS:
+            adapter = merged(method, [dirs[t] for t in names], Path(tmp) / method)
+            em = {t: exact_match(model, tok, adapter, tests[t]) for t in names}
+            norm = {t: em[t] / own_em[t] if own_em[t] else 0.0 for t in names}
+            row = {
+                "method": method,
+                "rank": adapter.r,
+                "exact_match": em,
+                "normalised": norm,
+                "mean_normalised": sum(norm.values()) / len(norm),
+            }
+            print(
+                f"{method:16s} rank {adapter.r:3d}  normalised {row['mean_normalised']:.3f}  {em}"
+            )
+            rows.append(row)
+    result = {
+        "benchmark": "engine_merge",
+        "suite": {"kind": suite.kind, "root": str(suite.root)},
+        "tasks": names,
+        "domains": {t: synthetic.get_task(t).domain for t in names},
+        "test_examples": N_TEST,
+        "base_exact_match": base_em,
+        "own_adapter_exact_match": own_em,
+        "own_adapter_on_other_tasks": cross,
+        "methods": rows,
+        "ranking": [r["method"] for r in sorted(rows, key=lambda r: -r["mean_normalised"])],
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"engine_merge_{suite.kind}.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

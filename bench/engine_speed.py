@@ -1,0 +1,238 @@
+"""LoraHub speed, as ratios measured side by side in one run.
+
+(a) overhead: time per evaluation of the objective / time of one plain forward pass of the
+    examples, for the engine (sequential, and per candidate with population batching) and
+    for a reference-style loop (rebuild the composed state dict, `set_peft_model_state_dict`,
+    a new DataLoader, each evaluation); on the tiny T5 and on a T5-base shape (random
+    weights), 20 candidates, r=16, q and v, 5 examples.
+(b) end to end: one composition including loading (engine `run_lorahub`) against the
+    reference-style path that loads the base model and every adapter on each call and
+    writes a fully merged model.
+(c) `--device cuda` runs the same on a GPU; skipped (recorded as such) where none is.
+Writes bench/results/engine_speed.json.
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from composer.engine import synthetic, toy
+from composer.engine.adapters import LoraModule, load_adapter, load_adapters, save_adapter
+from composer.engine.base_models import load_base_model, load_tokenizer
+from composer.engine.lorahub import LiveComposition, LoraHubParams, Scorer
+from composer.engine.run import run_lorahub
+from composer.engine.training import cache_root
+
+RESULTS = Path(__file__).parent / "results"
+N_CANDIDATES, RANK, N_EXAMPLES = 20, 16, 5
+SHAPES = {
+    "tiny": {"d_model": 96, "num_layers": 2, "num_heads": 4, "d_ff": 384},
+    "t5-base": {"d_model": 768, "num_layers": 12, "num_heads": 12, "d_ff": 3072},
+}
+
+
+def fixture(shape: str) -> tuple[Path, list[Path]]:
+    """A random base model of `shape` and N_CANDIDATES random r=16 q,v adapters (cached)."""
+    root = cache_root() / "bench-speed-1" / shape
+    base, adapters = root / "base", [root / f"adapter{i:02d}" for i in range(N_CANDIDATES)]
+    if (root / "done").exists():
+        return base, adapters
+    toy.build_tiny_t5(base, **SHAPES[shape])
+    toy.make_random_adapter(base, adapters[0], r=RANK, alpha=2 * RANK, seed=0)
+    first = load_adapter(adapters[0])
+    gen = torch.Generator().manual_seed(0)
+    for out in adapters[1:]:
+        modules = {
+            name: LoraModule(
+                A=torch.randn(m.A.shape, generator=gen) * 0.02,
+                B=torch.randn(m.B.shape, generator=gen) * 0.02,
+                scale=m.scale,
+            )
+            for name, m in first.modules.items()
+        }
+        save_adapter(out, modules, base_model=str(base), task_type="SEQ_2_SEQ_LM")
+        (out / "result.json").unlink(missing_ok=True)
+    (root / "done").write_text("ok\n")
+    return base, adapters
+
+
+def examples() -> list:
+    return synthetic.get_task("reverse@digits").examples(N_EXAMPLES, seed=0)
+
+
+def timed(fn, reps: int) -> float:
+    """Median seconds of `fn()` over `reps` runs (after one warm-up run)."""
+    fn()
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def plain_forward_s(model, tok, exs, reps: int) -> float:
+    """The floor: one forward pass of the examples, nothing else."""
+    batch = Scorer(model, tok, exs).batches[0]
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+
+    @torch.inference_mode()
+    def forward():
+        model(**inputs, use_cache=False)
+
+    return timed(forward, reps)
+
+
+def reference_loop_s(base_dir, adapter_dirs, exs, reps: int, device) -> float:
+    """Per evaluation, as the reference does it: Python rebuild of the composed state dict,
+    `set_peft_model_state_dict` on the whole model, a new DataLoader, summed batch losses."""
+    from peft import PeftModel, set_peft_model_state_dict
+    from peft.utils import load_peft_weights
+
+    model = PeftModel.from_pretrained(load_base_model(base_dir, device=device), adapter_dirs[0])
+    model.eval()
+    tok = load_tokenizer(base_dir)
+    states = [load_peft_weights(str(d), device=str(device)) for d in adapter_dirs]
+    enc = tok([e.input for e in exs], padding=True, return_tensors="pt")
+    lab = tok([e.output for e in exs], padding=True, return_tensors="pt").input_ids
+    lab[lab == tok.pad_token_id] = -100
+    rows = [
+        {"input_ids": enc.input_ids[i], "attention_mask": enc.attention_mask[i], "labels": lab[i]}
+        for i in range(len(exs))
+    ]
+    gen = torch.Generator().manual_seed(0)
+
+    def evaluate():
+        w = (torch.rand(len(states), generator=gen) * 3 - 1.5).tolist()
+        composed = {}
+        for key in states[0]:
+            composed[key] = sum(wi * s[key] for wi, s in zip(w, states, strict=True))
+        set_peft_model_state_dict(model, composed)
+        loader = torch.utils.data.DataLoader(rows, batch_size=len(rows), shuffle=False)
+        total = 0.0
+        with torch.no_grad():
+            for batch in loader:
+                batch = {k: v.to(device) for k, v in batch.items()}
+                total += model(**batch).loss.item()
+        return total / len(rows)
+
+    return timed(evaluate, reps)
+
+
+def engine_eval_s(model, tok, adapters, exs, *, population: int, reps: int) -> float:
+    """Median seconds of one engine evaluation of `population` candidates: write the
+    composed weights (one matmul) and one batched forward with the hooks, as `compose` does."""
+    scorer = Scorer(model, tok, exs)
+    live = LiveComposition(model, adapters, population=population)
+    gen = torch.Generator().manual_seed(0)
+    try:
+
+        def evaluate():
+            live.set_weights(torch.rand(population, len(adapters), generator=gen) * 3 - 1.5)
+            scorer.losses(population)
+
+        return timed(evaluate, reps)
+    finally:
+        live.remove()
+
+
+def overhead(shape: str, device, reps: int) -> dict:
+    base_dir, adapter_dirs = fixture(shape)
+    model, tok = load_base_model(base_dir, device=device), load_tokenizer(base_dir)
+    adapters = load_adapters(adapter_dirs)
+    exs = examples()
+    fwd = plain_forward_s(model, tok, exs, reps)
+    seq = engine_eval_s(model, tok, adapters, exs, population=1, reps=reps)
+    pop = {p: engine_eval_s(model, tok, adapters, exs, population=p, reps=reps) for p in (4, 10)}
+    ref = reference_loop_s(base_dir, adapter_dirs, exs, reps, device)
+    row = {
+        "shape": shape,
+        "forward_ms": round(1e3 * fwd, 2),
+        "engine_per_eval": round(seq / fwd, 3),
+        "reference_per_eval": round(ref / fwd, 3),
+    }
+    for p, s in pop.items():
+        row[f"engine_pop{p}_per_candidate"] = round(s / p / fwd, 3)
+    return row
+
+
+def end_to_end(shape: str, device, budget: int) -> dict:
+    """One composition from files, engine against reference-style (everything reloaded)."""
+    from peft import PeftModel, set_peft_model_state_dict
+    from peft.utils import load_peft_weights
+
+    base_dir, adapter_dirs = fixture(shape)
+    exs = examples()
+    params = LoraHubParams(budget=budget)
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        run_lorahub(base_dir, adapter_dirs, exs, Path(tmp) / "engine", params, device=device)
+        engine_s = time.perf_counter() - t
+
+        t = time.perf_counter()
+        model = load_base_model(base_dir, device=device)
+        model = PeftModel.from_pretrained(model, adapter_dirs[0]).eval()
+        for d in adapter_dirs:  # the reference loads the first adapter twice
+            PeftModel.from_pretrained(load_base_model(base_dir, device=device), d)
+        states = [load_peft_weights(str(d), device=str(device)) for d in adapter_dirs]
+        tok = load_tokenizer(base_dir)
+        batch = Scorer(model, tok, exs).batches[0]
+        gen = torch.Generator().manual_seed(0)
+        for _ in range(budget):
+            w = (torch.rand(len(states), generator=gen) * 3 - 1.5).tolist()
+            composed = {
+                k: sum(wi * s[k] for wi, s in zip(w, states, strict=True)) for k in states[0]
+            }
+            set_peft_model_state_dict(model, composed)
+            loader = torch.utils.data.DataLoader([batch], batch_size=None)
+            with torch.no_grad():
+                for b in loader:
+                    model(**{k: v for k, v in b.items() if k != "decoder_input_ids"}).loss.item()
+        model.merge_and_unload().save_pretrained(Path(tmp) / "reference")
+        reference_s = time.perf_counter() - t
+    return {
+        "shape": shape,
+        "budget": budget,
+        "engine_s": round(engine_s, 2),
+        "reference_s": round(reference_s, 2),
+        "speedup": round(reference_s / engine_s, 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(prog="python -m bench engine_speed")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--reps", type=int, default=15)
+    ap.add_argument("--shapes", nargs="*", default=list(SHAPES))
+    args = ap.parse_args(argv or [])
+    result: dict = {"benchmark": "engine_speed", "device": args.device, "threads": 1}
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        result["skipped"] = "no CUDA device"
+        print("engine_speed: skipped, no CUDA device")
+        return result
+    torch.set_num_threads(1)  # stable ratios on a shared machine
+    device = torch.device(args.device)
+    result["overhead"] = []
+    result["end_to_end"] = []
+    for shape in args.shapes:
+        row = overhead(shape, device, args.reps if shape == "tiny" else max(3, args.reps // 3))
+        print(row, flush=True)
+        result["overhead"].append(row)
+        e2e = end_to_end(shape, device, budget=40 if shape == "tiny" else 10)
+        print(e2e, flush=True)
+        result["end_to_end"].append(e2e)
+    result["gpu"] = "skipped: no CUDA device" if not torch.cuda.is_available() else "see --device"
+    RESULTS.mkdir(exist_ok=True)
+    name = "engine_speed" if args.device == "cpu" else f"engine_speed_{args.device}"
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
