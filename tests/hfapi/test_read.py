@@ -38,6 +38,13 @@ def test_model_info_and_listings(api, sql_lora, adapter_dir):
     assert [c.commit_id for c in commits] == [version.commit]
     assert commits[0].authors == ["alice"]
 
+    refs = api().list_repo_refs("alice/sql-lora")
+    assert [(b.name, b.target_commit) for b in refs.branches] == [("main", version.commit)]
+    assert [(t.name, t.target_commit) for t in refs.tags] == [("v1", version.commit)]
+    assert api().repo_exists("alice/sql-lora") and not api().repo_exists("alice/nope")
+    assert api().file_exists("alice/sql-lora", "adapter_config.json")
+    assert not api().file_exists("alice/sql-lora", "nope.bin")
+
 
 def test_list_models_filters_and_hides_private(api, sql_lora, secret_lora, alice_read):
     def ids(**kwargs):
