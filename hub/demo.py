@@ -1,33 +1,76 @@
-"""Demo content for a new install: tiny base models and adapters built offline.
+"""Demo content for a new install: the tiny trained suite of composer.engine.training.
 
-`demo_adapters(base_dirs)` is the one source of demo adapters: it yields
-(name, adapter_dir, metadata). It builds random ones with composer.engine.toy today;
-trained adapters can replace it without touching the seeding command.
+`ensure_suite("t5", quick=True)` trains (once per machine, cached under ~/.cache/lorahub or
+`LORAHUB_CACHE`) a tiny T5 on every synthetic string operation and one LoRA per training
+task; no adapter saw the held-out tasks, so composing adapters has something real to find.
+`demo_base_model(suite)` and `demo_adapters(suite)` describe them for the catalog, and
+`fewshot_sets(suite)` gives ready-to-paste examples of a few held-out tasks.
 """
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from composer.engine.toy import build_tiny_llama, build_tiny_t5, make_random_adapter
+from composer.engine import synthetic
+from composer.engine.training import Suite, ensure_suite
 
-# Bump to rebuild cached demo files after changing what is built.
-DEMO_VERSION = "2"
-DEMO_BASE_MODELS = {
-    "lorahub/tiny-t5": build_tiny_t5,
-    "lorahub/tiny-llama": build_tiny_llama,
+DEMO_KIND = "t5"
+# The quick suite builds in a few minutes on two cores; the full one takes far longer.
+DEMO_QUICK = True
+FEWSHOT_SHOTS, FEWSHOT_HELDOUT = 5, 20
+# Held-out tasks offered as ready examples, with the trained adapters that hold the skill.
+FEATURED = {
+    "reverse@digits": ["reverse@lower"],
+    "shift1@digits": ["shift1@lower"],
+    "double@upper": ["double@lower", "upper@lower"],
+    "reverse_then_upper@lower": ["reverse@lower", "upper@lower"],
+}
+
+OP_TEXT = {
+    "copy": "copies the string",
+    "reverse": "reverses the string",
+    "upper": "upper-cases every letter",
+    "lower": "lower-cases every letter",
+    "swapcase": "swaps the case of every letter",
+    "shift1": "shifts every letter and digit one place on (a→b, z→a, 9→0)",
+    "unshift1": "shifts every letter and digit one place back (b→a, a→z, 0→9)",
+    "shift3": "shifts every letter and digit three places on (a→d, x→a)",
+    "double": "writes every character twice",
+    "repeat": "writes the string twice",
+    "mirror": "appends the string reversed",
+    "first": "keeps the first character",
+    "last": "keeps the last character",
+    "ends": "keeps the first and the last character",
+    "length": "counts the characters",
+    "drop_vowels": "drops the vowels",
+    "mask_vowels": "replaces every vowel with *",
+    "rotate_left": "moves the first character to the end",
+    "rotate_right": "moves the last character to the front",
+    "swap_pairs": "swaps each pair of neighbouring characters",
+}
+DOMAIN_TEXT = {
+    "lower": "lower-case letters",
+    "upper": "upper-case letters",
+    "digits": "digits",
+    "mixed": "lower-case letters and digits",
 }
 
 
-def demo_base_models(root: Path) -> dict[str, Path]:
-    """{identifier: directory} of the tiny base models, built once under `root`."""
-    dirs = {}
-    for identifier, build in DEMO_BASE_MODELS.items():
-        out = root / DEMO_VERSION / "base" / identifier.replace("/", "--")
-        if not (out / "config.json").exists():
-            build(out)
-        dirs[identifier] = out
-    return dirs
+def demo_suite() -> Suite:
+    """The demo's trained suite, built on first use (minutes) and then read from the cache."""
+    return ensure_suite(DEMO_KIND, quick=DEMO_QUICK)
+
+
+def base_model_id(suite: Suite) -> str:
+    """The identifier the suite's adapters name in adapter_config.json."""
+    config = json.loads((next(iter(suite.adapters.values())) / "adapter_config.json").read_text())
+    return config["base_model_name_or_path"]
+
+
+def suite_spec(suite: Suite) -> dict:
+    """The sizes and step counts the suite was built with (from its manifest)."""
+    return json.loads((suite.root / "manifest.json").read_text())["spec"]
 
 
 def architecture(base_dir: Path) -> str:
@@ -35,54 +78,136 @@ def architecture(base_dir: Path) -> str:
     return ", ".join(config.get("architectures") or [config.get("model_type", "")])
 
 
-ADAPTERS = [
-    # name, base model, r, alpha, targets, seed, task, license, tags, summary
-    ("news-summarizer", "lorahub/tiny-t5", 8, 16, ("q", "v"), 1, "summarization", "apache-2.0",
-     ["summarization", "news", "english"], "Summarises short news paragraphs into one line."),
-    ("sentiment-flip", "lorahub/tiny-t5", 4, 8, ("q", "v"), 2, "text2text-generation", "mit",
-     ["style-transfer", "sentiment"], "Rewrites a sentence with the opposite sentiment."),
-    ("arithmetic-tutor", "lorahub/tiny-t5", 16, 32, ("q", "k", "v", "o"), 3,
-     "question-answering", "cc-by-4.0", ["math", "reasoning"],
-     "Answers two-digit addition and subtraction questions, showing the steps."),
-    ("en-fr-glossary", "lorahub/tiny-t5", 2, 4, ("q", "v"), 4, "translation", "cc-by-sa-4.0",
-     ["translation", "french"], "Translates technical glossary terms from English to French."),
-    ("topic-classifier", "lorahub/tiny-t5", 8, 8, ("q", "v", "wi", "wo"), 5,
-     "text-classification", "apache-2.0", ["classification", "news"],
-     "Labels a headline as sports, politics, science or business."),
-    ("story-continuation", "lorahub/tiny-llama", 8, 16, ("q_proj", "v_proj"), 6,
-     "text-generation", "mit", ["creative-writing", "english"],
-     "Continues a short story in the same voice."),
-    ("sql-helper", "lorahub/tiny-llama", 4, 16, ("q_proj", "k_proj", "v_proj", "o_proj"), 7,
-     "text-generation", "apache-2.0", ["code", "sql"],
-     "Turns a question about a table into a SQL query."),
-]  # fmt: skip
+def adapter_name(task: str) -> str:
+    """'drop_vowels@lower' -> 'drop-vowels-lower'."""
+    return task.replace("@", "-").replace("_then_", "-then-").replace("_", "-")
 
 
-def model_card(name: str, base: str, summary: str, r: int, alpha: int, targets, task: str) -> str:
-    return f"""# {name}
+def describe(task: str) -> str:
+    """'reverse_then_upper@lower' -> 'reverses the string, then upper-cases every letter, ...'"""
+    t = synthetic.get_task(task)
+    ops = ", then ".join(OP_TEXT[op] for op in t.ops)
+    return f"{ops}, on strings of {t.min_len}-{t.max_len} {DOMAIN_TEXT[t.domain]}"
 
-{summary}
 
-A LoRA adapter (r={r}, alpha={alpha}) for `{base}` on `{", ".join(targets)}`.
+def _examples_table(examples) -> str:
+    rows = "\n".join(f"| `{ex.input}` | `{ex.output}` |" for ex in examples)
+    return f"| input | output |\n| --- | --- |\n{rows}"
 
-## Intended use
 
-Try the catalog: search, filters, downloads, and composing adapters into new ones.
+def adapter_card(suite: Suite, task: str) -> str:
+    spec, info = suite_spec(suite), suite.info["adapters"][task]
+    return f"""# {adapter_name(task)}
+
+A LoRA for `{base_model_id(suite)}` that {describe(task)}. The input is the raw string,
+the output the result:
+
+{_examples_table(suite.examples(task, 4, seed=1))}
 
 ## Training
 
-Demo adapter: random weights built offline, for trying the site. Task: *{task}*.
+Trained on {info.get("examples", "2000")} synthetic examples of the task `{task}`
+({info["steps"]} steps, batch {spec["lora_batch"]}, final loss {info["final_loss"]}),
+r={spec["lora_r"]}, lora_alpha={spec["lora_alpha"]} on `{", ".join(spec["lora_targets"])}`.
+Without an adapter the base model copies a raw input, so this adapter switches it to one
+operation.
+
+## Intended use
+
+One of {len(suite.train_tasks)} demo adapters, each trained on one string operation. Compose
+them with LoraHub for a task none of them saw: the base model's page has ready few-shot
+examples of such held-out tasks.
 """
 
 
-def demo_adapters(base_dirs: dict[str, Path], root: Path) -> Iterator[tuple[str, Path, dict]]:
-    """Yield (name, adapter_dir, metadata) for each demo adapter, building missing ones."""
-    for name, base, r, alpha, targets, seed, task, license, tags, summary in ADAPTERS:
-        out = root / DEMO_VERSION / "adapters" / name
-        if not (out / "adapter_model.safetensors").exists():
-            make_random_adapter(
-                base_dirs[base], out, r=r, alpha=alpha, target_modules=targets, seed=seed,
-                base_model_name=base,
-            )  # fmt: skip
-            (out / "README.md").write_text(model_card(name, base, summary, r, alpha, targets, task))
-        yield name, out, {"task": task, "license": license, "tags": tags}
+@dataclass(frozen=True)
+class FewShotSet:
+    task: str
+    description: str
+    shots: list  # of Example: what LoraHub composes with
+    heldout: list  # of Example: other inputs, to evaluate the result
+    adapters: list[str]  # demo adapters that hold the skill
+
+
+def fewshot_sets(suite: Suite) -> list[FewShotSet]:
+    """Ready examples of the featured held-out tasks (shots and held-out inputs distinct)."""
+    sets = []
+    for task, skills in FEATURED.items():
+        pool = suite.examples(task, FEWSHOT_SHOTS + FEWSHOT_HELDOUT, seed=7)
+        sets.append(
+            FewShotSet(
+                task=task,
+                description=describe(task),
+                shots=pool[:FEWSHOT_SHOTS],
+                heldout=pool[FEWSHOT_SHOTS:],
+                adapters=[adapter_name(s) for s in skills],
+            )
+        )
+    return sets
+
+
+def jsonl(examples) -> str:
+    return "".join(json.dumps({"input": ex.input, "output": ex.output}) + "\n" for ex in examples)
+
+
+def base_model_card(suite: Suite) -> str:
+    spec, info = suite_spec(suite), suite.info["base"]
+    parts = [
+        f"""A tiny T5 ({spec["d_model"]} wide, {spec["num_layers"]} layers, byte-level
+tokenizer) trained offline on synthetic string operations ({info["steps"]} steps, final
+loss {info["final_loss"]}). Given `<tag>:<string>` it applies the tagged operation; given a
+raw string it copies it. Each demo adapter switches a raw input to one operation.
+
+## Try a LoraHub composition
+
+The tasks below are *held out*: no adapter was trained on them. Open **My jobs → LoraHub
+composition**, tick the demo adapters (all of them, or a few including the ones named),
+paste the few-shot examples and, optionally, the held-out examples to see the base model's
+and the result's exact match when the job ends. On two CPU cores a run of 40 steps takes
+about a minute."""
+    ]
+    for s in fewshot_sets(suite):
+        named = ", ".join(f"`{a}`" for a in s.adapters)
+        parts.append(
+            f"""### `{s.task}`: {s.description}
+
+Adapters with the skill: {named}.
+
+Few-shot examples:
+
+```
+{jsonl(s.shots)}```
+
+Held-out examples:
+
+```
+{jsonl(s.heldout)}```"""
+        )
+    return "\n\n".join(parts) + "\n"
+
+
+def demo_adapters(suite: Suite) -> Iterator[tuple[str, Path, dict]]:
+    """Yield (name, adapter_dir, metadata) for each trained task adapter of the suite."""
+    for task in suite.train_tasks:
+        t = synthetic.get_task(task)
+        tags = ["demo", "synthetic", "string-ops", *t.ops, t.domain]
+        yield (
+            adapter_name(task),
+            suite.adapters[task],
+            {
+                "task": "text2text-generation",
+                "license": "apache-2.0",
+                "tags": list(dict.fromkeys(tag.replace("_", "-") for tag in tags)),
+                "model_card": adapter_card(suite, task),
+            },
+        )
+
+
+def write_fewshot_files(suite: Suite, root: Path) -> Path:
+    """The featured few-shot and held-out sets as JSON lines files (for the upload fields)."""
+    out = root / "fewshot"
+    out.mkdir(parents=True, exist_ok=True)
+    for s in fewshot_sets(suite):
+        (out / f"{adapter_name(s.task)}.jsonl").write_text(jsonl(s.shots))
+        (out / f"{adapter_name(s.task)}.heldout.jsonl").write_text(jsonl(s.heldout))
+    return out

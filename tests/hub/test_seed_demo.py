@@ -1,30 +1,72 @@
+"""seed_demo registers the trained demo suite (built once per machine, then cached)."""
+
+import html
 import io
+import re
 from pathlib import Path
 
 import pytest
 from django.contrib.auth import authenticate
 from django.core.management import call_command
 
-from hub.demo import ADAPTERS
+from composer.engine import synthetic
+from composer.engine.examples import parse_examples
+from hub.demo import FEATURED, adapter_name, demo_suite
 from hub.models import Adapter, BaseModel
-from tests.hub.conftest import CACHE
+
+
+@pytest.fixture(scope="module")
+def suite():
+    return demo_suite()
 
 
 @pytest.mark.slow
-def test_seed_demo_is_idempotent_and_loadable(db, settings, client):
-    settings.LORAHUB_DEMO_DIR = CACHE / "demo"
+def test_seed_demo_is_idempotent_and_registers_the_trained_suite(
+    db, settings, client, tmp_path, suite
+):
+    settings.LORAHUB_DEMO_DIR = tmp_path
     out = io.StringIO()
     call_command("seed_demo", stdout=out)
-    assert f"{len(ADAPTERS)} adapter(s) added" in out.getvalue()
+    assert f"{len(suite.train_tasks)} adapter(s) added" in out.getvalue()
     call_command("seed_demo", stdout=out)
     assert "0 adapter(s) added" in out.getvalue()
 
     assert authenticate(username="demo", password="demo-password") is not None
-    assert Adapter.objects.filter(owner__username="demo").count() == len(ADAPTERS)
-    ranks = set(Adapter.objects.values_list("current_version__r", flat=True))
-    assert len(ranks) >= 3
-    for base in BaseModel.objects.all():
-        assert base.local_path and base.architecture, base
-        assert Path(base.local_path, "config.json").exists()
+    demo = Adapter.objects.filter(owner__username="demo")
+    assert sorted(demo.values_list("name", flat=True)) == sorted(
+        adapter_name(t) for t in suite.train_tasks
+    )
+    base = BaseModel.objects.get()
+    assert Path(base.local_path) == suite.base_dir
+    assert Path(base.local_path, "config.json").exists()
+    assert {a.base_model_id for a in demo} == {base.pk}
+
+    # Each adapter's card says what its task does and shows real examples of it.
+    reverse = demo.get(name="reverse-lower")
+    assert "reverses the string" in reverse.description
+    ex = suite.examples("reverse@lower", 4, seed=1)[0]
+    assert f"| `{ex.input}` | `{ex.input[::-1]}` |" in reverse.description
+    assert {"demo", "reverse", "lower"} <= set(reverse.tags.values_list("name", flat=True))
+
     page = client.get("/adapters/").content.decode()
-    assert all(f">{name}<" in page for name, *_ in ADAPTERS)
+    assert all(f">{a.name}<" in page for a in demo)
+    assert "reverses the string" in client.get(reverse.get_absolute_url()).content.decode()
+
+
+@pytest.mark.slow
+def test_demo_fewshot_examples_are_ready_to_paste_and_correct(db, settings, client, tmp_path):
+    settings.LORAHUB_DEMO_DIR = tmp_path
+    call_command("seed_demo", stdout=io.StringIO())
+    base = BaseModel.objects.get()
+    page = client.get(base.get_absolute_url()).content.decode()
+    blocks = re.findall(r"<pre><code>(.*?)</code></pre>", page, re.DOTALL)
+    assert len(blocks) == 2 * len(FEATURED)  # few-shot and held-out examples per task
+    for i, task in enumerate(FEATURED):
+        t = synthetic.get_task(task)
+        shots = parse_examples(html.unescape(blocks[2 * i]))
+        heldout = parse_examples(html.unescape(blocks[2 * i + 1]))
+        assert len(shots) >= 3 and len(heldout) >= 10
+        assert not {e.input for e in shots} & {e.input for e in heldout}
+        assert all(e.output == t.apply(e.input) for e in shots + heldout), task
+        name = adapter_name(task)
+        assert parse_examples((tmp_path / "fewshot" / f"{name}.jsonl").read_text()) == shots

@@ -1,46 +1,67 @@
 """Demo data for a new install: `manage.py seed_demo` (run by `make run`). Idempotent."""
 
+import io
+import time
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from hub.demo import architecture, demo_adapters, demo_base_models
+from hub.demo import (
+    architecture,
+    base_model_card,
+    base_model_id,
+    demo_adapters,
+    demo_suite,
+    write_fewshot_files,
+)
 from hub.models import Adapter, BaseModel
 from hub.services.adapters import adapter_create
 
 DEMO_USER, DEMO_PASSWORD = "demo", "demo-password"
-FILES = ("adapter_config.json", "adapter_model.safetensors", "README.md")
+FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 
 class Command(BaseCommand):
-    help = "Create a demo user, tiny base models on disk and a few real PEFT adapters."
+    help = (
+        "Create a demo user, the tiny trained base model and its task adapters (trained "
+        "offline on first use, then cached), and ready few-shot examples of held-out tasks."
+    )
 
     def handle(self, *args, **options):
-        root = settings.LORAHUB_DEMO_DIR
         user, created = get_user_model().objects.get_or_create(username=DEMO_USER)
         if created:
             user.set_password(DEMO_PASSWORD)
             user.save()
-        base_dirs = demo_base_models(root)
-        for identifier, path in base_dirs.items():
-            BaseModel.objects.update_or_create(
-                identifier=identifier,
-                defaults={"local_path": str(path), "architecture": architecture(path)},
-            )
+        start = time.perf_counter()
+        self.stdout.write("Preparing the demo models (the first time trains them: minutes)...")
+        suite = demo_suite()
+        BaseModel.objects.update_or_create(
+            identifier=base_model_id(suite),
+            defaults={
+                "local_path": str(suite.base_dir),
+                "architecture": architecture(suite.base_dir),
+                "description": base_model_card(suite),
+            },
+        )
         added = 0
-        for name, adapter_dir, meta in demo_adapters(base_dirs, root):
+        for name, adapter_dir, meta in demo_adapters(suite):
             if Adapter.objects.filter(owner=user, name=name).exists():
                 continue
+            files = {f: adapter_dir / f for f in FILES}
+            files["README.md"] = io.BytesIO(meta["model_card"].encode())
             adapter_create(
                 owner=user,
                 name=name,
-                files={f: adapter_dir / f for f in FILES if (adapter_dir / f).exists()},
+                files=files,
                 task=meta["task"],
                 license=meta["license"],
                 tags=meta["tags"],
             )
             added += 1
+        fewshot = write_fewshot_files(suite, settings.LORAHUB_DEMO_DIR)
         self.stdout.write(
-            f"Demo ready: user {DEMO_USER} / {DEMO_PASSWORD}, {added} adapter(s) added, "
-            f"base models in {root}."
+            f"Demo ready in {time.perf_counter() - start:.0f} s: user {DEMO_USER} / "
+            f"{DEMO_PASSWORD}, {added} adapter(s) added, base model {base_model_id(suite)}; "
+            f"few-shot examples of held-out tasks on its page and in {fewshot}."
         )
