@@ -25,8 +25,14 @@ def import_adapter(request):
         else:
             messages.success(request, f"Imported {adapter.full_name}.")
             return redirect(adapter)
-    upstream = settings.LORAHUB_UPSTREAM_ENDPOINT
-    return render(request, "hfapi/import.html", {"form": form, "upstream": upstream})
+    context = {
+        "form": form,
+        "upstream": settings.LORAHUB_UPSTREAM_ENDPOINT,
+        "own_adapters": request.user.adapters.filter(current_version__isnull=False).order_by(
+            "name"
+        ),
+    }
+    return render(request, "hfapi/import.html", context)
 
 
 @sensitive_post_parameters("token")

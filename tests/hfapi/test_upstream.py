@@ -56,6 +56,9 @@ def test_import_errors_are_clear_and_store_nothing(alice_client, upstream_settin
 def test_push_a_merge_to_upstream(alice_client, sql_lora, secret_lora, upstream_settings, tmp_path):
     from composer.models import Lineage
 
+    page = alice_client.get("/new/from-hugging-face/").content.decode()
+    assert 'href="/alice/sql-lora/push-to-hub"' in page
+
     url, token = upstream_settings
     version = sql_lora.current_version
     Lineage.objects.create(
