@@ -177,7 +177,9 @@ CELERY_TASK_TRACK_STARTED = True
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 3 * 3600)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 3 * 3600 + 300)
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"composer.tasks.*": {"queue": "gpu"}}
+# Composition jobs go to the GPU workers' queue (a separate name isolates a pool of workers).
+COMPOSER_QUEUE = os.environ.get("COMPOSER_QUEUE", "gpu")
+CELERY_TASK_ROUTES = {"composer.tasks.*": {"queue": COMPOSER_QUEUE}}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 LOGGING = {

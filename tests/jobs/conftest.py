@@ -1,6 +1,7 @@
 """Fixtures of the jobs tests: a real Celery worker, the test broker, toy catalog adapters."""
 
 import time
+import uuid
 
 import pytest
 from django.db import connection
@@ -34,18 +35,21 @@ def worker_dirs(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="session")
+def job_queue():
+    """A queue of this test session's own: test sessions running at the same time on the
+    machine share the test Redis database, and must not take each other's jobs."""
+    return f"gpu-test-{uuid.uuid4().hex[:8]}"
+
+
 @pytest.fixture(scope="module")
 def broker_url():
-    """The test Redis database, emptied so no message of an earlier run is redelivered."""
     require(port_open(REDIS_HOST, REDIS_PORT), "Redis on 127.0.0.1:6379")
-    import redis
-
-    redis.Redis.from_url(TEST_REDIS_URL).flushdb()
     return TEST_REDIS_URL
 
 
 @pytest.fixture(scope="module")
-def worker_factory(django_db_setup, django_db_blocker, broker_url, worker_dirs):
+def worker_factory(django_db_setup, django_db_blocker, broker_url, job_queue, worker_dirs):
     """Start real workers on the test database; all are stopped at the end of the module."""
     with django_db_blocker.unblock():
         require(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL) for a real worker")
@@ -57,6 +61,7 @@ def worker_factory(django_db_setup, django_db_blocker, broker_url, worker_dirs):
             worker_dirs / "media",
             worker_dirs / "work",
             worker_dirs / "logs",
+            job_queue,
             **env,
         )
         with django_db_blocker.unblock():
@@ -70,25 +75,29 @@ def worker_factory(django_db_setup, django_db_blocker, broker_url, worker_dirs):
 
 
 @pytest.fixture(scope="module")
-def test_broker(broker_url):
-    """This process sends its Celery messages to the test Redis for the module's duration."""
+def test_broker(broker_url, job_queue):
+    """This process sends its Celery messages to the test Redis and the session's queue."""
     from config.celery import app
 
-    saved = app.conf.broker_url, app.conf.broker_transport_options
+    saved = app.conf.broker_url, app.conf.broker_transport_options, app.conf.task_routes
     app.conf.broker_url = broker_url
     app.conf.broker_transport_options = {"visibility_timeout": 3600}
+    app.conf.task_routes = {"composer.tasks.*": {"queue": job_queue}}
     _reset_producers(app)
     yield broker_url
-    app.conf.broker_url, app.conf.broker_transport_options = saved
+    app.conf.broker_url, app.conf.broker_transport_options, app.conf.task_routes = saved
     _reset_producers(app)
 
 
 def _reset_producers(app) -> None:
+    """Forget connections and routes built from the previous configuration."""
     from kombu import pools
 
     pools.reset()
     app._pool = None
     app.amqp._producer_pool = None
+    app.amqp.flush_routes()
+    app.amqp.__dict__.pop("router", None)  # a cached_property holding the old routes
 
 
 @pytest.fixture

@@ -23,8 +23,17 @@ def test_database_url() -> str:
 
 
 class Worker:
-    def __init__(self, broker_url: str, media_root: Path, work_dir: Path, log_dir: Path, **env):
+    def __init__(
+        self,
+        broker_url: str,
+        media_root: Path,
+        work_dir: Path,
+        log_dir: Path,
+        queue: str = "gpu",
+        **env,
+    ):
         self.broker_url = broker_url
+        self.queue = queue
         self.media_root = media_root
         self.work_dir = work_dir
         self.log_dir = log_dir
@@ -40,6 +49,7 @@ class Worker:
             "DATABASE_URL": test_database_url(),
             "DB_CONN_MAX_AGE": "0",
             "CELERY_BROKER_URL": self.broker_url,
+            "COMPOSER_QUEUE": self.queue,
             "MEDIA_ROOT": str(self.media_root),
             "COMPOSER_WORK_DIR": str(self.work_dir),
             "COMPOSER_DEVICE": "cpu",
@@ -52,7 +62,7 @@ class Worker:
             **self.extra_env,
         }
         cmd = [
-            str(CELERY), "-A", "config", "worker", "-Q", "gpu", "-c", "1", "-P", "prefork",
+            str(CELERY), "-A", "config", "worker", "-Q", self.queue, "-c", "1", "-P", "prefork",
             "-n", f"{name}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
             "-l", "INFO",
         ]  # fmt: skip
