@@ -42,7 +42,8 @@ def adapter_list(request):
     """Filters: base, task, license, tag, r; sort; q (full-text search, ranked)."""
     params = request.GET
     # The cards show neither the model card nor the search columns: leave them unread.
-    adapters = adapters_visible(request.user).defer(*LIST_DEFERRED).prefetch_related("tags")
+    listed = adapters_visible(request.user).defer(*LIST_DEFERRED).prefetch_related("tags")
+    adapters = listed
     filters = {
         "base": ("base_model__identifier", params.get("base", "")),
         "task": ("task", params.get("task", "")),
@@ -63,7 +64,7 @@ def adapter_list(request):
         sort = sort if sort in SORTS else "downloads"
         adapters = adapters.order_by(*SORTS[sort][1])
     choices = _filter_choices(request.user)
-    paginator = KeysFirstPaginator(adapters, PAGE_SIZE)
+    paginator = KeysFirstPaginator(adapters, PAGE_SIZE, rows=listed)
     if not q and not any(value for _, value in filters.values()):
         paginator.count = choices["count"]  # all visible adapters: counted with the choices
     page = paginator.get_page(params.get("page"))
