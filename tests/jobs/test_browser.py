@@ -41,6 +41,7 @@ def demo(settings, jobs_env):
 
 
 def test_compose_follow_download_publish(browser, live_server, worker, demo, tmp_path):
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     page = browser.new_page()
     page.set_default_timeout(30_000)
     base = live_server.url
@@ -70,7 +71,10 @@ def test_compose_follow_download_publish(browser, live_server, worker, demo, tmp
         status = page.get_attribute("[data-status]", "data-status")
         step = page.locator("#job-step")
         if step.count():
-            seen.add(int(step.inner_text().split("/")[0]))
+            n = int(step.inner_text().split("/")[0])
+            if 0 < n < BUDGET and not any(0 < s < BUDGET for s in seen):
+                page.screenshot(path=str(SCREENSHOT_DIR / "job_running.png"), full_page=True)
+            seen.add(n)
         if status in ("succeeded", "failed", "cancelled"):
             break
         time.sleep(0.2)
@@ -82,7 +86,6 @@ def test_compose_follow_download_publish(browser, live_server, worker, demo, tmp
     assert page.locator("#weight-bars rect").count() == 3
     assert page.locator("#evaluation tbody tr").count() == 2
     assert page.inner_text("#job-device").startswith("cpu")
-    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT_DIR / "job_page.png"), full_page=True)
 
     with page.expect_download() as download:
