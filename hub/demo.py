@@ -12,13 +12,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.urls import reverse
+
 from composer.engine import synthetic
 from composer.engine.training import Suite, ensure_suite
 
 DEMO_KIND = "t5"
 # The quick suite builds in a few minutes on two cores; the full one takes far longer.
 DEMO_QUICK = True
-FEWSHOT_SHOTS, FEWSHOT_HELDOUT = 5, 20
+FEWSHOT_SHOTS, FEWSHOT_HELDOUT = 5, 10
 # Held-out tasks offered as ready examples, with the trained adapters that hold the skill.
 FEATURED = {
     "reverse@digits": ["reverse@lower"],
@@ -97,6 +99,7 @@ def _examples_table(examples) -> str:
 
 def adapter_card(suite: Suite, task: str) -> str:
     spec, info = suite_spec(suite), suite.info["adapters"][task]
+    base_url = reverse("hub:base_model_detail", args=[base_model_id(suite)])
     return f"""# {adapter_name(task)}
 
 A LoRA for `{base_model_id(suite)}` that {describe(task)}. The input is the raw string,
@@ -115,8 +118,8 @@ operation.
 ## Intended use
 
 One of {len(suite.train_tasks)} demo adapters, each trained on one string operation. Compose
-them with LoraHub for a task none of them saw: the base model's page has ready few-shot
-examples of such held-out tasks.
+them with LoraHub for a task none of them saw: [the base model's page]({base_url}) has ready
+few-shot examples of such held-out tasks.
 """
 
 
@@ -150,7 +153,10 @@ def jsonl(examples) -> str:
     return "".join(json.dumps({"input": ex.input, "output": ex.output}) + "\n" for ex in examples)
 
 
-def base_model_card(suite: Suite) -> str:
+def base_model_card(suite: Suite, compose_url: str) -> str:
+    """The base model's page: what it is, and held-out tasks ready to compose for.
+
+    `compose_url` opens the LoraHub form with every demo adapter ticked."""
     spec, info = suite_spec(suite), suite.info["base"]
     parts = [
         f"""A tiny T5 ({spec["d_model"]} wide, {spec["num_layers"]} layers, byte-level
@@ -160,11 +166,12 @@ raw string it copies it. Each demo adapter switches a raw input to one operation
 
 ## Try a LoraHub composition
 
-The tasks below are *held out*: no adapter was trained on them. Open **My jobs → LoraHub
-composition**, tick the demo adapters (all of them, or a few including the ones named),
-paste the few-shot examples and, optionally, the held-out examples to see the base model's
-and the result's exact match when the job ends. On two CPU cores a run of 40 steps takes
-about a minute."""
+The tasks below are *held out*: no adapter was trained on them. Log in,
+[open the LoraHub form with all {len(suite.train_tasks)} demo adapters]({compose_url}),
+paste a task's few-shot examples and, optionally, its held-out examples: when the job ends,
+its page compares the base model and the result on them (loss, exact match). The weights
+show which adapters the composition found useful; the ones with the skill are named below.
+A run of 40 steps takes well under a minute on a CPU."""
     ]
     for s in fewshot_sets(suite):
         named = ", ".join(f"`{a}`" for a in s.adapters)

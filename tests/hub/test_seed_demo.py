@@ -50,7 +50,9 @@ def test_seed_demo_is_idempotent_and_registers_the_trained_suite(
 
     page = client.get("/adapters/").content.decode()
     assert all(f">{a.name}<" in page for a in demo)
-    assert "reverses the string" in client.get(reverse.get_absolute_url()).content.decode()
+    page = client.get(reverse.get_absolute_url()).content.decode()
+    assert "reverses the string" in page
+    assert f'href="{base.get_absolute_url()}"' in page
 
 
 @pytest.mark.slow
@@ -59,6 +61,13 @@ def test_demo_fewshot_examples_are_ready_to_paste_and_correct(db, settings, clie
     call_command("seed_demo", stdout=io.StringIO())
     base = BaseModel.objects.get()
     page = client.get(base.get_absolute_url()).content.decode()
+
+    # One link opens the LoraHub form with every demo adapter ticked.
+    href = html.unescape(re.search(r'href="(/jobs/new/lorahub/\?[^"]+)"', page).group(1))
+    client.login(username="demo", password="demo-password")
+    form = client.get(href).content.decode()
+    ticked = re.findall(r'<input[^>]*value="(\d+)"[^>]*checked', form)
+    assert sorted(map(int, ticked)) == sorted(Adapter.objects.values_list("pk", flat=True))
     blocks = re.findall(r"<pre><code>(.*?)</code></pre>", page, re.DOTALL)
     assert len(blocks) == 2 * len(FEATURED)  # few-shot and held-out examples per task
     for i, task in enumerate(FEATURED):

@@ -2,10 +2,12 @@
 
 import io
 import time
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
+from django.urls import reverse
 
 from hub.demo import (
     architecture,
@@ -36,16 +38,16 @@ class Command(BaseCommand):
         start = time.perf_counter()
         self.stdout.write("Preparing the demo models (the first time trains them: minutes)...")
         suite = demo_suite()
-        BaseModel.objects.update_or_create(
+        base, _ = BaseModel.objects.update_or_create(
             identifier=base_model_id(suite),
             defaults={
                 "local_path": str(suite.base_dir),
                 "architecture": architecture(suite.base_dir),
-                "description": base_model_card(suite),
             },
         )
-        added = 0
+        added, names = 0, []
         for name, adapter_dir, meta in demo_adapters(suite):
+            names.append(name)
             if Adapter.objects.filter(owner=user, name=name).exists():
                 continue
             files = {f: adapter_dir / f for f in FILES}
@@ -59,6 +61,14 @@ class Command(BaseCommand):
                 tags=meta["tags"],
             )
             added += 1
+        pks = Adapter.objects.filter(owner=user, name__in=names).values_list("pk", flat=True)
+        compose_url = (
+            reverse("composer:new", args=["lorahub"])
+            + "?"
+            + urlencode([("adapters", pk) for pk in sorted(pks)])
+        )
+        base.description = base_model_card(suite, compose_url)
+        base.save(update_fields=["description"])
         fewshot = write_fewshot_files(suite, settings.LORAHUB_DEMO_DIR)
         self.stdout.write(
             f"Demo ready in {time.perf_counter() - start:.0f} s: user {DEMO_USER} / "
