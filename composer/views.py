@@ -38,7 +38,7 @@ def job_new(request, kind: str):
         form = form_class(request.POST, request.FILES, user=request.user)
         if form.is_valid():
             job = form.launch()
-            messages.success(request, f"Job #{job.pk} is queued.")
+            messages.success(request, f"Job #{job.pk} launched.")
             return redirect(job)
     else:
         form = form_class(initial={"adapters": request.GET.getlist("adapters")}, user=request.user)
