@@ -28,9 +28,11 @@ $(STAMP): pyproject.toml
 migrate: $(STAMP)
 	$(VPY) manage.py migrate --noinput
 
-# The demo models are built offline: no model hub lookups, no library progress bars.
+# The demo models are built offline: no model hub lookups, no library progress bars or
+# warnings around our own lines.
 seed: migrate
-	HF_HUB_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1 $(VPY) manage.py seed_demo
+	HF_HUB_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1 PYTHONWARNINGS=ignore::UserWarning,ignore::FutureWarning \
+		$(VPY) manage.py seed_demo
 
 run: seed
 	@echo ""
