@@ -62,9 +62,10 @@ def merged(method: str, dirs: list[Path], out: Path):
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m bench engine_merge")
-    ap.add_argument("--kind", default="t5", choices=["t5", "llama"])
+    ap.add_argument("--kind", default="llama", choices=["t5", "llama"])
     ap.add_argument("--quick", action="store_true", help="use the quick suite")
     args = ap.parse_args(argv or [])
+    torch.set_num_threads(1)  # a tiny model; more threads only spin on a busy machine
     t0 = time.perf_counter()
     suite = ensure_suite(args.kind, quick=args.quick)
     dirs = ensure_merge_adapters(suite)

@@ -14,6 +14,7 @@ Writes bench/results/engine_speed.json.
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -66,18 +67,20 @@ def examples() -> list:
     return synthetic.get_task("reverse@digits").examples(N_EXAMPLES, seed=0)
 
 
-def timed(fn, reps: int) -> float:
-    """Median seconds of `fn()` over `reps` runs (after one warm-up run)."""
-    fn()
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+def interleaved(fns: dict, reps: int, *, warmup: bool = True) -> dict[str, float]:
+    """Median seconds of each function, run in turn (one of each per round, after a warm-up
+    round), so that a change in the machine's load affects all of them alike."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for round_ in range(reps + warmup):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            if round_ or not warmup:
+                times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
-def plain_forward_s(model, tok, exs, reps: int) -> float:
+def plain_forward(model, tok, exs):
     """The floor: one forward pass of the examples, nothing else."""
     batch = Scorer(model, tok, exs).batches[0]
     inputs = {k: v for k, v in batch.items() if k != "labels"}
@@ -86,10 +89,10 @@ def plain_forward_s(model, tok, exs, reps: int) -> float:
     def forward():
         model(**inputs, use_cache=False)
 
-    return timed(forward, reps)
+    return forward
 
 
-def reference_loop_s(base_dir, adapter_dirs, exs, reps: int, device) -> float:
+def reference_loop(base_dir, adapter_dirs, exs, device):
     """Per evaluation, as the reference does it: Python rebuild of the composed state dict,
     `set_peft_model_state_dict` on the whole model, a new DataLoader, summed batch losses."""
     from peft import PeftModel, set_peft_model_state_dict
@@ -122,60 +125,70 @@ def reference_loop_s(base_dir, adapter_dirs, exs, reps: int, device) -> float:
                 total += model(**batch).loss.item()
         return total / len(rows)
 
-    return timed(evaluate, reps)
+    return evaluate
 
 
-def engine_eval_s(model, tok, adapters, exs, *, population: int, reps: int) -> float:
-    """Median seconds of one engine evaluation of `population` candidates: write the
-    composed weights (one matmul) and one batched forward with the hooks, as `compose` does."""
-    scorer = Scorer(model, tok, exs)
-    live = LiveComposition(model, adapters, population=population)
-    gen = torch.Generator().manual_seed(0)
-    try:
+def engine_evaluation(live, scorer, n_adapters: int, population: int):
+    """One engine evaluation of `population` candidates, as `compose` does it: write the
+    composed weights (one matmul) and one batched forward through the hooks."""
+    gen = torch.Generator().manual_seed(population)
 
-        def evaluate():
-            live.set_weights(torch.rand(population, len(adapters), generator=gen) * 3 - 1.5)
-            scorer.losses(population)
+    def evaluate():
+        live.set_weights(torch.rand(population, n_adapters, generator=gen) * 3 - 1.5)
+        scorer.losses(population)
 
-        return timed(evaluate, reps)
-    finally:
-        live.remove()
+    return evaluate
+
+
+POPULATIONS = (4, 10)
 
 
 def overhead(shape: str, device, reps: int) -> dict:
     base_dir, adapter_dirs = fixture(shape)
-    model, tok = load_base_model(base_dir, device=device), load_tokenizer(base_dir)
+    tok = load_tokenizer(base_dir)
+    plain = load_base_model(base_dir, device=device)  # no hooks on this copy
+    model = load_base_model(base_dir, device=device)
     adapters = load_adapters(adapter_dirs)
     exs = examples()
-    fwd = plain_forward_s(model, tok, exs, reps)
-    seq = engine_eval_s(model, tok, adapters, exs, population=1, reps=reps)
-    pop = {p: engine_eval_s(model, tok, adapters, exs, population=p, reps=reps) for p in (4, 10)}
-    ref = reference_loop_s(base_dir, adapter_dirs, exs, reps, device)
+    scorer = Scorer(model, tok, exs)
+    live = LiveComposition(model, adapters, population=max(POPULATIONS))
+    fns = {"forward": plain_forward(plain, tok, exs)}
+    for p in (1, *POPULATIONS):
+        fns[f"engine_pop{p}"] = engine_evaluation(live, scorer, len(adapters), p)
+    fns["reference"] = reference_loop(base_dir, adapter_dirs, exs, device)
+    try:
+        t = interleaved(fns, reps)
+    finally:
+        live.remove()
+    fwd = t["forward"]
     row = {
         "shape": shape,
+        "reps": reps,
         "forward_ms": round(1e3 * fwd, 2),
-        "engine_per_eval": round(seq / fwd, 3),
-        "reference_per_eval": round(ref / fwd, 3),
+        "engine_per_eval": round(t["engine_pop1"] / fwd, 3),
+        "reference_per_eval": round(t["reference"] / fwd, 3),
     }
-    for p, s in pop.items():
-        row[f"engine_pop{p}_per_candidate"] = round(s / p / fwd, 3)
+    for p in POPULATIONS:
+        row[f"engine_pop{p}_per_candidate"] = round(t[f"engine_pop{p}"] / p / fwd, 3)
     return row
 
 
-def end_to_end(shape: str, device, budget: int) -> dict:
-    """One composition from files, engine against reference-style (everything reloaded)."""
+def end_to_end(shape: str, device, budget: int, reps: int) -> dict:
+    """One composition from files, engine against reference-style (everything reloaded and a
+    fully merged model written, as the reference does), run in turn `reps` times."""
     from peft import PeftModel, set_peft_model_state_dict
     from peft.utils import load_peft_weights
 
     base_dir, adapter_dirs = fixture(shape)
     exs = examples()
     params = LoraHubParams(budget=budget)
-    with tempfile.TemporaryDirectory() as tmp:
-        t = time.perf_counter()
-        run_lorahub(base_dir, adapter_dirs, exs, Path(tmp) / "engine", params, device=device)
-        engine_s = time.perf_counter() - t
+    tmp = Path(tempfile.mkdtemp())
+    runs = iter(range(1_000_000))
 
-        t = time.perf_counter()
+    def engine():
+        run_lorahub(base_dir, adapter_dirs, exs, tmp / f"engine{next(runs)}", params, device=device)
+
+    def reference():
         model = load_base_model(base_dir, device=device)
         model = PeftModel.from_pretrained(model, adapter_dirs[0]).eval()
         for d in adapter_dirs:  # the reference loads the first adapter twice
@@ -194,14 +207,19 @@ def end_to_end(shape: str, device, budget: int) -> dict:
             with torch.no_grad():
                 for b in loader:
                     model(**{k: v for k, v in b.items() if k != "decoder_input_ids"}).loss.item()
-        model.merge_and_unload().save_pretrained(Path(tmp) / "reference")
-        reference_s = time.perf_counter() - t
+        model.merge_and_unload().save_pretrained(tmp / f"reference{next(runs)}")
+
+    try:
+        t = interleaved({"engine": engine, "reference": reference}, reps, warmup=False)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return {
         "shape": shape,
         "budget": budget,
-        "engine_s": round(engine_s, 2),
-        "reference_s": round(reference_s, 2),
-        "speedup": round(reference_s / engine_s, 2),
+        "reps": reps,
+        "engine_s": round(t["engine"], 2),
+        "reference_s": round(t["reference"], 2),
+        "speedup": round(t["reference"] / t["engine"], 2),
     }
 
 
@@ -221,10 +239,11 @@ def main(argv: list[str] | None = None) -> dict:
     result["overhead"] = []
     result["end_to_end"] = []
     for shape in args.shapes:
-        row = overhead(shape, device, args.reps if shape == "tiny" else max(3, args.reps // 3))
+        tiny = shape == "tiny"
+        row = overhead(shape, device, args.reps if tiny else max(3, args.reps // 3))
         print(row, flush=True)
         result["overhead"].append(row)
-        e2e = end_to_end(shape, device, budget=40 if shape == "tiny" else 10)
+        e2e = end_to_end(shape, device, budget=40 if shape == "tiny" else 10, reps=tiny + 1)
         print(e2e, flush=True)
         result["end_to_end"].append(e2e)
     result["gpu"] = "skipped: no CUDA device" if not torch.cuda.is_available() else "see --device"

@@ -194,6 +194,11 @@ HELDOUT_TASKS: tuple[Task, ...] = tuple(
         ("swap_pairs", "upper"),
         ("reverse+upper", "lower"),
         ("shift1+double", "lower"),
+        ("first", "digits"),
+        ("ends", "upper"),
+        ("length", "digits"),
+        ("upper", "mixed"),
+        ("rotate_right", "digits"),
     ]
 )
 

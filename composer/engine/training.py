@@ -85,7 +85,8 @@ class Suite:
     train_tasks: list[str]
     heldout_tasks: list[str]
     build_seconds: float
-    info: dict = field(default_factory=dict)
+    spec: dict = field(default_factory=dict)  # the SuiteSpec it was built with
+    info: dict = field(default_factory=dict)  # training summaries, input suffix
 
     def examples(self, task: str, n: int, seed: int = 0) -> list[Example]:
         """n examples of a synthetic task in this suite's input format."""
@@ -111,9 +112,11 @@ def ensure_suite(kind: str = "t5", *, quick: bool = False, root: Path | None = N
 
 # Merge adapters: more capacity than the task adapters (every projection of attention and
 # feed-forward, r=16), half of the training examples from the other merge tasks' domains
-# with the base model's raw-input behaviour (copy) as target, so that each adapter acts on
-# its own domain only and stays neutral elsewhere.
+# with the base model's raw-input behaviour (copy) as target, and on those a penalty on the
+# adapter's output ΔW·x itself, so that each adapter acts on its own domain only: the sum of
+# several adapters then does on each domain what that domain's adapter does.
 MERGE_R = 16
+MERGE_NEUTRAL = 100.0  # weight of the ΔW·x penalty on the other domains' inputs
 MERGE_TARGETS = {
     "t5": ("q", "k", "v", "o", "wi", "wo"),
     "llama": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
@@ -136,20 +139,20 @@ def merge_training_examples(task: synthetic.Task, n: int, seed: int, suffix: str
 
 def _train_merge_adapter(base_dir: str, task: str, suffix: str, n: int, out: str, kwargs: dict):
     examples = merge_training_examples(synthetic.get_task(task), n, kwargs["seed"], suffix)
-    train_lora(base_dir, examples, out, **kwargs)
+    domain = synthetic.get_task(task).domain
+    neutral = [ex for ex in examples if not set(ex.input) & set(synthetic.DOMAINS[domain])]
+    train_lora(base_dir, examples, out, neutral=neutral, neutral_weight=MERGE_NEUTRAL, **kwargs)
 
 
 def ensure_merge_adapters(suite: Suite, *, steps: int | None = None) -> dict[str, Path]:
     """The merge adapters of `suite` (one per `synthetic.MERGE_TASKS`), built on first use."""
-    spec = SuiteSpec(
-        **{**suite.info["spec"], "lora_targets": tuple(suite.info["spec"]["lora_targets"])}
-    )
-    root = suite.root / "merge"
-    with open(suite.root.parent / f"{spec.key}-merge.lock", "w") as lock:
+    spec = SuiteSpec(**{**suite.spec, "lora_targets": tuple(suite.spec["lora_targets"])})
+    root = suite.root / f"merge-neutral{MERGE_NEUTRAL:g}"
+    with open(suite.root.parent / f"{spec.key}-{root.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         manifest = root / "manifest.json"
         if not manifest.exists():
-            tmp = root.with_name("merge.tmp")
+            tmp = root.with_name(root.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)
             made = {t.name: t.name.replace("@", "-at-") for t in synthetic.MERGE_TASKS}
             kwargs = {
@@ -180,8 +183,9 @@ def _load_suite(suite_dir: Path) -> Suite:
         base_dir=suite_dir / m["base_dir"],
         adapters={t: suite_dir / p for t, p in m["adapters"].items()},
         train_tasks=m["train_tasks"],
-        heldout_tasks=m["heldout_tasks"],
+        heldout_tasks=[t.name for t in synthetic.HELDOUT_TASKS],  # no adapter depends on them
         build_seconds=m["build_seconds"],
+        spec=m["spec"],
         info=m["info"],
     )
 
@@ -262,8 +266,13 @@ def _run_parallel(fn, jobs: list[tuple], workers: int) -> None:
 # ---------------------------------------------------------------- training
 
 
-def _train(model, tok, pool: Sequence[Example], *, steps, batch_size, lr, seed, params) -> dict:
-    """AdamW with linear warm-up and decay on random batches (with replacement) of `pool`."""
+def _train(
+    model, tok, pool: Sequence[Example], *, steps, batch_size, lr, seed, params, neutral=None
+) -> dict:
+    """AdamW with linear warm-up and decay on random batches (with replacement) of `pool`.
+
+    `neutral` = (examples, weight, lora_B modules): each step also runs a batch of those
+    examples and adds weight · mean square of the LoRA branch outputs (B A x) on them."""
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     warmup = max(1, steps // 20)
@@ -278,7 +287,9 @@ def _train(model, tok, pool: Sequence[Example], *, steps, batch_size, lr, seed, 
     # spin-waiting for each other make two threads several times slower than one.
     torch.set_num_threads(1)
     try:
-        losses = _steps(model, tok, pool, opt, sched, params, gen, steps, batch_size, causal)
+        losses = _steps(
+            model, tok, pool, opt, sched, params, gen, steps, batch_size, causal, neutral
+        )
     finally:
         torch.set_num_threads(threads)
     model.eval()
@@ -291,17 +302,34 @@ def _train(model, tok, pool: Sequence[Example], *, steps, batch_size, lr, seed, 
     }
 
 
-def _steps(model, tok, pool, opt, sched, params, gen, steps, batch_size, causal) -> list[float]:
+def _steps(
+    model, tok, pool, opt, sched, params, gen, steps, batch_size, causal, neutral
+) -> list[float]:
     losses = []
+    outputs: list[torch.Tensor] = []
+    hooks = []
+    if neutral is not None:
+        hooks = [
+            m.register_forward_hook(lambda _m, _a, out: outputs.append(out)) for m in neutral[2]
+        ]
     for _ in range(steps):
         idx = torch.randint(0, len(pool), (batch_size,), generator=gen).tolist()
+        outputs.clear()
         loss = model(**encode_examples(tok, [pool[i] for i in idx], causal=causal)).loss
+        if neutral is not None:
+            examples, weight, _ = neutral
+            outputs.clear()
+            idx = torch.randint(0, len(examples), (batch_size,), generator=gen).tolist()
+            model(**encode_examples(tok, [examples[i] for i in idx], causal=causal))
+            loss = loss + weight * torch.stack([o.pow(2).mean() for o in outputs]).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
         losses.append(loss.item())
+    for h in hooks:
+        h.remove()
     return losses
 
 
@@ -354,6 +382,11 @@ def train_base(spec: SuiteSpec, out_dir: Path) -> dict:
     return info
 
 
+def _lora_b_modules(peft_model) -> list[torch.nn.Module]:
+    """The lora_B Linears: their outputs are the LoRA branch B A x (before scaling)."""
+    return [m for name, m in peft_model.named_modules() if name.endswith("lora_B.default")]
+
+
 def _disable_dropout(model) -> None:
     """Dropout slows CPU training by a third and these tiny models do not need it."""
     for name in ("dropout_rate", "attention_dropout", "dropout"):
@@ -377,10 +410,15 @@ def train_lora(
     lr: float = 5e-3,
     seed: int = 0,
     base_model_name: str | None = None,
+    neutral: Sequence[Example] | None = None,
+    neutral_weight: float = 1.0,
 ) -> dict:
     """Train one LoRA on examples and save it as a PEFT dir.
 
     Works for a handful of examples too (a few-shot LoRA): batches are drawn with replacement.
+    `neutral` examples (inputs outside the task) add `neutral_weight` · mean square of the
+    adapter's output ΔW·x on them to the loss: the adapter learns to leave them untouched,
+    so that adapters trained this way on disjoint inputs can be summed.
     Returns the training summary (losses, seconds), also written as `training.json`.
     """
     from peft import LoraConfig, get_peft_model
@@ -406,6 +444,7 @@ def train_lora(
         lr=lr,
         seed=seed,
         params=[p for p in peft_model.parameters() if p.requires_grad],
+        neutral=None if not neutral else (neutral, neutral_weight, _lora_b_modules(peft_model)),
     )
     peft_model.peft_config["default"].base_model_name_or_path = base_model_name or str(base_dir)
     out = Path(out_dir)
