@@ -116,7 +116,7 @@ def ensure_suite(kind: str = "t5", *, quick: bool = False, root: Path | None = N
 # adapter's output ΔW·x itself, so that each adapter acts on its own domain only: the sum of
 # several adapters then does on each domain what that domain's adapter does.
 MERGE_R = 16
-MERGE_NEUTRAL = 100.0  # weight of the ΔW·x penalty on the other domains' inputs
+MERGE_NEUTRAL = 1000.0  # weight of the ΔW·x penalty on the other domains' inputs
 MERGE_TARGETS = {
     "t5": ("q", "k", "v", "o", "wi", "wo"),
     "llama": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
