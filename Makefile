@@ -38,8 +38,11 @@ run: seed
 	@echo ""
 	@echo "  LoRA Hub is starting at http://$(HOST):$(PORT)/  (demo login: demo / demo-password)"
 	@echo ""
-	trap 'kill 0' EXIT; \
+	@# On exit stop the worker's main process only: it shuts its pool down itself (a pool
+	@# child killed directly can die holding the task queue's lock and hang the worker).
+	trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT; \
 	$(VENV)/bin/celery -A config worker -Q gpu,default --concurrency 1 --loglevel INFO & \
+	worker=$$!; \
 	$(VPY) manage.py runserver $(HOST):$(PORT)
 
 test: $(STAMP)
