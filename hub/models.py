@@ -93,6 +93,14 @@ class Adapter(models.Model):
                 condition=models.Q(private=False, current_version__isnull=False),
                 name="hub_adapter_public_filters",
             ),
+            # One base model's adapters in key order, index-only: merged with the through
+            # table's (tag, adapter) index (migration 0004) for a base model + tag filter.
+            models.Index(
+                fields=["base_model", "id"],
+                include=["current_version", "downloads", "name", "task", "license"],
+                condition=models.Q(private=False, current_version__isnull=False),
+                name="hub_adapter_public_base",
+            ),
         ]
 
     def __str__(self):

@@ -11,6 +11,7 @@ from django.contrib.postgres.search import (
     SearchRank,
     SearchVector,
     TrigramSimilarity,
+    TrigramWordSimilarity,
 )
 from django.db import connection
 from django.db.models import Case, ExpressionWrapper, F, FloatField, Q, QuerySet, Value, When
@@ -21,6 +22,8 @@ SEARCH_CONFIG = "english"
 # Trigram similarity from which a tag or base model name counts as the intended word.
 CORRECTION_THRESHOLD = 0.4
 BATCH = 2000
+# How many candidates of each kind the typo fallback ranks (see _typo_fallback).
+FALLBACK_POOL = 1000
 
 
 def is_postgres() -> bool:
@@ -101,22 +104,34 @@ def _typo_fallback(adapters: QuerySet[Adapter], q: str) -> QuerySet[Adapter]:
 
     Both use an index: `name %> q` the trigram GIN index on names (word similarity at least
     pg_trgm.word_similarity_threshold, 0.6: about one typo in a six-letter word); the
-    respelled words (see corrected_words) the full-text index, so a typo costs about what
-    the right spelling does. Similarity is never computed over the whole catalog.
+    respelled words (see corrected_words) the full-text index. A respelled common word
+    matches much of the catalog (23,000 adapters for "sumarizaton" at 100,000), so only a
+    pool is ranked: the FALLBACK_POOL names most similar to `q` and the FALLBACK_POOL most
+    downloaded full-text matches, each read once here (their keys), never ranked over the
+    whole catalog. One more full-text match is read than is needed: when the pool leaves
+    some out there are more than FALLBACK_POOL results, which the list (counting up to
+    FALLBACK_POOL) shows as "1,000+".
     """
-    name_match = Q(name__trigram_word_similar=q)
-    name_hits = Adapter.objects.filter(name_match).values("pk")  # few: hashed once for ranking
-    matches = name_match
+    similarity = TrigramWordSimilarity(q, "name")
+    name_hits = list(
+        adapters.filter(name__trigram_word_similar=q)
+        .order_by(similarity.desc(), "-downloads", "name")
+        .values_list("pk", flat=True)[:FALLBACK_POOL]
+    )
+    candidates = set(name_hits)
     relevance = Case(When(pk__in=name_hits, then=Value(1.0)), default=Value(0.0))
     words = corrected_words(q)
     if words:
         query = SearchQuery(" or ".join(words), search_type="websearch", config=SEARCH_CONFIG)
-        # Full-text first: PostgreSQL evaluates the OR in order, so rows the text index
-        # found skip the costlier trigram recheck.
-        matches = Q(search_vector=query) | name_match
+        # The list's own order walks the downloads index and stops at the pool's size.
+        candidates.update(
+            adapters.filter(search_vector=query)
+            .order_by("-downloads", "name")
+            .values_list("pk", flat=True)[: FALLBACK_POOL + 1]
+        )
         relevance = relevance + SearchRank(F("search_vector"), query)
     return (
-        adapters.filter(matches)
+        adapters.filter(pk__in=candidates)
         .annotate(relevance=ExpressionWrapper(relevance, output_field=FloatField()))
         .order_by("-relevance", "-downloads", "name")
     )

@@ -2,18 +2,21 @@
 
 from django.contrib.auth import get_user_model
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, OuterRef, Q, Subquery
 from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 
 from ..choices import LICENSE_LABELS, TASK_LABELS
-from ..models import BaseModel, Tag
+from ..models import Adapter, BaseModel, Tag
 from ..pagination import KeysFirstPaginator
 from ..selectors import adapter_get_visible, adapters_visible, version_resolve
 from ..services.choices_cache import cached_choices
-from ..services.search import adapters_search
+from ..services.search import FALLBACK_POOL, adapters_search
 
 PAGE_SIZE = 20
+# Filtered lists and searches count their matches up to here, then show "1,000+"; as
+# many as the typo fallback ranks, so that a search it cut short reads "1,000+" too.
+COUNT_CAP = FALLBACK_POOL
 LIST_DEFERRED = ("description", "search_text", "search_vector", "current_version__config")
 SORTS = {
     "downloads": ("Most downloaded", ("-downloads", "name")),
@@ -55,6 +58,9 @@ def adapter_list(request):
         if value:
             if lookup == "current_version__r" and not value.isdigit():
                 continue
+            if lookup == "tags__name":
+                adapters = adapters.filter(_has_tag(value))
+                continue
             adapters = adapters.filter(**{lookup: value})
     q = params.get("q", "").strip()
     sort = params.get("sort", "")
@@ -64,7 +70,7 @@ def adapter_list(request):
         sort = sort if sort in SORTS else "downloads"
         adapters = adapters.order_by(*SORTS[sort][1])
     choices = _filter_choices(request.user)
-    paginator = KeysFirstPaginator(adapters, PAGE_SIZE, rows=listed)
+    paginator = KeysFirstPaginator(adapters, PAGE_SIZE, rows=listed, count_cap=COUNT_CAP)
     if not q and not any(value for _, value in filters.values()):
         paginator.count = choices["count"]  # all visible adapters: counted with the choices
     page = paginator.get_page(params.get("page"))
@@ -134,6 +140,15 @@ def user_detail(request, owner):
     adapters = adapters_visible(request.user).filter(owner=account).order_by("-updated")
     page = Paginator(adapters.prefetch_related("tags"), PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "hub/user_detail.html", {"account": account, "page": page})
+
+
+def _has_tag(name: str) -> Exists:
+    """Adapters tagged `name`: a semi-join on the through table's (tag, adapter) index,
+    merged with the other filters' index in adapter order; a join through the tags would
+    also repeat an adapter per matching link."""
+    tag = Tag.objects.filter(name=name).values("pk")[:1]
+    links = Adapter.tags.through.objects.filter(adapter_id=OuterRef("pk"), tag_id=Subquery(tag))
+    return Exists(links)
 
 
 def _base_models_with_counts(user):

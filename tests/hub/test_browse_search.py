@@ -131,14 +131,73 @@ def test_selected_rare_tag_stays_in_the_tag_filter(catalog):
 
 def test_postgres_typo_fallback_uses_indexes(catalog):
     require(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL)")
+    from django.test.utils import CaptureQueriesContext
+
     from hub.services.search import adapters_search
 
     with connection.cursor() as cursor:
         cursor.execute("SET enable_seqscan = off")
-        plan = adapters_search(Adapter.objects.all(), "sumarization").explain()
+        with CaptureQueriesContext(connection) as ctx:
+            found = adapters_search(Adapter.objects.all(), "sumarization")
+        # The candidate pools are read by adapters_search itself, the ranking when listed.
+        plans = [found.explain()]
+        for query in ctx.captured_queries:
+            if "hub_adapter" in query["sql"]:
+                cursor.execute("EXPLAIN " + query["sql"])
+                plans.append(" ".join(row[0] for row in cursor.fetchall()))
         cursor.execute("SET enable_seqscan = on")
+    plan = " ".join(plans)
     assert "hub_adapter_name_trgm" in plan and "hub_adapter_search_gin" in plan
-    assert "Seq Scan" not in plan
+    assert "Seq Scan on hub_adapter " not in plan
+
+
+def test_postgres_typo_fallback_ranks_a_pool_and_caps_the_count(
+    client, alice, catalog, make_adapter, monkeypatch
+):
+    require(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL)")
+    from hub.services import search
+    from hub.views import catalog as catalog_views
+
+    for name, downloads in (("digest", 99), ("brief", 50)):
+        make_adapter(alice, name, task="summarization", tags=["summarization"])
+        Adapter.objects.filter(name=name).update(downloads=downloads)
+    # The summarization adapters, matched by the respelled tag, ranked (the one with the
+    # word in its name first).
+    assert names(client, q="sumarizaton") == ["news-summarizer", "digest", "brief"]
+    monkeypatch.setattr(search, "FALLBACK_POOL", 1)
+    monkeypatch.setattr(catalog_views, "COUNT_CAP", 1)
+    monkeypatch.setattr(catalog_views, "PAGE_SIZE", 1)
+    # Only the most downloaded matches are ranked, and the count says there are more.
+    assert names(client, q="sumarizaton") == ["digest"]
+    page = client.get(reverse("hub:adapter_list"), {"q": "sumarizaton"}).content.decode()
+    assert re.search(r'<small class="count"><span title="[^"]*">1\+</span></small>', page)
+
+
+def test_broad_filters_show_a_capped_count(client, alice, make_adapter, monkeypatch):
+    from hub.views import catalog as catalog_views
+
+    for i in range(4):
+        make_adapter(alice, f"a{i}", task="translation", tags=["shared"])
+    make_adapter(alice, "other", task="summarization", tags=["shared"])
+    monkeypatch.setattr(catalog_views, "COUNT_CAP", 3)
+    monkeypatch.setattr(catalog_views, "PAGE_SIZE", 2)
+    url = reverse("hub:adapter_list")
+    capped = client.get(url, {"task": "translation", "sort": "name"}).content.decode()
+    assert re.search(r'<small class="count"><span title="[^"]*">3\+</span></small>', capped)
+    assert "Page 1 of 2+" in capped
+    # Within the cap: the exact count, no "+".
+    exact = client.get(url, {"task": "summarization"}).content.decode()
+    assert '<small class="count">1</small>' in exact and "Page 1 of" not in exact
+    # The unfiltered list keeps the exact total (counted with the filter choices).
+    assert '<small class="count">5</small>' in client.get(url).content.decode()
+
+
+def test_tag_filter_lists_each_adapter_once(client, alice, make_adapter):
+    make_adapter(alice, "tagged", tags=["alpha", "beta"])
+    make_adapter(alice, "untagged", tags=["beta"])
+    assert names(client, tag="alpha") == ["tagged"]
+    assert names(client, tag="beta", sort="name") == ["tagged", "untagged"]
+    assert names(client, tag="no-such-tag") == []
 
 
 def test_postgres_typo_in_a_tag_is_respelled(client, catalog):
