@@ -185,7 +185,7 @@ def test_broad_filters_show_a_capped_count(client, alice, make_adapter, monkeypa
     capped = client.get(url, {"task": "translation", "sort": "name"}).content.decode()
     assert re.search(r'<small class="count"><span title="[^"]*">3\+</span></small>', capped)
     assert "Page 1 of 2+" in capped
-    # Pages within the cap come from the keys read when counting: the last one is cut at it.
+    # Pages within the cap: the last one is cut at it.
     assert names(client, task="translation", sort="name", page=2) == ["a2"]
     # Within the cap: the exact count, no "+".
     exact = client.get(url, {"task": "summarization"}).content.decode()
