@@ -159,3 +159,10 @@ def test_mixed_ranks_and_scales_fold_into_b(t5, examples):
         torch.testing.assert_close(m.A[:2], 0.5 * a.A[:2] - b.A)
         torch.testing.assert_close(m.A[2:], 0.5 * a.A[2:])
         torch.testing.assert_close(m.B[:, :2], 0.5 * 2 * a.B[:, :2] - 1 * b.B)
+
+
+def test_ngopt_runs_past_its_metamodel_switch(t5, examples):
+    """With a large budget NGOpt fits a metamodel on the losses; the run must still finish."""
+    res = compose(t5.model, t5.tok, t5.loaded(), examples, LoraHubParams(budget=200, seed=0))
+    assert len(res.history) == 200
+    assert res.best_loss <= res.history[0]["loss"]
