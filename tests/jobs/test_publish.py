@@ -81,3 +81,22 @@ def test_unfinished_jobs_cannot_be_published(alice_client, done_job):
     r = publish(alice_client, done_job)
     assert "Only the result of a succeeded job" in r.content.decode()
     assert not Adapter.objects.filter(name="mixed").exists()
+
+
+def test_private_parents_stay_nameless_on_public_children(client, alice_client, catalog, bob):
+    """A public adapter made from bob's private one names that parent only to bob."""
+    parent, child = catalog["t5-a"], catalog["t5-b"]
+    Adapter.objects.filter(pk=parent.pk).update(private=True)
+    Lineage.objects.create(
+        child=child.current_version,
+        parent=parent.current_version,
+        parent_label="bob/t5-a",
+        position=0,
+        weight=0.5,
+        method="linear",
+    )
+    page = alice_client.get(child.get_absolute_url()).content.decode()
+    assert "a private adapter" in page and "bob/t5-a" not in page
+    client.force_login(bob)
+    page = client.get(child.get_absolute_url()).content.decode()
+    assert 'href="/bob/t5-a"' in page
