@@ -258,8 +258,9 @@ def catalog_seed(n: int, *, seed: int = 0, user_prefix: str = "bench") -> None:
         first, last = adapters[0][0], adapters[-1][0]
         with connection.cursor() as cursor:
             cursor.execute(
-                "UPDATE hub_adapter a SET current_version_id = v.id FROM hub_adapterversion v "
-                "WHERE v.adapter_id = a.id AND a.id BETWEEN %s AND %s AND v.number = "
+                "UPDATE hub_adapter a SET current_version_id = v.id, current_r = v.r "
+                "FROM hub_adapterversion v WHERE v.adapter_id = a.id "
+                "AND a.id BETWEEN %s AND %s AND v.number = "
                 "(SELECT MAX(number) FROM hub_adapterversion WHERE adapter_id = a.id)",
                 [first, last],
             )

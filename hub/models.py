@@ -60,6 +60,9 @@ class Adapter(models.Model):
     current_version = models.ForeignKey(
         "AdapterVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The current version's rank, denormalised for the list's rank filter (indexed with the
+    # base model below); save() keeps it in sync with current_version.
+    current_r = models.PositiveIntegerField(null=True, blank=True, editable=False)
     # Denormalised for search (see hub.services.search): tags, task, base model, owner.
     search_text = models.TextField(blank=True, editable=False)
     # PostgreSQL only (stays NULL on SQLite); refreshed by hub.services.search.adapters_reindex.
@@ -101,10 +104,27 @@ class Adapter(models.Model):
                 condition=models.Q(private=False, current_version__isnull=False),
                 name="hub_adapter_public_base",
             ),
+            # A base model's adapters of one rank in key order, index-only: merged with the
+            # tag index for a base model + rank + tag filter, no version probed per match.
+            models.Index(
+                fields=["base_model", "current_r", "id"],
+                include=["downloads", "name"],
+                condition=models.Q(private=False, current_version__isnull=False),
+                name="hub_adapter_public_base_rank",
+            ),
         ]
 
     def __str__(self):
         return self.full_name
+
+    def save(self, *args, **kwargs):
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or "current_version" in update_fields:
+            version = self.current_version
+            self.current_r = version.r if version is not None else None
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, "current_r"}
+        super().save(*args, **kwargs)
 
     def get_absolute_url(self):
         return reverse("hub:adapter_detail", args=[self.owner.get_username(), self.name])

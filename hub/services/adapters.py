@@ -131,7 +131,7 @@ def adapter_delete(*, adapter: Adapter) -> None:
         shas = set(
             AdapterFile.objects.filter(version__adapter=adapter).values_list("blob_id", flat=True)
         )
-        Adapter.objects.filter(pk=adapter.pk).update(current_version=None)
+        Adapter.objects.filter(pk=adapter.pk).update(current_version=None, current_r=None)
         adapter.delete()
         blobs_delete_unreferenced(shas)
 

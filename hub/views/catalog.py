@@ -52,11 +52,11 @@ def adapter_list(request):
         "task": ("task", params.get("task", "")),
         "license": ("license", params.get("license", "")),
         "tag": ("tags__name", params.get("tag", "")),
-        "r": ("current_version__r", params.get("r", "")),
+        "r": ("current_r", params.get("r", "")),
     }
     for lookup, value in filters.values():
         if value:
-            if lookup == "current_version__r" and not value.isdigit():
+            if lookup == "current_r" and not value.isdigit():
                 continue
             if lookup == "tags__name":
                 adapters = adapters.filter(_has_tag(value))
