@@ -171,6 +171,8 @@ class LiveComposition:
                 )
         self.buffer = torch.zeros(population, offset, device=self.device, dtype=self.dtype)
         self.active = 1  # candidates in the current forward
+        # per-module views of the buffer, made once (the buffer is only written in place)
+        self.views = {name: self._views(name, self.buffer) for name in self.names}
         self.handles = [
             model.get_submodule(name).register_forward_hook(self._hook(name)) for name in self.names
         ]
@@ -194,16 +196,22 @@ class LiveComposition:
         return A, B
 
     def _hook(self, name: str):
+        A, B = self.views[name]  # [P_max, r, d_in], [P_max, d_out, r], views of the buffer
+        A1, B1 = A[0], B[0]
+        scale = self.scale
+
         def hook(module, args, output):
             x = args[0]  # [P·b, ..., d_in]
-            A, B = self._views(name, self.buffer[: self.active])  # [P, r, d_in], [P, d_out, r]
-            if self.active == 1:
-                delta = (x @ A[0].T) @ B[0].T
+            P = self.active
+            if P == 1:
+                delta = F.linear(F.linear(x, A1), B1)  # B'(A'(x)), as peft computes it
             else:
-                xs = x.reshape(self.active, -1, x.shape[-1])  # [P, b·T, d_in]
-                delta = torch.bmm(torch.bmm(xs, A.transpose(1, 2)), B.transpose(1, 2))
-                delta = delta.view(*output.shape)
-            return output + self.scale * delta
+                xs = x.reshape(P, -1, x.shape[-1])  # [P, b·T, d_in]
+                delta = torch.bmm(torch.bmm(xs, A[:P].transpose(1, 2)), B[:P].transpose(1, 2))
+                delta = delta.view(output.shape)
+            if scale != 1.0:
+                delta.mul_(scale)
+            return output.add_(delta)  # the Linear's own fresh output: no copy needed
 
         return hook
 
@@ -241,39 +249,56 @@ class Scorer:
             if not self.causal:
                 batch["decoder_input_ids"] = _decoder_inputs(model, batch["labels"])
             self.batches.append({k: v.to(device) for k, v in batch.items()})
-        self.n_tokens = sum(int((b["labels"] != -100).sum()) for b in self.batches)
+        counts = [int((b["labels"] != -100).sum()) for b in self.batches]
+        self.n_tokens = sum(counts)
         self.keep_logits = (
             self.causal and "logits_to_keep" in inspect.signature(model.forward).parameters
         )
+        # per batch: (labels [b, T_out] of the scored positions, the forward's kwargs, count),
+        # made once; `_repeated` holds them repeated P times, for each P asked for
+        self._prepared = [self._prepare(b, c) for b, c in zip(self.batches, counts, strict=True)]
+        self._repeated: dict[int, list[tuple[torch.Tensor, dict, int]]] = {1: self._prepared}
+
+    def _prepare(self, b: dict, count: int) -> tuple[torch.Tensor, dict, int]:
+        inputs = {k: v for k, v in b.items() if k != "labels"}
+        inputs["use_cache"] = False
+        labels = b["labels"]
+        if self.causal:
+            first = int((labels != -100).int().argmax(1).min())  # earliest output token
+            if self.keep_logits:
+                inputs["logits_to_keep"] = labels.shape[1] - first + 1
+            labels = labels[:, first:].contiguous()
+        return labels, inputs, count
 
     @torch.inference_mode()
     def losses(self, P: int = 1, *, norm: str = "reference") -> torch.Tensor:
         """CE [P] of the P candidates currently written into the composition."""
+        if P not in self._repeated:
+            self._repeated[P] = [
+                (labels.repeat(P, 1), {k: _repeat(v, P) for k, v in inputs.items()}, count)
+                for labels, inputs, count in self._prepared
+            ]
         total = torch.zeros(P, dtype=torch.float64)
-        for b in self.batches:
-            sums, count = self._token_ce_sums(b, P)
+        for labels, inputs, count in self._repeated[P]:
+            sums = self._token_ce_sums(labels, inputs, P)
             total += sums / count if norm == "reference" else sums
         return total / (self.n_examples if norm == "reference" else self.n_tokens)
 
-    def _token_ce_sums(self, b: dict, P: int) -> tuple[torch.Tensor, int]:
-        rep = {k: v.repeat(P, 1) if P > 1 else v for k, v in b.items()}
-        labels = rep.pop("labels")
-        if self.causal:
-            first = int((labels != -100).int().argmax(1).min())  # earliest output token
-            kwargs = {"logits_to_keep": labels.shape[1] - first + 1} if self.keep_logits else {}
-            logits = self.model(**rep, use_cache=False, **kwargs).logits
-            logits = logits[:, -(labels.shape[1] - first + 1) : -1]  # predict tokens first..T-1
-            labels = labels[:, first:]
-        else:
-            logits = self.model(**rep, use_cache=False).logits
+    def _token_ce_sums(self, labels: torch.Tensor, inputs: dict, P: int) -> torch.Tensor:
+        logits = self.model(**inputs).logits  # [P·b, T, vocab]
+        if self.causal:  # predict tokens first..T-1
+            logits = logits[:, -(labels.shape[1] + 1) : -1]
         ce = F.cross_entropy(
             logits.float().reshape(-1, logits.shape[-1]),
             labels.reshape(-1),
             ignore_index=-100,
             reduction="none",
         )
-        sums = ce.view(P, -1).sum(1).double().cpu()
-        return sums, int((b["labels"] != -100).sum())
+        return ce.view(P, -1).sum(1).double().cpu()
+
+
+def _repeat(v, P: int):
+    return v.repeat(P, 1) if isinstance(v, torch.Tensor) else v
 
 
 def _decoder_inputs(model, labels: torch.Tensor) -> torch.Tensor:
