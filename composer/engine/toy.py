@@ -96,32 +96,37 @@ def make_random_adapter(
     and merges have something to do. `base_model_name` is written to the config as
     `base_model_name_or_path` (defaults to the base directory).
     """
-    from peft import LoraConfig, get_peft_model
-
     from composer.engine.base_models import load_base_model
 
-    model = load_base_model(base_dir)
-    config = LoraConfig(
-        r=r,
-        lora_alpha=alpha,
-        target_modules=list(target_modules),
-        lora_dropout=0.0,
-        task_type=_task_type(model),
-    )
-    peft_model = get_peft_model(model, config)
+    peft_model = lora_wrap(load_base_model(base_dir), r=r, alpha=alpha, targets=target_modules)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, param in peft_model.named_parameters():
             if "lora_A" in name or "lora_B" in name:
                 param.copy_(torch.randn(param.shape, generator=gen) * init_std)
-    peft_model.peft_config["default"].base_model_name_or_path = base_model_name or str(base_dir)
+    return lora_save(peft_model, out_dir, base_model_name or str(base_dir))
+
+
+def lora_wrap(model, *, r: int, alpha: int, targets: Sequence[str]):
+    """`model` with a fresh, dropout-free LoRA (peft's initialisation) on `targets`."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        target_modules=list(targets),
+        lora_dropout=0.0,
+        task_type="SEQ_2_SEQ_LM" if model.config.is_encoder_decoder else "CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def lora_save(peft_model, out_dir: str | Path, base_model_name: str) -> Path:
+    """Save the LoRA as a PEFT dir whose config names `base_model_name` as its base."""
+    peft_model.peft_config["default"].base_model_name_or_path = base_model_name
     out = Path(out_dir)
     peft_model.save_pretrained(out)
     return out
-
-
-def _task_type(model) -> str:
-    return "SEQ_2_SEQ_LM" if model.config.is_encoder_decoder else "CAUSAL_LM"
 
 
 def _save(model, tok, out_dir: str | Path) -> Path:

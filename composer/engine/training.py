@@ -421,20 +421,9 @@ def train_lora(
     so that adapters trained this way on disjoint inputs can be summed.
     Returns the training summary (losses, seconds), also written as `training.json`.
     """
-    from peft import LoraConfig, get_peft_model
-
     _seed_all(seed)
-    model = load_base_model(base_dir)
     tok = load_tokenizer(base_dir)
-    causal = not model.config.is_encoder_decoder
-    config = LoraConfig(
-        r=r,
-        lora_alpha=alpha,
-        target_modules=list(target_modules),
-        lora_dropout=0.0,
-        task_type="CAUSAL_LM" if causal else "SEQ_2_SEQ_LM",
-    )
-    peft_model = get_peft_model(model, config)
+    peft_model = toy.lora_wrap(load_base_model(base_dir), r=r, alpha=alpha, targets=target_modules)
     info = _train(
         peft_model,
         tok,
@@ -446,8 +435,6 @@ def train_lora(
         params=[p for p in peft_model.parameters() if p.requires_grad],
         neutral=None if not neutral else (neutral, neutral_weight, _lora_b_modules(peft_model)),
     )
-    peft_model.peft_config["default"].base_model_name_or_path = base_model_name or str(base_dir)
-    out = Path(out_dir)
-    peft_model.save_pretrained(out)
+    out = toy.lora_save(peft_model, out_dir, base_model_name or str(base_dir))
     (out / "training.json").write_text(json.dumps({"examples": len(examples), **info}, indent=2))
     return info
