@@ -6,7 +6,7 @@ from django.db.models import Q
 
 from hub.models import Adapter
 from hub.selectors import adapters_visible
-from hub.services.search import adapters_search
+from hub.services.search import adapters_matching
 
 from .payloads import model_document
 from .repos import Repo
@@ -82,7 +82,7 @@ def list_models(query: ListQuery, user) -> tuple[list[dict], bool]:
         adapters = adapters.filter(tag_filter(value))
     # Like the Hub, `search` selects and `sort` (default: downloads) orders; the catalog's
     # search does the selecting. Ordering on an indexed column keeps a common word fast.
-    adapters = adapters_search(adapters, query.search)
+    adapters, _ = adapters_matching(adapters, query.search)
     order = SORTS[query.sort or "downloads"]
     if query.ascending:
         order = tuple(key[1:] if key.startswith("-") else "-" + key for key in order)

@@ -42,6 +42,16 @@ class Tag(models.Model):
         return self.name
 
 
+class SearchWord(models.Model):
+    """A word of public adapters' names, cards, tags, tasks and base models: what a search
+    word that matches nothing is respelled to (hub.services.search, PostgreSQL only)."""
+
+    word = models.CharField(max_length=64, primary_key=True)
+
+    def __str__(self):
+        return self.word
+
+
 class Adapter(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="adapters"

@@ -1,29 +1,28 @@
-"""Catalog search: PostgreSQL full-text search with a trigram fallback; icontains on SQLite.
+"""Catalog search: PostgreSQL full-text search with typo correction; icontains on SQLite.
 
 Adapter.search_text (tags, task, base model, owner) and Adapter.search_vector are
-denormalised; adapters_reindex refreshes them after a change (or a bulk load).
+denormalised; adapters_reindex refreshes them, and adds public adapters' words to
+SearchWord (what typos are respelled to), after a change or a bulk load.
 """
 
 import re
 
-from django.contrib.postgres.search import (
-    SearchQuery,
-    SearchRank,
-    SearchVector,
-    TrigramSimilarity,
-    TrigramWordSimilarity,
-)
+from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
 from django.db import connection
-from django.db.models import Case, ExpressionWrapper, F, FloatField, Q, QuerySet, Value, When
+from django.db.models import F, Q, QuerySet
 
-from ..models import Adapter, BaseModel, Tag
+from ..models import Adapter, SearchWord
 
 SEARCH_CONFIG = "english"
-# Trigram similarity from which a tag or base model name counts as the intended word.
+# Trigram similarity from which a catalog word counts as the one a typo meant.
 CORRECTION_THRESHOLD = 0.4
 BATCH = 2000
-# How many candidates of each kind the typo fallback ranks (see _typo_fallback).
-FALLBACK_POOL = 1000
+# A word as SearchWord keeps it: lowercase, from a letter on, 3 to 64 characters.
+WORD = re.compile(r"[a-z][a-z0-9]{2,63}")
+# How many matches a search ranks (see adapters_search).
+RANK_POOL = 1000
+# A query's words as typed (respelled in place, the rest of the query left as it is).
+QUERY_WORD = re.compile(r"[^\W_]+")
 
 
 def is_postgres() -> bool:
@@ -62,24 +61,41 @@ def adapters_reindex(adapters: QuerySet[Adapter]) -> None:
     if batch:
         Adapter.objects.bulk_update(batch, ["search_text"])
     if is_postgres() and pks:
+        words = set()
         for start in range(0, len(pks), BATCH):
-            Adapter.objects.filter(pk__in=pks[start : start + BATCH]).update(
+            chunk = Adapter.objects.filter(pk__in=pks[start : start + BATCH])
+            chunk.update(
                 search_vector=SearchVector("name", weight="A", config=SEARCH_CONFIG)
                 + SearchVector("search_text", weight="B", config=SEARCH_CONFIG)
                 + SearchVector("description", weight="C", config=SEARCH_CONFIG)
             )
+            # Private adapters' words stay out: a respelling must not reveal them.
+            for fields in chunk.filter(private=False).values_list(
+                "name", "description", "search_text"
+            ):
+                words |= adapter_words(*fields)
+        SearchWord.objects.bulk_create(
+            [SearchWord(word=word) for word in words], batch_size=BATCH, ignore_conflicts=True
+        )
 
 
-def adapters_search(adapters: QuerySet[Adapter], q: str) -> QuerySet[Adapter]:
-    """Adapters matching `q`, best first (annotated with `relevance`).
+def adapter_words(*texts: str) -> set[str]:
+    """The SearchWord words of an adapter's texts (name, model card, search_text)."""
+    return {word for text in texts for word in WORD.findall(text.lower())}
 
-    PostgreSQL: websearch syntax ("quoted phrases", -exclusions, OR) ranked with
-    SearchRank; when nothing matches, a typo-tolerant fallback (_typo_fallback).
+
+def adapters_matching(adapters: QuerySet[Adapter], q: str) -> tuple[QuerySet[Adapter], str]:
+    """Adapters matching `q`, unordered, and the query searched: `q` itself, or `q`
+    respelled when `q` matched nothing.
+
+    PostgreSQL: websearch syntax ("quoted phrases", -exclusions, OR) through the full-text
+    GIN index. When nothing matches, each word of `q` that is not a catalog word is
+    respelled to the nearest one (see respelled) and the respelled query is searched.
     SQLite: every word must appear in the name, card or tags.
     """
     q = q.strip()
     if not q:
-        return adapters
+        return adapters, q
     if not is_postgres():
         for word in q.split():
             adapters = adapters.filter(
@@ -87,70 +103,69 @@ def adapters_search(adapters: QuerySet[Adapter], q: str) -> QuerySet[Adapter]:
                 | Q(description__icontains=word)
                 | Q(search_text__icontains=word)
             )
-        return adapters.order_by("-downloads", "name")
-    query = SearchQuery(q, search_type="websearch", config=SEARCH_CONFIG)
-    found = (
-        adapters.filter(search_vector=query)
-        .annotate(relevance=SearchRank(F("search_vector"), query))
-        .order_by("-relevance", "-downloads", "name")
-    )
-    if found.exists():
-        return found
-    return _typo_fallback(adapters, q)
+        return adapters, q
+    found = adapters.filter(search_vector=_query(q))
+    if not found.exists():
+        fixed = respelled(q)
+        if fixed != q:
+            return adapters.filter(search_vector=_query(fixed)), fixed
+    return found, q
 
 
-def _typo_fallback(adapters: QuerySet[Adapter], q: str) -> QuerySet[Adapter]:
-    """Adapters whose name is trigram-similar to `q`, or that match `q` spelled right.
+def adapters_search(adapters: QuerySet[Adapter], q: str) -> tuple[QuerySet[Adapter], str]:
+    """adapters_matching, best first: on PostgreSQL annotated with `relevance` (SearchRank)
+    and ordered by it, on SQLite by downloads.
 
-    Both use an index: `name %> q` the trigram GIN index on names (word similarity at least
-    pg_trgm.word_similarity_threshold, 0.6: about one typo in a six-letter word); the
-    respelled words (see corrected_words) the full-text index. A respelled common word
-    matches much of the catalog (23,000 adapters for "sumarizaton" at 100,000), so only a
-    pool is ranked: the FALLBACK_POOL names most similar to `q` and the FALLBACK_POOL most
-    downloaded full-text matches, each read once here (their keys), never ranked over the
-    whole catalog. One more full-text match is read than is needed: when the pool leaves
-    some out there are more than FALLBACK_POOL results, which the list (counting up to
-    FALLBACK_POOL) shows as "1,000+".
+    Ranking reads every ranked row's search vector: one common word matches a quarter of
+    the catalog (23,000 rows at 100,000 adapters, 35 ms). So only the RANK_POOL most
+    downloaded matches are ranked (the list pages through no more, see COUNT_CAP in the
+    views), plus one so that the list can tell there are more. Their keys are read once
+    here: counting and paging then filter on them rather than search again.
     """
-    similarity = TrigramWordSimilarity(q, "name")
-    name_hits = list(
-        adapters.filter(name__trigram_word_similar=q)
-        .order_by(similarity.desc(), "-downloads", "name")
-        .values_list("pk", flat=True)[:FALLBACK_POOL]
-    )
-    candidates = set(name_hits)
-    relevance = Case(When(pk__in=name_hits, then=Value(1.0)), default=Value(0.0))
-    words = corrected_words(q)
-    if words:
-        query = SearchQuery(" or ".join(words), search_type="websearch", config=SEARCH_CONFIG)
-        # The list's own order walks the downloads index and stops at the pool's size.
-        candidates.update(
-            adapters.filter(search_vector=query)
-            .order_by("-downloads", "name")
-            .values_list("pk", flat=True)[: FALLBACK_POOL + 1]
-        )
-        relevance = relevance + SearchRank(F("search_vector"), query)
-    return (
-        adapters.filter(pk__in=candidates)
-        .annotate(relevance=ExpressionWrapper(relevance, output_field=FloatField()))
+    q = q.strip()
+    if not q or not is_postgres():
+        found, searched = adapters_matching(adapters, q)
+        return (found.order_by("-downloads", "name") if searched else found), searched
+    searched = q
+    pool = _most_downloaded_matches(adapters, q)
+    if not pool:
+        fixed = respelled(q)
+        if fixed != q:
+            searched, pool = fixed, _most_downloaded_matches(adapters, fixed)
+    ranked = (
+        adapters.filter(pk__in=pool)
+        .annotate(relevance=SearchRank(F("search_vector"), _query(searched)))
         .order_by("-relevance", "-downloads", "name")
     )
+    return ranked, searched
 
 
-def corrected_words(q: str) -> list[str]:
-    """The catalog's own spelling of each word of `q`: the most similar tag or base model
-    name (trigram similarity at least CORRECTION_THRESHOLD). Both tables are small."""
-    corrected = []
-    for word in dict.fromkeys(w.lower() for w in re.findall(r"[\w.-]{3,}", q)):
-        candidates = [
-            model.objects.annotate(similarity=TrigramSimilarity(field, word))
-            .filter(similarity__gte=CORRECTION_THRESHOLD)
-            .order_by("-similarity")
-            .values_list(field, "similarity")
-            .first()
-            for model, field in ((Tag, "name"), (BaseModel, "identifier"))
-        ]
-        best = max((c for c in candidates if c), key=lambda c: c[1], default=None)
-        if best:
-            corrected.append(best[0])
-    return corrected
+def _most_downloaded_matches(adapters: QuerySet[Adapter], q: str) -> list[int]:
+    found = adapters.filter(search_vector=_query(q)).order_by("-downloads", "name")
+    return list(found.values_list("pk", flat=True)[: RANK_POOL + 1])
+
+
+def _query(q: str) -> SearchQuery:
+    return SearchQuery(q, search_type="websearch", config=SEARCH_CONFIG)
+
+
+def respelled(q: str) -> str:
+    """`q` with each word that is not a catalog word replaced by the most similar one
+    (trigram similarity at least CORRECTION_THRESHOLD); the query's syntax is kept.
+
+    One query: the GiST trigram index on SearchWord finds each word's nearest neighbour
+    (`<->`, distance = 1 - similarity) without comparing it to every word.
+    """
+    words = sorted({w.lower() for w in QUERY_WORD.findall(q) if WORD.fullmatch(w.lower())})
+    if not words:
+        return q
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT typed.word, nearest.word FROM unnest(%s::text[]) AS typed(word) "
+            "CROSS JOIN LATERAL (SELECT s.word FROM hub_searchword s "
+            "ORDER BY s.word <-> typed.word LIMIT 1) AS nearest "
+            "WHERE nearest.word <> typed.word AND similarity(nearest.word, typed.word) >= %s",
+            [words, CORRECTION_THRESHOLD],
+        )
+        fixes = dict(cursor.fetchall())
+    return QUERY_WORD.sub(lambda m: fixes.get(m.group().lower(), m.group()), q)

@@ -11,12 +11,12 @@ from ..models import Adapter, BaseModel, Tag
 from ..pagination import KeysFirstPaginator
 from ..selectors import adapter_get_visible, adapters_visible, version_resolve
 from ..services.choices_cache import cached_choices
-from ..services.search import FALLBACK_POOL, adapters_search
+from ..services.search import RANK_POOL, adapters_search
 
 PAGE_SIZE = 20
-# Filtered lists and searches count their matches up to here, then show "1,000+"; as
-# many as the typo fallback ranks, so that a search it cut short reads "1,000+" too.
-COUNT_CAP = FALLBACK_POOL
+# Filtered lists and searches count their matches up to here, then show "1,000+"; as many
+# as a search ranks, so that a search that ranked only some of its matches reads "1,000+".
+COUNT_CAP = RANK_POOL
 LIST_DEFERRED = ("description", "search_text", "search_vector", "current_version__config")
 SORTS = {
     "downloads": ("Most downloaded", ("-downloads", "name")),
@@ -64,8 +64,9 @@ def adapter_list(request):
             adapters = adapters.filter(**{lookup: value})
     q = params.get("q", "").strip()
     sort = params.get("sort", "")
+    searched = q
     if q:
-        adapters = adapters_search(adapters, q)
+        adapters, searched = adapters_search(adapters, q)
     if sort in SORTS or not q:
         sort = sort if sort in SORTS else "downloads"
         adapters = adapters.order_by(*SORTS[sort][1])
@@ -82,6 +83,8 @@ def adapter_list(request):
         {
             "page": page,
             "q": q,
+            # Shown as "Showing results for ..." when a typo was respelled.
+            "respelled": searched if searched != q else "",
             "sort": sort or "relevance",
             "sorts": [(key, label) for key, (label, _) in SORTS.items()],
             "selected": {key: value for key, (_, value) in filters.items()},

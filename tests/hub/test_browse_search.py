@@ -129,7 +129,7 @@ def test_selected_rare_tag_stays_in_the_tag_filter(catalog):
     assert [(t.name, t.n) for t in tags] == [("code", 1), ("sql", 1)]
 
 
-def test_postgres_typo_fallback_uses_indexes(catalog):
+def test_postgres_typo_search_uses_indexes(catalog):
     require(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL)")
     from django.test.utils import CaptureQueriesContext
 
@@ -138,20 +138,20 @@ def test_postgres_typo_fallback_uses_indexes(catalog):
     with connection.cursor() as cursor:
         cursor.execute("SET enable_seqscan = off")
         with CaptureQueriesContext(connection) as ctx:
-            found = adapters_search(Adapter.objects.all(), "sumarization")
-        # The candidate pools are read by adapters_search itself, the ranking when listed.
+            found, searched = adapters_search(Adapter.objects.all(), "sumarization")
         plans = [found.explain()]
         for query in ctx.captured_queries:
-            if "hub_adapter" in query["sql"]:
-                cursor.execute("EXPLAIN " + query["sql"])
-                plans.append(" ".join(row[0] for row in cursor.fetchall()))
+            cursor.execute("EXPLAIN " + query["sql"])
+            plans.append(" ".join(row[0] for row in cursor.fetchall()))
         cursor.execute("SET enable_seqscan = on")
     plan = " ".join(plans)
-    assert "hub_adapter_name_trgm" in plan and "hub_adapter_search_gin" in plan
-    assert "Seq Scan on hub_adapter " not in plan
+    assert searched == "summarization"
+    # The nearest word from the words' trigram index, the matches from the full-text index.
+    assert "hub_searchword_trgm" in plan and "hub_adapter_search_gin" in plan
+    assert "Seq Scan" not in plan
 
 
-def test_postgres_typo_fallback_ranks_a_pool_and_caps_the_count(
+def test_postgres_typo_search_is_ranked_and_counted(
     client, alice, catalog, make_adapter, monkeypatch
 ):
     require(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL)")
@@ -161,14 +161,17 @@ def test_postgres_typo_fallback_ranks_a_pool_and_caps_the_count(
     for name, downloads in (("digest", 99), ("brief", 50)):
         make_adapter(alice, name, task="summarization", tags=["summarization"])
         Adapter.objects.filter(name=name).update(downloads=downloads)
-    # The summarization adapters, matched by the respelled tag, ranked (the one with the
-    # word in its name first).
+    # The summarization adapters, matched by the respelled word and ranked (the one with
+    # the word in its name first).
     assert names(client, q="sumarizaton") == ["news-summarizer", "digest", "brief"]
-    monkeypatch.setattr(search, "FALLBACK_POOL", 1)
+    page = client.get(reverse("hub:adapter_list"), {"q": "sumarizaton"}).content.decode()
+    assert "showing results for" in page and "“summarization”" in page
+    # A broad search ranks only its most downloaded matches (one more than the pool, to
+    # know there are more), and the count says there are more.
+    monkeypatch.setattr(search, "RANK_POOL", 1)
+    assert names(client, q="sumarizaton") == ["digest", "brief"]
     monkeypatch.setattr(catalog_views, "COUNT_CAP", 1)
     monkeypatch.setattr(catalog_views, "PAGE_SIZE", 1)
-    # Only the most downloaded matches are ranked, and the count says there are more.
-    assert names(client, q="sumarizaton") == ["digest"]
     page = client.get(reverse("hub:adapter_list"), {"q": "sumarizaton"}).content.decode()
     assert re.search(r'<small class="count"><span title="[^"]*">1\+</span></small>', page)
 
@@ -204,12 +207,34 @@ def test_tag_filter_lists_each_adapter_once(client, alice, make_adapter):
 
 def test_postgres_typo_in_a_tag_is_respelled(client, catalog):
     require(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL)")
-    from hub.services.search import corrected_words
+    from hub.services.search import respelled
 
-    assert corrected_words("creatve-writing sumarization xq") == [
-        "creative-writing",
-        "summarization",
-    ]
+    # Words the catalog knows stay; the query's syntax is kept around the respelled ones.
+    assert respelled('creatve-writing -"sumarization" sql xq') == (
+        'creative-writing -"summarization" sql xq'
+    )
     assert names(client, q="creatve-writing") == ["story-writer"]
-    # A typo in a name: found by trigram similarity on names.
+    # A typo in a name.
     assert names(client, q="sql-helpr") == ["sql-helper"]
+    # Nothing near enough: no results, no respelling shown.
+    page = client.get(reverse("hub:adapter_list"), {"q": "qqzzxx"}).content.decode()
+    assert "showing results for" not in page and "No adapter matches" in page
+
+
+def test_postgres_typo_search_learns_new_words_but_never_private_ones(
+    client, alice, bob, catalog, make_adapter
+):
+    require(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL)")
+    from hub.models import SearchWord
+
+    make_adapter(alice, "zebrafish-tagger", description="Labels microscopy images.")
+    make_adapter(bob, "quokka-secret", private=True, description="Hush: wallaby words.")
+    assert names(client, q="zebrafsh") == ["zebrafish-tagger"]
+    assert names(client, q="microscopi") == ["zebrafish-tagger"]
+    # Neither the private adapter's words nor the adapter itself leak through a typo.
+    assert not SearchWord.objects.filter(word__in=["quokka", "wallaby"]).exists()
+    page = client.get(reverse("hub:adapter_list"), {"q": "quoka"}).content.decode()
+    assert "quokka" not in page
+    # Its owner still finds it by its exact words.
+    client.force_login(bob)
+    assert names(client, q="quokka") == ["quokka-secret"]
