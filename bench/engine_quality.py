@@ -43,7 +43,7 @@ def modes() -> dict[str, LoraHubParams]:
 
 
 def em_with_weights(model, tok, adapters, weights, examples) -> float:
-    """Exact match of the composition Σ w_i (A_i, B_i) on `examples` (hooks, model unchanged)."""
+    """Exact match of the composition Σ w_i (A_i, B_i) on `examples` (model unchanged)."""
     live = LiveComposition(model, adapters)
     try:
         live.set_weights(torch.tensor([weights], dtype=torch.float64))

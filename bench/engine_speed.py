@@ -130,7 +130,7 @@ def reference_loop(base_dir, adapter_dirs, exs, device):
 
 def engine_evaluation(live, scorer, n_adapters: int, population: int):
     """One engine evaluation of `population` candidates, as `compose` does it: write the
-    composed weights (one matmul) and one batched forward through the hooks."""
+    composed weights (one matmul) and one batched forward through the wrapped modules."""
     gen = torch.Generator().manual_seed(population)
 
     def evaluate():
@@ -146,7 +146,7 @@ POPULATIONS = (4, 10)
 def overhead(shape: str, device, reps: int) -> dict:
     base_dir, adapter_dirs = fixture(shape)
     tok = load_tokenizer(base_dir)
-    plain = load_base_model(base_dir, device=device)  # no hooks on this copy
+    plain = load_base_model(base_dir, device=device)  # never wrapped
     model = load_base_model(base_dir, device=device)
     adapters = load_adapters(adapter_dirs)
     exs = examples()

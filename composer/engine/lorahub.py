@@ -14,13 +14,13 @@ What CE is (`LoraHubParams.loss_norm`):
 How it is fast:
 - `LiveComposition` stacks all adapters once into one matrix [N, Σ_modules (r·d_in + d_out·r)];
   a candidate w (or a population W [P, N]) is written into a persistent buffer by ONE matmul,
-  and forward hooks on the base model's Linears add s · (x A'ᵀ) B'ᵀ from views of that buffer.
-  The base model itself is never modified (hooks are removed afterwards), so a worker can
-  keep it cached.
+  and the base model's targeted Linears, wrapped for the search, add s · (x A'ᵀ) B'ᵀ from
+  views of that buffer. Their weights are never modified and the wrapping is undone
+  afterwards, so a worker can keep the base model cached.
 - examples are tokenised once; each evaluation is one batched forward under inference_mode;
   causal LMs compute logits only from the first output position on.
 - `population > 1` evaluates P candidates in one forward: the batch is the examples
-  repeated P times, and the hooks give each block of rows its own composed LoRA (bmm).
+  repeated P times, and each block of rows gets its own composed LoRA (bmm).
   The optimiser then runs with `num_workers=P` (nevergrad may pick another algorithm).
   `population=1` is the reference's sequential search.
 Mixed ranks are zero-padded to the largest; different scalings are folded into B (the
@@ -134,11 +134,12 @@ class LoraHubResult:
 
 
 class LiveComposition:
-    """N adapters stacked once; composed candidates are written into hooks on `model`.
+    """N adapters stacked once; `model`'s targeted modules add the composed candidates.
 
     Layout: for module m, row i of `stack` [N, total] holds A_i (padded to r_m, flattened
     [r_m·d_in]) then B_i·s_i/s (padded, flattened [d_out·r_m]). `buffer` [P, total] holds P
-    composed candidates; the hooks read A'_p [r_m, d_in], B'_p [d_out, r_m] as views of it.
+    composed candidates; the wrapped modules read A'_p [r_m, d_in], B'_p [d_out, r_m] as
+    views of it.
     """
 
     def __init__(self, model: torch.nn.Module, adapters: Sequence[LoraAdapter], population=1):
@@ -173,9 +174,8 @@ class LiveComposition:
         self.active = 1  # candidates in the current forward
         # per-module views of the buffer, made once (the buffer is only written in place)
         self.views = {name: self._views(name, self.buffer) for name in self.names}
-        self.handles = [
-            model.get_submodule(name).register_forward_hook(self._hook(name)) for name in self.names
-        ]
+        # (module, its own `forward` attribute before, if any): restored by remove()
+        self.patched = [self._patch(model.get_submodule(name), name) for name in self.names]
 
     def set_weights(self, W: torch.Tensor) -> None:
         """Write candidates W [P, N] into the buffer: one matmul for every module."""
@@ -195,25 +195,33 @@ class LiveComposition:
         B = rows[:, off + r * d_in : off + r * (d_in + d_out)].view(-1, d_out, r)
         return A, B
 
-    def _hook(self, name: str):
-        A, B = self.views[name]  # [P_max, r, d_in], [P_max, d_out, r], views of the buffer
-        A1, B1 = A[0], B[0]
-        scale = self.scale
+    def _patch(self, module: torch.nn.Module, name: str):
+        """Make `module` add the composed LoRA to its output: s · (x A'ᵀ) B'ᵀ.
 
-        def hook(module, args, output):
-            x = args[0]  # [P·b, ..., d_in]
+        An instance `forward` that wraps the module's own rather than a forward hook: hooks
+        send every call through nn.Module's slow path, and the scale rides on addmm_, so
+        one evaluation adds two small ops per module to a plain forward.
+        """
+        A, B = self.views[name]  # [P_max, r, d_in], [P_max, d_out, r], views of the buffer
+        A1, B1t = A[0], B[0].t()  # [r, d_in], [r, d_out]
+        r, scale = A1.shape[0], self.scale
+        own = module.__dict__.get("forward")
+        base_forward = module.forward
+
+        def forward(x, *args, **kwargs):
+            out = base_forward(x, *args, **kwargs)  # [P·b, ..., d_out], fresh: added to in place
             P = self.active
             if P == 1:
-                delta = F.linear(F.linear(x, A1), B1)  # B'(A'(x)), as peft computes it
-            else:
+                out.view(-1, out.shape[-1]).addmm_(F.linear(x, A1).view(-1, r), B1t, alpha=scale)
+            else:  # row block p of the batch gets candidate p
                 xs = x.reshape(P, -1, x.shape[-1])  # [P, b·T, d_in]
-                delta = torch.bmm(torch.bmm(xs, A[:P].transpose(1, 2)), B[:P].transpose(1, 2))
-                delta = delta.view(output.shape)
-            if scale != 1.0:
-                delta.mul_(scale)
-            return output.add_(delta)  # the Linear's own fresh output: no copy needed
+                out.view(P, -1, out.shape[-1]).baddbmm_(
+                    torch.bmm(xs, A[:P].transpose(1, 2)), B[:P].transpose(1, 2), alpha=scale
+                )
+            return out
 
-        return hook
+        module.forward = forward
+        return module, own
 
     def modules(self, w: Sequence[float]) -> dict[str, LoraModule]:
         """The composed adapter for weights w, on the CPU in float32."""
@@ -226,9 +234,13 @@ class LiveComposition:
         return out
 
     def remove(self) -> None:
-        for h in self.handles:
-            h.remove()
-        self.handles = []
+        """Give the modules back their own forward (the model is as it was)."""
+        for module, own in self.patched:
+            if own is None:
+                del module.forward
+            else:
+                module.forward = own
+        self.patched = []
 
 
 class Scorer:
@@ -278,13 +290,15 @@ class Scorer:
                 (labels.repeat(P, 1), {k: _repeat(v, P) for k, v in inputs.items()}, count)
                 for labels, inputs, count in self._prepared
             ]
-        total = torch.zeros(P, dtype=torch.float64)
+        # Accumulated in numpy: a few float64s, where each torch op would cost microseconds.
+        total = np.zeros(P)
         for labels, inputs, count in self._repeated[P]:
             sums = self._token_ce_sums(labels, inputs, P)
             total += sums / count if norm == "reference" else sums
-        return total / (self.n_examples if norm == "reference" else self.n_tokens)
+        return torch.from_numpy(total / (self.n_examples if norm == "reference" else self.n_tokens))
 
-    def _token_ce_sums(self, labels: torch.Tensor, inputs: dict, P: int) -> torch.Tensor:
+    def _token_ce_sums(self, labels: torch.Tensor, inputs: dict, P: int) -> np.ndarray:
+        """Summed token CE [P] of one batch, in float64."""
         logits = self.model(**inputs).logits  # [P·b, T, vocab]
         if self.causal:  # predict tokens first..T-1
             logits = logits[:, -(labels.shape[1] + 1) : -1]
@@ -294,7 +308,7 @@ class Scorer:
             ignore_index=-100,
             reduction="none",
         )
-        return ce.view(P, -1).sum(1).double().cpu()
+        return ce.view(P, -1).sum(1, dtype=torch.float64).cpu().numpy()
 
 
 def _repeat(v, P: int):

@@ -17,8 +17,8 @@ Errors a user can cause are `ValueError`s with a one-line message: `AdapterError
 `IncompatibleAdapters`, `ExamplesError`, `OutputExists`, or a bad parameter.
 `Cancelled` (from `should_stop`) propagates, leaving nothing behind.
 `model_cache`: any object with `get(base_dir, device) -> (model, tokenizer)`; the engine
-never modifies a model it is given (LoraHub uses removable hooks), so a worker can keep
-base models loaded across jobs.
+never modifies a model it is given (LoraHub wraps modules for a search and unwraps them),
+so a worker can keep base models loaded across jobs.
 """
 
 import contextlib
@@ -197,7 +197,7 @@ def run_evaluate(
 
 
 def _evaluate_with(model, tok, examples, modules: dict[str, LoraModule], separator="", **kwargs):
-    """Evaluate with `modules` applied through removable hooks (the model stays clean)."""
+    """Evaluate with `modules` added by a LiveComposition (the model stays clean)."""
     live = LiveComposition(model, [LoraAdapter(path=None, config={}, modules=modules)])
     try:
         live.set_weights(torch.ones(1, 1))

@@ -73,5 +73,6 @@ def examples():
     return [Example(w, w[::-1]) for w in words]
 
 
-def hooks_left(model) -> int:
-    return sum(len(m._forward_hooks) for m in model.modules())
+def wrappers_left(model) -> int:
+    """Forward hooks and instance `forward`s on `model`'s modules: 0 when it is clean."""
+    return sum(len(m._forward_hooks) + ("forward" in vars(m)) for m in model.modules())

@@ -13,7 +13,7 @@ from composer.engine.lorahub import (
     StepInfo,
     compose,
 )
-from tests.engine.conftest import hooks_left
+from tests.engine.conftest import wrappers_left
 
 W = [0.7, -0.4, 1.2]
 
@@ -59,7 +59,7 @@ def test_composed_in_place_equals_peft_reference(kit, examples):
     assert token[0] == pytest.approx(expected, rel=1e-5)
     # the reference implementation's value: batch mean token CE / number of examples
     assert ref[0] == pytest.approx(expected / len(examples), rel=1e-5)
-    assert hooks_left(kit.model) == 0
+    assert wrappers_left(kit.model) == 0
 
 
 def test_reference_loss_sums_batch_means(t5, examples):
@@ -129,7 +129,7 @@ def test_cancellation_within_one_step_leaves_the_model_clean(llama, examples):
             should_stop=lambda: len(seen) >= 3,
         )
     assert info.value.step == 3 and len(seen) == 3
-    assert hooks_left(llama.model) == 0
+    assert wrappers_left(llama.model) == 0
 
 
 def test_pick_best_and_bad_params(t5, examples):

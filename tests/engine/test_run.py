@@ -11,7 +11,7 @@ from composer.engine.examples import Example, encode_examples
 from composer.engine.lego import LegoParams
 from composer.engine.lorahub import Cancelled, LoraHubParams
 from composer.engine.run import OutputExists, run_evaluate, run_lego, run_lorahub, run_merge
-from tests.engine.conftest import hooks_left
+from tests.engine.conftest import wrappers_left
 
 
 class Cache:
@@ -42,7 +42,7 @@ def test_run_lorahub_writes_a_peft_adapter_and_result(kit, examples, tmp_path):
         heldout=examples[:2],
         model_cache=cache,
     )
-    assert cache.calls == 1 and hooks_left(kit.model) == 0
+    assert cache.calls == 1 and wrappers_left(kit.model) == 0
     assert sorted(p.name for p in out.iterdir()) == [
         "adapter_config.json",
         "adapter_model.safetensors",
@@ -138,7 +138,7 @@ def test_run_evaluate_base_and_adapter(llama, examples):
     assert with_adapter["adapter"]["sha256"] == sha256_file(
         llama.adapters[0] / "adapter_model.safetensors"
     )
-    assert hooks_left(llama.model) == 0
+    assert wrappers_left(llama.model) == 0
 
 
 def test_exact_match_by_greedy_generation(kit):
