@@ -62,6 +62,30 @@ def test_composed_in_place_equals_peft_reference(kit, examples):
     assert wrappers_left(kit.model) == 0
 
 
+def test_a_module_keeps_its_own_forward_wrapper(kit, examples):
+    """A targeted module already wrapped (as accelerate does) is wrapped on top of that,
+    and gets its own wrapper back afterwards."""
+    adapters = kit.loaded()
+    name = sorted(adapters[0].modules)[0]
+    module = kit.model.get_submodule(name)
+    calls = []
+    original = module.forward
+
+    def counting(x, *args, **kwargs):
+        calls.append(x.shape)
+        return original(x, *args, **kwargs)
+
+    module.forward = counting
+    try:
+        reference = hf_loss(peft_composed(kit, W), kit.tok, examples)
+        token, _ = live_losses(kit, [W], examples)
+        assert token[0] == pytest.approx(reference, rel=1e-5) and calls
+        assert vars(module)["forward"] is counting
+    finally:
+        del module.forward
+    assert wrappers_left(kit.model) == 0
+
+
 def test_reference_loss_sums_batch_means(t5, examples):
     reference = peft_composed(t5, W)
     batches = [examples[i : i + 2] for i in range(0, len(examples), 2)]
