@@ -3,22 +3,25 @@
 import hashlib
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from datetime import timedelta
 from typing import BinaryIO
 
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from ..models import Blob
 from .validation import FileLike, file_size
 
 CHUNK = 1024 * 1024
+BLOBS_DIR = "blobs"
 log = logging.getLogger(__name__)
 
 
 def blob_path(sha256: str) -> str:
-    return f"blobs/{sha256[:2]}/{sha256[2:4]}/{sha256}"
+    return f"{BLOBS_DIR}/{sha256[:2]}/{sha256[2:4]}/{sha256}"
 
 
 def file_sha256(f: BinaryIO) -> str:
@@ -89,3 +92,37 @@ def blobs_delete_unreferenced(shas: Iterable[str]) -> None:
     Blob.objects.filter(sha256__in=[sha for sha, _ in orphans], files__isnull=True).delete()
     names = [name for _, name in orphans]
     transaction.on_commit(lambda: storage_delete(names))
+
+
+def blobs_sweep(grace: timedelta) -> list[str]:
+    """Delete stored files that no Blob names and that are older than `grace`; returns them.
+
+    Such files are left by an upload whose transaction was rolled back after its files were
+    stored (an enclosing transaction failed later), or by a process killed mid-upload. The
+    grace period spares the files of uploads still in progress.
+    """
+    cutoff = timezone.now() - grace
+    swept = []
+    for folder, names in _stored_folders(BLOBS_DIR):
+        paths = [f"{folder}/{name}" for name in names]
+        known = Blob.objects.filter(storage_name__in=paths).values_list("storage_name", flat=True)
+        known = set(known)
+        stale = [
+            path
+            for path in paths
+            if path not in known and default_storage.get_modified_time(path) < cutoff
+        ]
+        storage_delete(stale)
+        swept += stale
+    return swept
+
+
+def _stored_folders(folder: str) -> Iterator[tuple[str, list[str]]]:
+    """(folder, its file names) for `folder` and every folder below it, in storage."""
+    if not default_storage.exists(folder):
+        return
+    subfolders, files = default_storage.listdir(folder)
+    if files:
+        yield folder, files
+    for sub in subfolders:
+        yield from _stored_folders(f"{folder}/{sub}")

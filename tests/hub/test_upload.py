@@ -259,3 +259,41 @@ def test_blob_race_keeps_one_copy(alice, make_adapter, adapter_dirs, media_root,
     assert written is None
     assert blob == Blob.objects.get(storage_name=blob.storage_name)
     assert sorted(p for p in media_root.rglob("*") if p.is_file()) == before
+
+
+def test_sweep_deletes_files_of_rolled_back_uploads_only(
+    alice, bob, make_adapter, adapter_dirs, media_root
+):
+    """An upload inside a transaction that fails later leaves stored files no row names:
+    blobs_sweep deletes them once past the grace period, and nothing else."""
+    import os
+    import time
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.db import transaction
+
+    def stored() -> set[str]:
+        return {str(p.relative_to(media_root)) for p in media_root.rglob("*") if p.is_file()}
+
+    make_adapter(alice, "kept")
+    kept = stored()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        make_adapter(bob, "rolled-back", key="r8")
+        raise RuntimeError("a later step of the same transaction failed")
+    orphans = stored() - kept
+    assert orphans and not Adapter.objects.filter(name="rolled-back").exists()
+    # Within the grace period (an upload may still be committing): spared.
+    call_command("blobs_sweep", stdout=StringIO())
+    assert stored() == kept | orphans
+    hour_ago = time.time() - 3600
+    for path in media_root.rglob("*"):
+        if path.is_file():
+            os.utime(path, (hour_ago, hour_ago))
+    out = StringIO()
+    call_command("blobs_sweep", "--grace-minutes", "30", stdout=out)
+    assert stored() == kept
+    assert f"{len(orphans)} unreferenced file(s) deleted" in out.getvalue()
+    # What is left still downloads.
+    for blob in Blob.objects.all():
+        assert (media_root / blob.storage_name).stat().st_size == blob.size
