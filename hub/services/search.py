@@ -10,6 +10,7 @@ import re
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
 from django.db import connection
 from django.db.models import F, Q, QuerySet
+from django.db.models.expressions import RawSQL
 
 from ..models import Adapter, SearchWord
 
@@ -132,8 +133,10 @@ def adapters_search(adapters: QuerySet[Adapter], q: str) -> tuple[QuerySet[Adapt
         fixed = respelled(q)
         if fixed != q:
             searched, pool = fixed, _most_downloaded_matches(adapters, fixed)
+    # One array parameter rather than an IN list of a thousand: cheaper to send and plan.
+    keys = RawSQL("SELECT unnest(%s::bigint[])", [pool])
     ranked = (
-        adapters.filter(pk__in=pool)
+        adapters.filter(pk__in=keys)
         .annotate(relevance=SearchRank(F("search_vector"), _query(searched)))
         .order_by("-relevance", "-downloads", "name")
     )
