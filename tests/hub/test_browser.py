@@ -5,6 +5,7 @@ import pickle
 import zipfile
 
 import pytest
+from django.db import connection
 
 from tests.hub.conftest import ADAPTER_FILES
 
@@ -60,6 +61,11 @@ def test_sign_up_upload_search_open_download(browser, live_server, adapter_dirs,
     page.wait_for_url(f"{base_url}/adapters/?q=summarization")
     page.click("a.adapter-name:has-text('news-summarizer')")
     page.wait_for_url(f"{base_url}/carol/news-summarizer")
+    if connection.vendor == "postgresql":  # a typo is respelled by PostgreSQL search
+        page.goto(f"{base_url}/adapters/?q=sumarizer")
+        assert "showing results for “summarizer”" in page.locator("p.respelled").inner_text()
+        page.click("a.adapter-name:has-text('news-summarizer')")
+        page.wait_for_url(f"{base_url}/carol/news-summarizer")
 
     # The peft snippet copies to the clipboard.
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base_url)
