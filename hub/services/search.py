@@ -22,6 +22,8 @@ BATCH = 2000
 WORD = re.compile(r"[a-z][a-z0-9]{2,63}")
 # How many matches a search ranks (see adapters_search).
 RANK_POOL = 1000
+# Words of one query looked up for respelling (one index probe each), the first ones typed.
+MAX_RESPELLED = 8
 # A query's words as typed (respelled in place, the rest of the query left as it is).
 QUERY_WORD = re.compile(r"[^\W_]+")
 
@@ -159,7 +161,8 @@ def respelled(q: str) -> str:
     One query: the GiST trigram index on SearchWord finds each word's nearest neighbour
     (`<->`, distance = 1 - similarity) without comparing it to every word.
     """
-    words = sorted({w.lower() for w in QUERY_WORD.findall(q) if WORD.fullmatch(w.lower())})
+    typed = (w.lower() for w in QUERY_WORD.findall(q))
+    words = list(dict.fromkeys(w for w in typed if WORD.fullmatch(w)))[:MAX_RESPELLED]
     if not words:
         return q
     with connection.cursor() as cursor:

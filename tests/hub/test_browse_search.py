@@ -214,6 +214,10 @@ def test_postgres_typo_in_a_tag_is_respelled(client, catalog):
         'creative-writing -"summarization" sql xq'
     )
     assert names(client, q="creatve-writing") == ["story-writer"]
+    # Only the first words of a long query are looked up.
+    long_query = " ".join(["sumarization"] * 3 + [f"word{i}" for i in range(20)] + ["sqll"])
+    assert respelled(long_query).split()[:3] == ["summarization"] * 3
+    assert respelled(long_query).endswith(" sqll")
     # A typo in a name.
     assert names(client, q="sql-helpr") == ["sql-helper"]
     # Nothing near enough: no results, no respelling shown.
