@@ -41,6 +41,7 @@ SCENARIOS = {
     "sort_newest": (_url(sort="newest"), "list"),
     "search_websearch": (_url(q='legal contracts -french "rank 16"'), "search"),
     "search_terms": (_url(q="python code review"), "search"),
+    "search_common_word": (_url(q="summarization"), "search"),
     "search_typo": (_url(q="sumarizaton"), "search"),
 }
 
