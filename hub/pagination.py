@@ -44,6 +44,11 @@ class KeysFirstPaginator(Paginator):
         self.capped = found > self.count_cap
         return min(found, self.count_cap)
 
+    def count_known(self, found: int) -> None:
+        """Take `found` matches, counted elsewhere up to count_cap + 1, as the count."""
+        self.capped = found > self.count_cap
+        self.count = min(found, self.count_cap)
+
     def page(self, number) -> Page:
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page

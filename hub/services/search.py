@@ -6,6 +6,7 @@ SearchWord (what typos are respelled to), after a change or a bulk load.
 """
 
 import re
+from typing import NamedTuple
 
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
 from django.db import connection
@@ -115,7 +116,13 @@ def adapters_matching(adapters: QuerySet[Adapter], q: str) -> tuple[QuerySet[Ada
     return found, q
 
 
-def adapters_search(adapters: QuerySet[Adapter], q: str) -> tuple[QuerySet[Adapter], str]:
+class Search(NamedTuple):
+    adapters: QuerySet[Adapter]  # best first
+    searched: str  # the query searched: as typed, or respelled
+    matches: int | None  # how many (up to RANK_POOL + 1), where counted while searching
+
+
+def adapters_search(adapters: QuerySet[Adapter], q: str) -> Search:
     """adapters_matching, best first: on PostgreSQL annotated with `relevance` (SearchRank)
     and ordered by it, on SQLite by downloads.
 
@@ -123,12 +130,12 @@ def adapters_search(adapters: QuerySet[Adapter], q: str) -> tuple[QuerySet[Adapt
     the catalog (23,000 rows at 100,000 adapters, 35 ms). So only the RANK_POOL most
     downloaded matches are ranked (the list pages through no more, see COUNT_CAP in the
     views), plus one so that the list can tell there are more. Their keys are read once
-    here: counting and paging then filter on them rather than search again.
+    here: paging filters on them rather than searching again, and they are the count.
     """
     q = q.strip()
     if not q or not is_postgres():
         found, searched = adapters_matching(adapters, q)
-        return (found.order_by("-downloads", "name") if searched else found), searched
+        return Search(found.order_by("-downloads", "name") if searched else found, searched, None)
     searched = q
     pool = _most_downloaded_matches(adapters, q)
     if not pool:
@@ -142,7 +149,7 @@ def adapters_search(adapters: QuerySet[Adapter], q: str) -> tuple[QuerySet[Adapt
         .annotate(relevance=SearchRank(F("search_vector"), _query(searched)))
         .order_by("-relevance", "-downloads", "name")
     )
-    return ranked, searched
+    return Search(ranked, searched, len(pool))
 
 
 def _most_downloaded_matches(adapters: QuerySet[Adapter], q: str) -> list[int]:

@@ -64,9 +64,9 @@ def adapter_list(request):
             adapters = adapters.filter(**{lookup: value})
     q = params.get("q", "").strip()
     sort = params.get("sort", "")
-    searched = q
+    searched, matches = q, None
     if q:
-        adapters, searched = adapters_search(adapters, q)
+        adapters, searched, matches = adapters_search(adapters, q)
     if sort in SORTS or not q:
         sort = sort if sort in SORTS else "downloads"
         adapters = adapters.order_by(*SORTS[sort][1])
@@ -74,6 +74,8 @@ def adapter_list(request):
     paginator = KeysFirstPaginator(adapters, PAGE_SIZE, rows=listed, count_cap=COUNT_CAP)
     if not q and not any(value for _, value in filters.values()):
         paginator.count = choices["count"]  # all visible adapters: counted with the choices
+    elif matches is not None:
+        paginator.count_known(matches)  # counted by the search itself
     page = paginator.get_page(params.get("page"))
     query = params.copy()
     query.pop("page", None)

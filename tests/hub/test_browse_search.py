@@ -138,14 +138,14 @@ def test_postgres_typo_search_uses_indexes(catalog):
     with connection.cursor() as cursor:
         cursor.execute("SET enable_seqscan = off")
         with CaptureQueriesContext(connection) as ctx:
-            found, searched = adapters_search(Adapter.objects.all(), "sumarization")
+            found, searched, matches = adapters_search(Adapter.objects.all(), "sumarization")
         plans = [found.explain()]
         for query in ctx.captured_queries:
             cursor.execute("EXPLAIN " + query["sql"])
             plans.append(" ".join(row[0] for row in cursor.fetchall()))
         cursor.execute("SET enable_seqscan = on")
     plan = " ".join(plans)
-    assert searched == "summarization"
+    assert searched == "summarization" and matches == found.count() == 1
     # The nearest word from the words' trigram index, the matches from the full-text index.
     assert "hub_searchword_trgm" in plan and "hub_adapter_search_gin" in plan
     assert "Seq Scan" not in plan
