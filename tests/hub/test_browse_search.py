@@ -166,6 +166,7 @@ def test_postgres_typo_search_is_ranked_and_counted(
     assert names(client, q="sumarizaton") == ["news-summarizer", "digest", "brief"]
     page = client.get(reverse("hub:adapter_list"), {"q": "sumarizaton"}).content.decode()
     assert "showing results for" in page and "“summarization”" in page
+    assert '<small class="count">3</small>' in page
     # A broad search ranks only its most downloaded matches (one more than the pool, to
     # know there are more), and the count says there are more.
     monkeypatch.setattr(search, "RANK_POOL", 1)
