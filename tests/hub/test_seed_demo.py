@@ -11,7 +11,8 @@ from django.core.management import call_command
 
 from composer.engine import synthetic
 from composer.engine.examples import parse_examples
-from hub.demo import FEATURED, adapter_name, demo_suite
+from composer.engine.run import run_lorahub
+from hub.demo import FEATURED, adapter_name, demo_suite, fewshot_sets
 from hub.models import Adapter, BaseModel
 
 
@@ -45,7 +46,8 @@ def test_seed_demo_is_idempotent_and_registers_the_trained_suite(
     reverse = demo.get(name="reverse-lower")
     assert "reverses the string" in reverse.description
     ex = suite.examples("reverse@lower", 4, seed=1)[0]
-    assert f"| `{ex.input}` | `{ex.input[::-1]}` |" in reverse.description
+    raw = ex.input.removesuffix(suite.info["suffix"])
+    assert f"| `{ex.input}` | `{raw[::-1]}` |" in reverse.description
     assert {"demo", "reverse", "lower"} <= set(reverse.tags.values_list("name", flat=True))
 
     page = client.get("/adapters/").content.decode()
@@ -56,7 +58,9 @@ def test_seed_demo_is_idempotent_and_registers_the_trained_suite(
 
 
 @pytest.mark.slow
-def test_demo_fewshot_examples_are_ready_to_paste_and_correct(db, settings, client, tmp_path):
+def test_demo_fewshot_examples_are_ready_to_paste_and_correct(
+    db, settings, client, tmp_path, suite
+):
     settings.LORAHUB_DEMO_DIR = tmp_path
     call_command("seed_demo", stdout=io.StringIO())
     base = BaseModel.objects.get()
@@ -76,6 +80,21 @@ def test_demo_fewshot_examples_are_ready_to_paste_and_correct(db, settings, clie
         heldout = parse_examples(html.unescape(blocks[2 * i + 1]))
         assert len(shots) >= 3 and len(heldout) >= 10
         assert not {e.input for e in shots} & {e.input for e in heldout}
-        assert all(e.output == t.apply(e.input) for e in shots + heldout), task
+        raw = [e.input.removesuffix(suite.info["suffix"]) for e in shots + heldout]
+        assert [e.output for e in shots + heldout] == [t.apply(s) for s in raw], task
         name = adapter_name(task)
         assert parse_examples((tmp_path / "fewshot" / f"{name}.jsonl").read_text()) == shots
+
+
+@pytest.mark.slow
+def test_demo_adapters_compose_for_the_featured_tasks(suite, tmp_path):
+    """LoraHub with the job's defaults on a featured task's few-shot examples does the task
+    on its held-out examples, which the base model does not."""
+    adapters = [suite.adapters[t] for t in suite.train_tasks]
+    for s in fewshot_sets(suite)[:2]:
+        out = tmp_path / adapter_name(s.task)
+        res = run_lorahub(suite.base_dir, adapters, s.shots, out, heldout=s.heldout)
+        assert res["evaluation"]["base"]["exact_match"] <= 0.1, s.task
+        assert res["evaluation"]["composed"]["exact_match"] >= 0.8, s.task
+        top = max(range(len(adapters)), key=lambda i: abs(res["weights"][i]))
+        assert adapter_name(suite.train_tasks[top]) in s.adapters, s.task

@@ -56,8 +56,9 @@ def test_compose_follow_download_publish(browser, live_server, worker, demo, tmp
     assert page.is_checked(f"#field-adapters label:has-text('demo/{PARENTS[0]}') input")
     for name in PARENTS[1:]:
         page.check(f"#field-adapters label:has-text('demo/{name}') input")
-    page.fill("textarea[name=examples]", "abc\tcba\nhello\tolleh\nlora\tarol\n")
-    page.fill("textarea[name=heldout]", "hub\tbuh\n")
+    # The demo's decoder-only base model reads an input up to "=" (hub.demo).
+    page.fill("textarea[name=examples]", "abc=\tcba\nhello=\tolleh\nlora=\tarol\n")
+    page.fill("textarea[name=heldout]", "hub=\tbuh\n")
     page.click("details summary")
     page.fill("input[name=budget]", str(BUDGET))
     page.click("form button[type=submit]:has-text('Launch')")
