@@ -1,11 +1,14 @@
 """Merging quality: K task adapters merged into one, scored on every task.
 
-The merge adapters of the trained T5 suite (`training.ensure_merge_adapters`): one task per
+The merge adapters of a trained suite (`training.ensure_merge_adapters`; the Llama suite by
+default): one task per
 input domain (disjoint characters), r=16 on every attention and feed-forward projection,
 trained to copy (as the base model does) outside their own domain. Each method merges all K
 with weight 1 at the same merged rank (16; `cat` is exact at rank 16·K and shown for
-reference). Score per task: exact match of the merged adapter / exact match of the task's
-own adapter. Writes bench/results/engine_merge.json.
+reference); LoRA-LEGO twice: with its default units (each input's singular directions) and
+with the stored factors' rows and columns (`lego_raw_units`). Score per task: exact match
+of the merged adapter / exact match of the task's own adapter. Writes
+bench/results/engine_merge_<kind>.json.
 """
 
 import argparse
@@ -28,9 +31,11 @@ from composer.engine.training import MERGE_R, ensure_merge_adapters, ensure_suit
 
 RESULTS = Path(__file__).parent / "results"
 N_TEST = 100
-# method -> run_merge keyword arguments (lego is run_lego); all at rank MERGE_R but `cat`.
+# method -> run_merge keyword arguments (or LegoParams fields for the lego rows); all at rank
+# MERGE_R but `cat`.
+LEGO = {"lego": {}, "lego_raw_units": {"units": "raw"}}
 METHODS: dict[str, dict] = {
-    "lego": {},
+    **LEGO,
     "cat": {},
     "linear": {},
     "svd": {"rank": MERGE_R},
@@ -53,8 +58,8 @@ def exact_match(model, tok, adapter, examples) -> float:
 
 def merged(method: str, dirs: list[Path], out: Path):
     weights = [1.0] * len(dirs)
-    if method == "lego":
-        run_lego(dirs, out, LegoParams(k=MERGE_R, weights=weights))
+    if method in LEGO:
+        run_lego(dirs, out, LegoParams(k=MERGE_R, weights=weights, **METHODS[method]))
     else:
         run_merge(method, dirs, out, weights=weights, **METHODS[method])
     return load_adapter(out)

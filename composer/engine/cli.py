@@ -11,7 +11,7 @@ import warnings
 
 from composer.engine.adapters import one_line
 from composer.engine.baselines import METHODS
-from composer.engine.lego import LegoParams
+from composer.engine.lego import UNITS, LegoParams
 from composer.engine.lorahub import LOSS_NORMS, PICKS, LoraHubParams, StepInfo
 
 
@@ -63,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--normalize",
         action="store_true",
         help="L2-normalise the a and b parts for the clustering distance",
+    )
+    lego.add_argument(
+        "--units",
+        choices=UNITS,
+        default=LegoParams.units,
+        help="an input's rank-1 units: its ΔW's singular directions (svd) or its stored A, B",
     )
     lego.add_argument("--max-iter", type=int, default=LegoParams.max_iter)
     lego.add_argument("--seed", type=int, default=0)
@@ -129,6 +135,7 @@ def run_command(args: argparse.Namespace) -> dict:
             param_reweight=not args.no_param_reweight,
             output_reweight=not args.no_output_reweight,
             normalize=args.normalize,
+            units=args.units,
             weights=args.weights,
             max_iter=args.max_iter,
             seed=args.seed,

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from composer.engine.adapters import LoraModule
 from composer.engine.baselines import merge
 from composer.engine.lego import LegoParams, kmeans, lego_merge
 
@@ -13,9 +14,11 @@ def _rows(t: torch.Tensor) -> list[tuple]:
 
 def test_k_equal_to_all_units_is_the_cat_merge(t5):
     adapters = t5.loaded()
-    res = lego_merge(adapters, LegoParams(k=12, **PLAIN))
+    res = lego_merge(adapters, LegoParams(k=12, units="raw", **PLAIN))
     cat = merge("cat", adapters, weights=[1.0, 1.0, 1.0])
+    singular = lego_merge(adapters, LegoParams(k=12, **PLAIN))
     for name, m in res.modules.items():
+        torch.testing.assert_close(singular.modules[name].delta(), cat[name].delta())
         assert m.r == 12 and m.scale == 1.0
         torch.testing.assert_close(m.delta(), cat[name].delta(), rtol=1e-5, atol=1e-6)
         # each pooled unit is its own cluster: the merged units are exactly the inputs' units
@@ -27,8 +30,10 @@ def test_k_equal_to_all_units_is_the_cat_merge(t5):
 
 def test_single_adapter_with_k_r_comes_back_up_to_permutation(llama):
     (a,) = llama.loaded(llama.adapters[:1])
-    res = lego_merge([a], LegoParams(k=4, **PLAIN))
+    res = lego_merge([a], LegoParams(k=4, units="raw", **PLAIN))
+    singular = lego_merge([a], LegoParams(k=4, **PLAIN))
     for name, m in res.modules.items():
+        torch.testing.assert_close(singular.modules[name].delta(), a.modules[name].delta())
         src = a.modules[name]
         assert _rows(m.A) == _rows(src.A)
         assert _rows(m.B.T) == _rows(src.B.T * src.scale)
@@ -104,3 +109,30 @@ def test_kmeans_finds_separated_clusters():
 def test_too_large_k_is_refused(t5):
     with pytest.raises(ValueError, match="k=13 is larger than the 12 rank-1 units"):
         lego_merge(t5.loaded(), LegoParams(k=13))
+
+
+def test_units_are_singular_directions_whatever_basis_the_factors_use(t5):
+    """B A = (B G)(G⁻¹ A): three adapters whose ΔW has rank 2, stored at r=4 in a random
+    basis. Their singular units are 2 per adapter (and zeros), so k=7 clusters hold the 6
+    and the zeros: the merge is the exact sum. The stored (raw) units mix those directions
+    and their cluster means lose most of it."""
+    gen = torch.Generator().manual_seed(0)
+    adapters = t5.loaded()
+    for a in adapters:
+        for name, m in a.modules.items():
+            low = torch.randn(m.d_out, 2, generator=gen) @ torch.randn(2, 4, generator=gen)
+            G = torch.randn(4, 4, generator=gen)
+            a.modules[name] = LoraModule(
+                A=torch.linalg.solve(G, m.A), B=low @ G / m.scale, scale=m.scale
+            )
+    total = {n: sum(a.modules[n].delta() for a in adapters) for n in adapters[0].modules}
+
+    def error(units):
+        res = lego_merge(adapters, LegoParams(k=7, units=units, **PLAIN))
+        num = sum((res.modules[n].delta() - d).norm() ** 2 for n, d in total.items())
+        return float(num / sum(d.norm() ** 2 for d in total.values())) ** 0.5
+
+    assert error("svd") < 1e-4
+    assert error("raw") > 0.3
+    with pytest.raises(ValueError, match="units must be one of"):
+        lego_merge(adapters, LegoParams(units="rows"))
