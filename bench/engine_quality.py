@@ -1,14 +1,14 @@
 """Composition quality on held-out tasks: base, uniform, LoraHub, oracle and few-shot LoRA.
 
-For every held-out task of the trained T5 suite (no adapter saw it): 5 examples to compose,
-100 other examples to test, exact match of
+For every held-out task of a trained suite (`--kind`, the Llama's by default; no adapter
+saw the task): 5 examples to compose, 100 other examples to test, exact match of
 - the base model alone,
 - the uniform average of the candidates (w_i = 1/N, A and B mixed as LoraHub mixes them),
 - LoraHub in the reference mode (NGOpt, 40 evaluations, l1 0.05) and two others (`modes`),
   mean and best over 5 seeds,
 - the best single candidate (oracle: it peeks at the test set),
 - a LoRA fine-tuned on the same 5 examples.
-Writes bench/results/engine_quality.json.
+Writes bench/results/engine_quality_<kind>.json.
 """
 
 import argparse

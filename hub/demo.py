@@ -3,9 +3,9 @@
 `ensure_suite("llama", quick=True)` trains (once per machine, cached under ~/.cache/lorahub
 or `LORAHUB_CACHE`) a tiny Llama on every synthetic string operation and one LoRA per
 training task; no adapter saw the held-out tasks, so composing adapters has something real
-to find. The Llama, not the T5: in the same few minutes of training it learns every
-operation (the T5, whose decoder finds positions in the input only through content, learns
-few), so the adapters do their tasks and a composition can transfer them.
+to find. The Llama, not the T5: it learns the operations far sooner (after 1,500 steps
+exact match 0.57 on prefixed inputs against the T5's 0.20; after 3,000 the Llama's is 1.0),
+so within the quick build the adapters do their tasks and a composition can transfer them.
 `demo_base_model(suite)` and `demo_adapters(suite)` describe them for the catalog, and
 `fewshot_sets(suite)` gives ready-to-paste examples of a few held-out tasks.
 """
