@@ -198,18 +198,17 @@ class LiveComposition:
     def _patch(self, module: torch.nn.Module, name: str):
         """Make `module` add the composed LoRA to its output: s · (x A'ᵀ) B'ᵀ.
 
-        An instance `forward` that wraps the module's own rather than a forward hook: hooks
-        send every call through nn.Module's slow path, and the scale rides on addmm_, so
-        one evaluation adds two small ops per module to a plain forward.
+        An instance `forward` rather than a forward hook: hooks send every call through
+        nn.Module's slow path. For a plain Linear it calls F.linear itself (a Python frame
+        per call counts on a tiny model), and the scale rides on addmm_: an evaluation adds
+        two small ops per module to a plain forward.
         """
         A, B = self.views[name]  # [P_max, r, d_in], [P_max, d_out, r], views of the buffer
         A1, B1t = A[0], B[0].t()  # [r, d_in], [r, d_out]
         r, scale = A1.shape[0], self.scale
         own = module.__dict__.get("forward")
-        base_forward = module.forward
 
-        def forward(x, *args, **kwargs):
-            out = base_forward(x, *args, **kwargs)  # [P·b, ..., d_out], fresh: added to in place
+        def add(x, out):  # out [P·b, ..., d_out]: the module's fresh output, added to in place
             P = self.active
             if P == 1:
                 out.view(-1, out.shape[-1]).addmm_(F.linear(x, A1).view(-1, r), B1t, alpha=scale)
@@ -219,6 +218,18 @@ class LiveComposition:
                     torch.bmm(xs, A[:P].transpose(1, 2)), B[:P].transpose(1, 2), alpha=scale
                 )
             return out
+
+        if own is None and type(module) is torch.nn.Linear:  # the Linear's own forward, inlined
+            weight, bias = module.weight, module.bias
+
+            def forward(x):
+                return add(x, F.linear(x, weight, bias))
+
+        else:  # a subclass, or already wrapped (e.g. by accelerate): wrapped again
+            inner = module.forward
+
+            def forward(x, *args, **kwargs):
+                return add(x, inner(x, *args, **kwargs))
 
         module.forward = forward
         return module, own
