@@ -257,9 +257,21 @@ class LegoForm(JobForm):
     output_reweight = forms.BooleanField(
         required=False, initial=True, label="Output reweighting (scale by √(r/k))"
     )
+    units = forms.ChoiceField(
+        required=False,
+        initial="svd",
+        label="Rank-one units",
+        choices=[
+            ("svd", "each input's singular directions (recommended)"),
+            ("raw", "the stored rows of A and columns of B, as the paper"),
+        ],
+        help_text="The stored factors of a LoRA are one arbitrary basis of its update: "
+        "clustering them can lose what each adapter does.",
+    )
 
     def clean(self):
         cleaned = super().clean()
+        cleaned["units"] = cleaned.get("units") or "svd"
         k = cleaned.get("k")
         if not self.errors and k is not None:
             total = sum(v.r for v in self.versions)
@@ -271,7 +283,11 @@ class LegoForm(JobForm):
 
     def parameters(self) -> dict:
         c = self.cleaned_data
-        params = {"param_reweight": c["param_reweight"], "output_reweight": c["output_reweight"]}
+        params = {
+            "param_reweight": c["param_reweight"],
+            "output_reweight": c["output_reweight"],
+            "units": c["units"],
+        }
         if c.get("k") is not None:
             params["k"] = c["k"]
         return params

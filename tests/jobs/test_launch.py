@@ -138,7 +138,17 @@ def test_lego_form_checks_k(alice_client, catalog):
         "k": 6,
         "param_reweight": True,
         "output_reweight": False,
+        "units": "svd",
     }
+    data = {"adapters": adapters, "units": "raw", "output_reweight": "on"}
+    assert alice_client.post(url, data).status_code == 302
+    assert Job.objects.latest("pk").parameters == {
+        "param_reweight": False,
+        "output_reweight": True,
+        "units": "raw",
+    }
+    r = alice_client.post(url, {"adapters": adapters, "units": "pickle"})
+    assert "Select a valid choice" in r.content.decode()
 
 
 def test_forms_prefill_adapters_from_the_catalog(alice_client, catalog):
