@@ -55,8 +55,12 @@ def adapters_reindex(adapters: QuerySet[Adapter]) -> None:
     adapters = adapters.select_related("base_model", "owner").prefetch_related("tags")
     pks = []
     batch = []
+    words = set()
     for adapter in adapters.iterator(chunk_size=BATCH):
         adapter.search_text = adapter_search_text(adapter)
+        # Private adapters' words stay out: a respelling must not reveal them.
+        if not adapter.private:
+            words |= adapter_words(adapter.name, adapter.description, adapter.search_text)
         batch.append(adapter)
         pks.append(adapter.pk)
         if len(batch) >= BATCH:
@@ -65,19 +69,12 @@ def adapters_reindex(adapters: QuerySet[Adapter]) -> None:
     if batch:
         Adapter.objects.bulk_update(batch, ["search_text"])
     if is_postgres() and pks:
-        words = set()
         for start in range(0, len(pks), BATCH):
-            chunk = Adapter.objects.filter(pk__in=pks[start : start + BATCH])
-            chunk.update(
+            Adapter.objects.filter(pk__in=pks[start : start + BATCH]).update(
                 search_vector=SearchVector("name", weight="A", config=SEARCH_CONFIG)
                 + SearchVector("search_text", weight="B", config=SEARCH_CONFIG)
                 + SearchVector("description", weight="C", config=SEARCH_CONFIG)
             )
-            # Private adapters' words stay out: a respelling must not reveal them.
-            for fields in chunk.filter(private=False).values_list(
-                "name", "description", "search_text"
-            ):
-                words |= adapter_words(*fields)
         SearchWord.objects.bulk_create(
             [SearchWord(word=word) for word in words], batch_size=BATCH, ignore_conflicts=True
         )
