@@ -13,6 +13,7 @@ Writes bench/results/engine_quality_<kind>.json.
 
 import argparse
 import json
+import math
 import sys
 import tempfile
 import time
@@ -44,7 +45,7 @@ def modes() -> dict[str, LoraHubParams]:
 
 def em_with_weights(model, tok, adapters, weights, examples) -> float:
     """Exact match of the composition Σ w_i (A_i, B_i) on `examples` (model unchanged)."""
-    live = LiveComposition(model, adapters)
+    live = LiveComposition(model, adapters, tokens=math.inf)  # many forwards: fold what fits
     try:
         live.set_weights(torch.tensor([weights], dtype=torch.float64))
         return evaluate_model(model, tok, examples, batch_size=len(examples))["exact_match"]

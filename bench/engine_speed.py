@@ -13,6 +13,7 @@ Writes bench/results/engine_speed.json.
 """
 
 import argparse
+import itertools
 import json
 import shutil
 import statistics
@@ -21,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from composer.engine import synthetic, toy
@@ -134,11 +136,15 @@ def reference_loop(base_dir, adapter_dirs, exs, device):
 
 def engine_evaluation(live, scorer, n_adapters: int, population: int):
     """One engine evaluation of `population` candidates, as `compose` does it: write the
-    composed weights (one matmul) and one batched forward through the wrapped modules."""
-    gen = torch.Generator().manual_seed(population)
+    composed weights (one matmul) and one batched forward through the wrapped modules. The
+    candidates are drawn beforehand, as the optimiser's are."""
+    rng = np.random.default_rng(population)
+    candidates = itertools.cycle(
+        [rng.uniform(-1.5, 1.5, (population, n_adapters)) for _ in range(64)]
+    )
 
     def evaluate():
-        live.set_weights(torch.rand(population, n_adapters, generator=gen) * 3 - 1.5)
+        live.set_weights(torch.from_numpy(next(candidates)))
         scorer.losses(population)
 
     return evaluate
@@ -153,25 +159,29 @@ def overhead(shape: str, device, reps: int) -> dict:
     base_dir, adapter_dirs = fixture(shape)
     tok = load_tokenizer(base_dir)
     plain = load_base_model(base_dir, device=device)  # never wrapped
-    model = load_base_model(base_dir, device=device)
     adapters = load_adapters(adapter_dirs)
     exs = examples()
-    scorer = Scorer(model, tok, exs)
-    live = LiveComposition(model, adapters, population=max(POPULATIONS))
     fns = {"forward": plain_forward(plain, tok, exs)}
+    lives = []
+    # each population on its own copy of the model, composed as `compose` does it
     for p in (1, *POPULATIONS):
-        fns[f"engine_pop{p}"] = engine_evaluation(live, scorer, len(adapters), p)
+        model = load_base_model(base_dir, device=device)
+        scorer = Scorer(model, tok, exs)
+        lives.append(LiveComposition(model, adapters, population=p, tokens=scorer.tokens))
+        fns[f"engine_pop{p}"] = engine_evaluation(lives[-1], scorer, len(adapters), p)
     fns["reference"] = reference_loop(base_dir, adapter_dirs, exs, device)
     try:
         t = interleaved(fns, reps, calls=CALLS[shape])
     finally:
-        live.remove()
+        for live in lives:
+            live.remove()
     fwd = t["forward"]
     row = {
         "shape": shape,
         "reps": reps,
         "forward_ms": round(1e3 * fwd, 2),
         "engine_per_eval": round(t["engine_pop1"] / fwd, 3),
+        "folded_modules": f"{sum(len(f[0]) for f in lives[0].folds)} of {len(lives[0].names)}",
         "reference_per_eval": round(t["reference"] / fwd, 3),
     }
     for p in POPULATIONS:

@@ -15,10 +15,11 @@ How it is fast:
 - `LiveComposition` stacks all adapters once into one matrix [N, Σ_modules (r·d_in + d_out·r)];
   a candidate w (or a population W [P, N]) is written into a persistent buffer by ONE matmul,
   and the base model's targeted Linears, wrapped for the search, add s · (x A'ᵀ) B'ᵀ from
-  views of that buffer. Their weights are never modified and the wrapping is undone
-  afterwards, so a worker can keep the base model cached.
-- examples are tokenised once; each evaluation is one batched forward under inference_mode;
-  causal LMs compute logits only from the first output position on.
+  views of that buffer. Small modules instead compute with W + s · B'A', written for all of
+  them by one more batched matmul (see `LiveComposition`). The model's own weights are never
+  modified and the wrapping is undone afterwards, so a worker can keep the base model cached.
+- examples are tokenised and embedded once; each evaluation is one batched forward under
+  inference_mode; causal LMs compute logits only from the first output position on.
 - `population > 1` evaluates P candidates in one forward: the batch is the examples
   repeated P times, and each block of rows gets its own composed LoRA (bmm).
   The optimiser then runs with `num_workers=P` (nevergrad may pick another algorithm).
@@ -43,6 +44,25 @@ from composer.engine.examples import Example, encode_examples
 
 LOSS_NORMS = ("reference", "token")
 PICKS = ("recommendation", "best")
+
+
+# The examples' embeddings are looked up once (only Linears are composed, so they never
+# change) while they take at most this much memory.
+EMBED_MAX_BYTES = 64 << 20
+# Folded modules keep a copy of their base weights: at most this much in all.
+FOLD_MAX_BYTES = 64 << 20
+
+
+def _fold_pays(module: torch.nn.Module, d_in: int, d_out: int, tokens: float | None) -> bool:
+    """Whether folding the LoRA into `module`'s weight beats adding it at every call.
+
+    Folding costs r·d_in·d_out multiply-adds per `set_weights`; adding costs
+    r·tokens·(d_in + d_out) and two more operations per call, which on small modules take
+    as long again as their arithmetic. So: fold small modules of plain Linears, when
+    `tokens` (seen by a module per `set_weights`) is known.
+    """
+    plain = type(module) is torch.nn.Linear and "forward" not in vars(module)
+    return plain and tokens is not None and d_in * d_out <= 2 * tokens * (d_in + d_out)
 
 
 class Cancelled(Exception):
@@ -134,48 +154,82 @@ class LoraHubResult:
 
 
 class LiveComposition:
-    """N adapters stacked once; `model`'s targeted modules add the composed candidates.
+    """N adapters stacked once; `model`'s targeted modules apply the composed candidates.
 
-    Layout: for module m, row i of `stack` [N, total] holds A_i (padded to r_m, flattened
-    [r_m·d_in]) then B_i·s_i/s (padded, flattened [d_out·r_m]). `buffer` [P, total] holds P
-    composed candidates; the wrapped modules read A'_p [r_m, d_in], B'_p [d_out, r_m] as
-    views of it.
+    Modules of one shape (r, d_in, d_out) form a group of G modules. A row of `stack`
+    [N, total] holds, group after group, the A_i of its modules [G, r, d_in] (padded to r),
+    then their B_i·s_i/s [G, d_out, r]. `buffer` [P, total] holds P composed candidates:
+    A'_p and B'_p are views of it.
+
+    A module applies the candidate in one of two ways, chosen when the composition is made:
+    - added: its output gets s · (x A'ᵀ) B'ᵀ, two small products per call;
+    - folded (one candidate at a time, a plain Linear, see `_fold_pays`): `set_weights` also
+      writes W' = W + s · B'A' for its whole group with one batched matmul, and the module
+      computes F.linear(x, W'), no more work per call than the base model's.
     """
 
-    def __init__(self, model: torch.nn.Module, adapters: Sequence[LoraAdapter], population=1):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        adapters: Sequence[LoraAdapter],
+        population: int = 1,
+        tokens: float | None = None,  # tokens the modules see per set_weights, if known
+    ):
         self.names = sorted(adapters[0].modules)
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
         scales = {m.scale for a in adapters for m in a.modules.values()}
         # One shared scaling stays the adapters' own; different ones are folded into B.
         self.scale = scales.pop() if len(scales) == 1 else 1.0
-        self.layout: dict[str, tuple[int, int, int, int]] = {}  # name -> (offset, r, d_in, d_out)
-        offset = 0
+        targets = {name: model.get_submodule(name) for name in self.names}
+        groups: dict[tuple[bool, int, int, int], list[str]] = {}  # (folded, r, d_in, d_out)
+        fold_room = FOLD_MAX_BYTES
         for name in self.names:
-            m0 = adapters[0].modules[name]
+            m0, module = adapters[0].modules[name], targets[name]
             r = max(a.modules[name].r for a in adapters)
-            self.layout[name] = (offset, r, m0.d_in, m0.d_out)
-            offset += r * (m0.d_in + m0.d_out)
+            fold = population == 1 and _fold_pays(module, m0.d_in, m0.d_out, tokens)
+            fold = fold and module.weight.nbytes <= fold_room
+            fold_room -= fold * module.weight.nbytes
+            groups.setdefault((fold, r, m0.d_in, m0.d_out), []).append(name)
+        # name -> (offset of A, offset of B, r, d_in, d_out)
+        self.layout: dict[str, tuple[int, int, int, int, int]] = {}
+        offset = 0
+        for (_, r, d_in, d_out), members in groups.items():
+            G = len(members)
+            for g, name in enumerate(members):
+                b_at = offset + G * r * d_in + g * d_out * r
+                self.layout[name] = (offset + g * r * d_in, b_at, r, d_in, d_out)
+            offset += G * r * (d_in + d_out)
         self.total = offset
         # stack [N, total], float32 so that mixing is exact whatever the model's dtype
         self.stack = torch.zeros(len(adapters), offset, device=self.device)
         for i, a in enumerate(adapters):
-            for name, (off, r, d_in, d_out) in self.layout.items():
+            for name, (a_at, b_at, r, d_in, d_out) in self.layout.items():
                 m = a.modules[name]
                 A = torch.zeros(r, d_in)
                 A[: m.r] = m.A.float()
                 B = torch.zeros(d_out, r)
                 B[:, : m.r] = m.B.float() * (m.scale / self.scale)
-                self.stack[i, off : off + r * d_in] = A.flatten().to(self.device)
-                self.stack[i, off + r * d_in : off + r * (d_in + d_out)] = B.flatten().to(
-                    self.device
-                )
+                self.stack[i, a_at : a_at + r * d_in] = A.flatten().to(self.device)
+                self.stack[i, b_at : b_at + d_out * r] = B.flatten().to(self.device)
         self.buffer = torch.zeros(population, offset, device=self.device, dtype=self.dtype)
         self.active = 1  # candidates in the current forward
         # per-module views of the buffer, made once (the buffer is only written in place)
         self.views = {name: self._views(name, self.buffer) for name in self.names}
+        # per folded group: W [G, d_out, d_in] (a copy of the model's), W' (what the modules
+        # use), B' [G, d_out, r] and A' [G, r, d_in] (views of the buffer)
+        self.folds = []
+        folded = {}
+        for (fold, r, d_in, d_out), members in groups.items():
+            if fold:
+                G, (a_at, b_at, *_) = len(members), self.layout[members[0]]
+                A = self.buffer[0, a_at : a_at + G * r * d_in].view(G, r, d_in)
+                B = self.buffer[0, b_at : b_at + G * d_out * r].view(G, d_out, r)
+                W = torch.stack([targets[n].weight.detach() for n in members])
+                self.folds.append((W, W.clone(), B, A))
+                folded.update(zip(members, self.folds[-1][1], strict=True))
         # (module, its own `forward` attribute before, if any): restored by remove()
-        self.patched = [self._patch(model.get_submodule(name), name) for name in self.names]
+        self.patched = [self._patch(targets[n], n, folded.get(n)) for n in self.names]
 
     def set_weights(self, W: torch.Tensor) -> None:
         """Write candidates W [P, N] into the buffer: one matmul for every module."""
@@ -187,16 +241,19 @@ class LiveComposition:
             torch.matmul(W, self.stack, out=target)
         else:
             target.copy_(W @ self.stack)
+        for base, out, B, A in self.folds:  # W' = W + s · B'A', the whole group at once
+            torch.baddbmm(base, B, A, alpha=self.scale, out=out)
         self.active = W.shape[0]
 
     def _views(self, name: str, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        off, r, d_in, d_out = self.layout[name]
-        A = rows[:, off : off + r * d_in].view(-1, r, d_in)
-        B = rows[:, off + r * d_in : off + r * (d_in + d_out)].view(-1, d_out, r)
+        a_at, b_at, r, d_in, d_out = self.layout[name]
+        A = rows[:, a_at : a_at + r * d_in].view(-1, r, d_in)
+        B = rows[:, b_at : b_at + d_out * r].view(-1, d_out, r)
         return A, B
 
-    def _patch(self, module: torch.nn.Module, name: str):
-        """Make `module` add the composed LoRA to its output: s · (x A'ᵀ) B'ᵀ.
+    def _patch(self, module: torch.nn.Module, name: str, folded: torch.Tensor | None):
+        """Make `module` compute with its folded weight W' [d_out, d_in] when it has one, or
+        else add the composed LoRA to its output: s · (x A'ᵀ) B'ᵀ.
 
         An instance `forward` rather than a forward hook: hooks send every call through
         nn.Module's slow path. For a plain Linear it calls F.linear itself (a Python frame
@@ -207,6 +264,14 @@ class LiveComposition:
         A1, B1t = A[0], B[0].t()  # [r, d_in], [r, d_out]
         r, scale = A1.shape[0], self.scale
         own = module.__dict__.get("forward")
+        if folded is not None:  # a plain Linear (see _fold_pays)
+            bias = module.bias
+
+            def forward_folded(x):
+                return F.linear(x, folded, bias)
+
+            module.forward = forward_folded
+            return module, own
 
         def add(x, out):  # out [P·b, ..., d_out]: the module's fresh output, added to in place
             P = self.active
@@ -274,9 +339,14 @@ class Scorer:
             self.batches.append({k: v.to(device) for k, v in batch.items()})
         counts = [int((b["labels"] != -100).sum()) for b in self.batches]
         self.n_tokens = sum(counts)
+        # input tokens read per evaluation (padding included): what a targeted module sees
+        self.tokens = sum(b["input_ids"].numel() for b in self.batches)
         self.keep_logits = (
             self.causal and "logits_to_keep" in inspect.signature(model.forward).parameters
         )
+        embedding = self.model.get_input_embeddings().weight
+        embedded = sum(v.numel() for b in self.batches for k, v in b.items() if "input_ids" in k)
+        self.embed_once = embedded * embedding[0].nbytes <= EMBED_MAX_BYTES
         # per batch: (labels [b, T_out] of the scored positions, the forward's kwargs, count),
         # made once; `_repeated` holds them repeated P times, for each P asked for
         self._prepared = [self._prepare(b, c) for b, c in zip(self.batches, counts, strict=True)]
@@ -285,6 +355,8 @@ class Scorer:
     def _prepare(self, b: dict, count: int) -> tuple[torch.Tensor, dict, int]:
         inputs = {k: v for k, v in b.items() if k != "labels"}
         inputs["use_cache"] = False
+        if self.embed_once:
+            inputs = self._embedded(inputs)
         labels = b["labels"]
         if self.causal:
             first = int((labels != -100).int().argmax(1).min())  # earliest output token
@@ -292,6 +364,16 @@ class Scorer:
                 inputs["logits_to_keep"] = labels.shape[1] - first + 1
             labels = labels[:, first:].contiguous()
         return labels, inputs, count
+
+    @torch.inference_mode()
+    def _embedded(self, inputs: dict) -> dict:
+        """`inputs` with token ids [b, T] replaced by their embeddings [b, T, d]."""
+        model, out = self.model, dict(inputs)
+        out["inputs_embeds"] = model.get_input_embeddings()(out.pop("input_ids"))
+        if "decoder_input_ids" in out:
+            decoder = model.get_decoder().get_input_embeddings()
+            out["decoder_inputs_embeds"] = decoder(out.pop("decoder_input_ids"))
+        return out
 
     @torch.inference_mode()
     def losses(self, P: int = 1, *, norm: str = "reference") -> torch.Tensor:
@@ -313,17 +395,16 @@ class Scorer:
         logits = self.model(**inputs).logits  # [P·b, T, vocab]
         if self.causal:  # predict tokens first..T-1
             logits = logits[:, -(labels.shape[1] + 1) : -1]
-        ce = F.cross_entropy(
-            logits.float().reshape(-1, logits.shape[-1]),
-            labels.reshape(-1),
-            ignore_index=-100,
-            reduction="none",
-        )
+        logits, labels = logits.float().reshape(-1, logits.shape[-1]), labels.view(-1)
+        if P == 1:  # one sum: fewer operations where a tiny model's forward is quick
+            return np.array([F.cross_entropy(logits, labels, reduction="sum").item()])
+        ce = F.cross_entropy(logits, labels, reduction="none")  # ignore_index -100
         return ce.view(P, -1).sum(1, dtype=torch.float64).cpu().numpy()
 
 
 def _repeat(v, P: int):
-    return v.repeat(P, 1) if isinstance(v, torch.Tensor) else v
+    """`v` [b, ...] repeated P times along the batch: [P·b, ...]."""
+    return v.repeat(P, *[1] * (v.dim() - 1)) if isinstance(v, torch.Tensor) else v
 
 
 def _decoder_inputs(model, labels: torch.Tensor) -> torch.Tensor:
@@ -382,7 +463,7 @@ def compose(
         batch_size=params.batch_size,
         max_length=params.max_length,
     )
-    live = LiveComposition(model, adapters, population=params.population)
+    live = LiveComposition(model, adapters, population=params.population, tokens=scorer.tokens)
     timings["prepare_s"] = time.perf_counter() - t0
     n = len(adapters)
     try:

@@ -24,6 +24,7 @@ so a worker can keep base models loaded across jobs.
 import contextlib
 import hashlib
 import json
+import math
 import shutil
 import time
 import uuid
@@ -197,8 +198,10 @@ def run_evaluate(
 
 
 def _evaluate_with(model, tok, examples, modules: dict[str, LoraModule], separator="", **kwargs):
-    """Evaluate with `modules` added by a LiveComposition (the model stays clean)."""
-    live = LiveComposition(model, [LoraAdapter(path=None, config={}, modules=modules)])
+    """Evaluate with `modules` applied by a LiveComposition (the model stays clean). Many
+    forwards follow one `set_weights`, so folding pays wherever memory allows it."""
+    adapter = LoraAdapter(path=None, config={}, modules=modules)
+    live = LiveComposition(model, [adapter], tokens=math.inf)
     try:
         live.set_weights(torch.ones(1, 1))
         return evaluate_model(model, tok, examples, separator=separator, **kwargs)

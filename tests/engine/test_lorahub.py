@@ -3,6 +3,7 @@ import pytest
 import torch
 from peft import PeftModel, set_peft_model_state_dict
 
+from composer.engine import lorahub
 from composer.engine.base_models import load_base_model
 from composer.engine.examples import encode_examples
 from composer.engine.lorahub import (
@@ -39,11 +40,12 @@ def hf_loss(model, tok, examples):
         return float(model(**encode_examples(tok, examples, causal=causal)).loss)
 
 
-def live_losses(kit, W_rows, examples, **scorer_kwargs):
-    live = LiveComposition(kit.model, kit.loaded(), population=len(W_rows))
+def live_losses(kit, W_rows, examples, tokens=None, **scorer_kwargs):
+    live = LiveComposition(kit.model, kit.loaded(), population=len(W_rows), tokens=tokens)
     try:
         live.set_weights(torch.tensor(W_rows))
         scorer = Scorer(kit.model, kit.tok, examples, **scorer_kwargs)
+        assert bool(live.folds) == (tokens is not None)
         return (
             scorer.losses(len(W_rows), norm="token").tolist(),
             scorer.losses(len(W_rows), norm="reference").tolist(),
@@ -52,14 +54,62 @@ def live_losses(kit, W_rows, examples, **scorer_kwargs):
         live.remove()
 
 
-def test_composed_in_place_equals_peft_reference(kit, examples):
+@pytest.mark.parametrize("tokens", [None, 1000], ids=["added", "folded"])
+def test_composed_in_place_equals_peft_reference(kit, examples, tokens):
+    """Added to each module's output, or folded into a copy of its weight (small modules,
+    one candidate at a time), the composition is peft's."""
+    weights = {k: v.clone() for k, v in kit.model.state_dict().items()}
     reference = peft_composed(kit, W)
     expected = hf_loss(reference, kit.tok, examples)
-    token, ref = live_losses(kit, [W], examples)
+    token, ref = live_losses(kit, [W], examples, tokens=tokens)
     assert token[0] == pytest.approx(expected, rel=1e-5)
     # the reference implementation's value: batch mean token CE / number of examples
     assert ref[0] == pytest.approx(expected / len(examples), rel=1e-5)
     assert wrappers_left(kit.model) == 0
+    for k, v in kit.model.state_dict().items():
+        assert torch.equal(v, weights[k]), k
+
+
+def test_which_modules_fold(monkeypatch):
+    """Folding pays where a module's weight costs less to rewrite than the LoRA products of
+    the tokens it sees; only plain Linears fold, within a memory cap."""
+    small, large = torch.nn.Linear(64, 64), torch.nn.Linear(768, 768)
+    assert lorahub._fold_pays(small, 64, 64, tokens=35)
+    assert not lorahub._fold_pays(large, 768, 768, tokens=35)  # a T5-base shape, 5 examples
+    assert lorahub._fold_pays(large, 768, 768, tokens=5000)
+    assert not lorahub._fold_pays(small, 64, 64, tokens=None)
+
+    class Subclass(torch.nn.Linear):
+        pass
+
+    assert not lorahub._fold_pays(Subclass(64, 64), 64, 64, tokens=35)
+    small.forward = lambda x: x  # wrapped by someone else
+    assert not lorahub._fold_pays(small, 64, 64, tokens=35)
+
+
+def test_folded_weights_stay_under_the_memory_cap(t5, monkeypatch):
+    adapters = t5.loaded()
+    first = t5.model.get_submodule(sorted(adapters[0].modules)[0]).weight.nbytes
+    monkeypatch.setattr(lorahub, "FOLD_MAX_BYTES", 3 * first)
+    live = LiveComposition(t5.model, adapters, tokens=1000)
+    try:
+        assert sum(len(base) for base, *_ in live.folds) == 3
+        assert len(live.names) > 3
+    finally:
+        live.remove()
+    folded = LiveComposition(t5.model, adapters, population=2, tokens=1000)
+    folded.remove()
+    assert not folded.folds  # several candidates at a time: always added
+
+
+def test_embeddings_looked_up_once_give_the_same_losses(kit, examples, monkeypatch):
+    rows = torch.randn(2, 3, generator=torch.Generator().manual_seed(1)).tolist()
+    assert Scorer(kit.model, kit.tok, examples).embed_once
+    once = live_losses(kit, rows, examples, batch_size=3)
+    monkeypatch.setattr(lorahub, "EMBED_MAX_BYTES", 0)
+    assert not Scorer(kit.model, kit.tok, examples).embed_once
+    per_forward = live_losses(kit, rows, examples, batch_size=3)
+    np.testing.assert_allclose(once, per_forward, rtol=1e-6)
 
 
 def test_a_module_keeps_its_own_forward_wrapper(kit, examples):
