@@ -1,10 +1,10 @@
 """LoraHub speed, as ratios measured side by side in one run.
 
 (a) overhead: time per evaluation of the objective / time of one plain forward pass of the
-    examples, for the engine (sequential, and per candidate with population batching) and
-    for a reference-style loop (rebuild the composed state dict, `set_peft_model_state_dict`,
-    a new DataLoader, each evaluation); on the tiny T5 and on a T5-base shape (random
-    weights), 20 candidates, r=16, q and v, 5 examples.
+    examples, for the engine (sequential, also with folding off, and per candidate with
+    population batching) and for a reference-style loop (rebuild the composed state dict,
+    `set_peft_model_state_dict`, a new DataLoader, each evaluation); on the tiny T5 and on a
+    T5-base shape (random weights), 20 candidates, r=16, q and v, 5 examples.
 (b) end to end: one composition including loading (engine `run_lorahub`) against the
     reference-style path that loads the base model and every adapter on each call and
     writes a fully merged model.
@@ -69,21 +69,35 @@ def examples() -> list:
     return synthetic.get_task("reverse@digits").examples(N_EXAMPLES, seed=0)
 
 
-def interleaved(fns: dict, reps: int, *, warmup: bool = True, calls: int = 1) -> dict[str, float]:
-    """Median seconds per call of each function, run in turn (`calls` calls of each per
-    round, after a warm-up round), so that a change in the machine's load affects all of
-    them alike. Several calls in a row time the steady state, as a search runs its
-    evaluations back to back: a single call of a few milliseconds is sped up or slowed
-    down by a few percent by whatever ran just before it (caches, the allocator)."""
+def interleaved(fns: dict, reps: int, *, warmup: bool = True, calls: int = 1) -> dict[str, list]:
+    """Seconds per call of each function in each round: the functions run in turn (`calls`
+    calls of each per round, after a warm-up round; each round in another order, so that
+    none always follows the same one), and a change in the machine's load affects all of
+    them alike. Several calls in a row time the steady state, as a search
+    runs its evaluations back to back: a single call of a few milliseconds is sped up or
+    slowed down by a few percent by whatever ran just before it (caches, the allocator)."""
     times: dict[str, list[float]] = {name: [] for name in fns}
+    names = list(fns)
     for round_ in range(reps + warmup):
-        for name, fn in fns.items():
+        start = round_ % len(names)  # each round starts with the next function
+        for name in names[start:] + names[:start]:
+            fn = fns[name]
             t = time.perf_counter()
             for _ in range(calls):
                 fn()
             if round_ or not warmup:
                 times[name].append((time.perf_counter() - t) / calls)
-    return {name: statistics.median(ts) for name, ts in times.items()}
+    return times
+
+
+def ratios(times: dict[str, list], unit: str) -> dict[str, float]:
+    """Median over rounds of each function's time / `unit`'s time in the same round: a
+    round's functions ran within a second of each other, so a machine that slows down
+    between rounds (it is shared) sways the ratio less than it sways the times."""
+    return {
+        name: statistics.median(t / u for t, u in zip(ts, times[unit], strict=True))
+        for name, ts in times.items()
+    }
 
 
 def plain_forward(model, tok, exs):
@@ -164,28 +178,31 @@ def overhead(shape: str, device, reps: int) -> dict:
     fns = {"forward": plain_forward(plain, tok, exs)}
     lives = []
     # each population on its own copy of the model, composed as `compose` does it
-    for p in (1, *POPULATIONS):
+    # ("added": folding off, every module adds its LoRA, to show what folding gains)
+    for name, p in [("pop1", 1), ("added", 1), *((f"pop{p}", p) for p in POPULATIONS)]:
         model = load_base_model(base_dir, device=device)
         scorer = Scorer(model, tok, exs)
-        lives.append(LiveComposition(model, adapters, population=p, tokens=scorer.tokens))
-        fns[f"engine_pop{p}"] = engine_evaluation(lives[-1], scorer, len(adapters), p)
+        tokens = None if name == "added" else scorer.tokens
+        lives.append(LiveComposition(model, adapters, population=p, tokens=tokens))
+        fns[f"engine_{name}"] = engine_evaluation(lives[-1], scorer, len(adapters), p)
     fns["reference"] = reference_loop(base_dir, adapter_dirs, exs, device)
     try:
-        t = interleaved(fns, reps, calls=CALLS[shape])
+        times = interleaved(fns, reps, calls=CALLS[shape])
     finally:
         for live in lives:
             live.remove()
-    fwd = t["forward"]
+    t = ratios(times, "forward")
     row = {
         "shape": shape,
         "reps": reps,
-        "forward_ms": round(1e3 * fwd, 2),
-        "engine_per_eval": round(t["engine_pop1"] / fwd, 3),
+        "forward_ms": round(1e3 * statistics.median(times["forward"]), 2),
+        "engine_per_eval": round(t["engine_pop1"], 3),
         "folded_modules": f"{sum(len(f[0]) for f in lives[0].folds)} of {len(lives[0].names)}",
-        "reference_per_eval": round(t["reference"] / fwd, 3),
+        "engine_per_eval_added": round(t["engine_added"], 3),
+        "reference_per_eval": round(t["reference"], 3),
     }
     for p in POPULATIONS:
-        row[f"engine_pop{p}_per_candidate"] = round(t[f"engine_pop{p}"] / p / fwd, 3)
+        row[f"engine_pop{p}_per_candidate"] = round(t[f"engine_pop{p}"] / p, 3)
     return row
 
 
@@ -226,23 +243,24 @@ def end_to_end(shape: str, device, budget: int, reps: int) -> dict:
         model.merge_and_unload().save_pretrained(tmp / f"reference{next(runs)}")
 
     try:
-        t = interleaved({"engine": engine, "reference": reference}, reps, warmup=False)
+        times = interleaved({"engine": engine, "reference": reference}, reps, warmup=False)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    seconds = {name: statistics.median(ts) for name, ts in times.items()}
     return {
         "shape": shape,
         "budget": budget,
         "reps": reps,
-        "engine_s": round(t["engine"], 2),
-        "reference_s": round(t["reference"], 2),
-        "speedup": round(t["reference"] / t["engine"], 2),
+        "engine_s": round(seconds["engine"], 2),
+        "reference_s": round(seconds["reference"], 2),
+        "speedup": round(1 / ratios(times, "reference")["engine"], 2),
     }
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m bench engine_speed")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--reps", type=int, default=15)
+    ap.add_argument("--reps", type=int, default=40)
     ap.add_argument("--shapes", nargs="*", default=list(SHAPES))
     args = ap.parse_args(argv or [])
     result: dict = {"benchmark": "engine_speed", "device": args.device, "threads": 1}
