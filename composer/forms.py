@@ -137,6 +137,7 @@ def read_examples(text: str, upload, what: str) -> list:
         raise forms.ValidationError(f"{what.capitalize()}: {exc}") from None
 
 
+MAX_SEPARATOR = 16
 OPTIMIZERS = ["NGOpt", "OnePlusOne", "TwoPointsDE", "CMA", "PSO", "RandomSearch"]
 EXAMPLES_HELP = (
     'One example per line: JSON lines ({"input": ..., "output": ...}), CSV or tab-separated '
@@ -146,7 +147,7 @@ EXAMPLES_HELP = (
 
 class LoraHubForm(JobForm):
     kind = Job.Kind.LORAHUB
-    advanced_fields = ("budget", "seed", "optimizer")
+    advanced_fields = ("budget", "seed", "optimizer", "separator")
 
     candidates = forms.ChoiceField(
         choices=[("pick", "The adapters I pick"), ("top", "The N most downloaded compatible")],
@@ -177,6 +178,13 @@ class LoraHubForm(JobForm):
     budget = forms.IntegerField(min_value=1, max_value=1000, initial=40)
     seed = forms.IntegerField(min_value=0, max_value=2**31 - 1, initial=0)
     optimizer = forms.ChoiceField(choices=[(o, o) for o in OPTIMIZERS], initial="NGOpt")
+    separator = forms.CharField(
+        required=False,
+        strip=False,
+        max_length=MAX_SEPARATOR,
+        help_text="Decoder-only base models: text put between each input and its output, "
+        "such as “ = ” (leave it empty when the inputs already end with one).",
+    )
 
     field_order = ["candidates", "adapters", "base_model", "top_n", "examples"]
 
@@ -212,7 +220,8 @@ class LoraHubForm(JobForm):
 
     def parameters(self) -> dict:
         c = self.cleaned_data
-        return {"budget": c["budget"], "seed": c["seed"], "optimizer": c["optimizer"]}
+        params = {"budget": c["budget"], "seed": c["seed"], "optimizer": c["optimizer"]}
+        return params | ({"separator": c["separator"]} if c["separator"] else {})
 
     def extra_launch_args(self) -> dict:
         return {"examples": self.cleaned_data["examples"], "heldout": self.cleaned_data["heldout"]}

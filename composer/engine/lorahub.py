@@ -49,7 +49,7 @@ PICKS = ("recommendation", "best")
 # The examples' embeddings are looked up once (only Linears are composed, so they never
 # change) while they take at most this much memory.
 EMBED_MAX_BYTES = 64 << 20
-# Folded modules keep a copy of their base weights: at most this much in all.
+# Folded modules' weights are held twice more (a copy of W, and W'): at most this much each.
 FOLD_MAX_BYTES = 64 << 20
 
 

@@ -84,6 +84,15 @@ def test_lorahub_refuses_out_of_range_budget(alice_client, catalog):
     assert not Job.objects.exists()
 
 
+def test_lorahub_separator_is_kept_as_typed_within_its_limit(alice_client, catalog):
+    url = reverse("composer:new", args=["lorahub"])
+    r = alice_client.post(url, lorahub_data(catalog, "t5-a", "t5-b", separator="x" * 17))
+    assert "at most 16 characters" in r.content.decode()
+    assert not Job.objects.exists()
+    alice_client.post(url, lorahub_data(catalog, "t5-a", "t5-b", separator=" = "))
+    assert Job.objects.get().parameters["separator"] == " = "  # spaces are part of it
+
+
 def test_lorahub_top_n_takes_the_most_downloaded_compatible(alice_client, catalog):
     for name, downloads in {"t5-c": 30, "t5-qk": 20, "t5-a": 10, "t5-b": 5}.items():
         Adapter.objects.filter(pk=catalog[name].pk).update(downloads=downloads)
