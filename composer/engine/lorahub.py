@@ -260,9 +260,6 @@ class LiveComposition:
         per call counts on a tiny model), and the scale rides on addmm_: an evaluation adds
         two small ops per module to a plain forward.
         """
-        A, B = self.views[name]  # [P_max, r, d_in], [P_max, d_out, r], views of the buffer
-        A1, B1t = A[0], B[0].t()  # [r, d_in], [r, d_out]
-        r, scale = A1.shape[0], self.scale
         own = module.__dict__.get("forward")
         if folded is not None:  # a plain Linear (see _fold_pays)
             bias = module.bias
@@ -272,6 +269,9 @@ class LiveComposition:
 
             module.forward = forward_folded
             return module, own
+        A, B = self.views[name]  # [P_max, r, d_in], [P_max, d_out, r], views of the buffer
+        A1, B1t = A[0], B[0].t()  # [r, d_in], [r, d_out]
+        r, scale = A1.shape[0], self.scale
 
         def add(x, out):  # out [P·b, ..., d_out]: the module's fresh output, added to in place
             P = self.active
