@@ -44,7 +44,7 @@ class Tag(models.Model):
 
 class SearchWord(models.Model):
     """A word of public adapters' names, cards, tags, tasks and base models: what a search
-    word that matches nothing is respelled to (hub.services.search, PostgreSQL only)."""
+    word that matches nothing is respelled to (hub.services.search)."""
 
     word = models.CharField(max_length=64, primary_key=True)
 

@@ -7,6 +7,8 @@ thousands of adapter rows through them, and every adapter write updated them).
 
 from django.db import migrations, models
 
+from hub.migrations import _search_words
+
 WORD_INDEX = "hub_searchword_trgm"
 DROPPED = {
     "hub_adapter_name_trgm": "ON hub_adapter USING gin (name gin_trgm_ops)",
@@ -15,21 +17,9 @@ DROPPED = {
 
 
 def words_fill(apps, schema_editor):
-    """Words of the adapters already there (search words are collected on PostgreSQL only)."""
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    from hub.services.search import adapter_words
-
-    Adapter = apps.get_model("hub", "Adapter")
-    SearchWord = apps.get_model("hub", "SearchWord")
-    words = set()
-    for name, description, text in Adapter.objects.filter(private=False).values_list(
-        "name", "description", "search_text"
-    ).iterator(chunk_size=2000):
-        words |= adapter_words(name, description, text)
-    SearchWord.objects.bulk_create(
-        [SearchWord(word=w) for w in words], batch_size=5000, ignore_conflicts=True
-    )
+    """Words of the adapters already there (other databases get theirs in 0007)."""
+    if schema_editor.connection.vendor == "postgresql":
+        _search_words.words_fill(apps)
 
 
 def indexes_swap(apps, schema_editor):

@@ -1,10 +1,11 @@
-"""Catalog search: PostgreSQL full-text search with typo correction; icontains on SQLite.
+"""Catalog search: PostgreSQL full-text search, icontains on SQLite; typo correction on both.
 
 Adapter.search_text (tags, task, base model, owner) and Adapter.search_vector are
 denormalised; adapters_reindex refreshes them, and adds public adapters' words to
 SearchWord (what typos are respelled to), after a change or a bulk load.
 """
 
+import math
 import re
 from typing import NamedTuple
 
@@ -12,6 +13,7 @@ from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
 from django.db import connection
 from django.db.models import F, Q, QuerySet
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Length
 
 from ..models import Adapter, SearchWord
 
@@ -75,9 +77,9 @@ def adapters_reindex(adapters: QuerySet[Adapter]) -> None:
                 + SearchVector("search_text", weight="B", config=SEARCH_CONFIG)
                 + SearchVector("description", weight="C", config=SEARCH_CONFIG)
             )
-        SearchWord.objects.bulk_create(
-            [SearchWord(word=word) for word in words], batch_size=BATCH, ignore_conflicts=True
-        )
+    SearchWord.objects.bulk_create(
+        [SearchWord(word=word) for word in words], batch_size=BATCH, ignore_conflicts=True
+    )
 
 
 def adapter_words(*texts: str) -> set[str]:
@@ -92,25 +94,29 @@ def adapters_matching(adapters: QuerySet[Adapter], q: str) -> tuple[QuerySet[Ada
     PostgreSQL: websearch syntax ("quoted phrases", -exclusions, OR) through the full-text
     GIN index. When nothing matches, each word of `q` that is not a catalog word is
     respelled to the nearest one (see respelled) and the respelled query is searched.
-    SQLite: every word must appear in the name, card or tags.
+    SQLite: every word must appear in the name, card or tags (respelled the same way).
     """
     q = q.strip()
     if not q:
         return adapters, q
-    if not is_postgres():
-        for word in q.split():
-            adapters = adapters.filter(
-                Q(name__icontains=word)
-                | Q(description__icontains=word)
-                | Q(search_text__icontains=word)
-            )
-        return adapters, q
-    found = adapters.filter(search_vector=_query(q))
+    found = _matching(adapters, q)
     if not found.exists():
         fixed = respelled(q)
         if fixed != q:
-            return adapters.filter(search_vector=_query(fixed)), fixed
+            return _matching(adapters, fixed), fixed
     return found, q
+
+
+def _matching(adapters: QuerySet[Adapter], q: str) -> QuerySet[Adapter]:
+    if is_postgres():
+        return adapters.filter(search_vector=_query(q))
+    for word in q.split():
+        adapters = adapters.filter(
+            Q(name__icontains=word)
+            | Q(description__icontains=word)
+            | Q(search_text__icontains=word)
+        )
+    return adapters
 
 
 class Search(NamedTuple):
@@ -160,15 +166,21 @@ def _query(q: str) -> SearchQuery:
 
 def respelled(q: str) -> str:
     """`q` with each word that is not a catalog word replaced by the most similar one
-    (trigram similarity at least CORRECTION_THRESHOLD); the query's syntax is kept.
-
-    One query: the GiST trigram index on SearchWord finds each word's nearest neighbour
-    (`<->`, distance = 1 - similarity) without comparing it to every word.
-    """
+    (trigram similarity at least CORRECTION_THRESHOLD); the query's syntax is kept."""
     typed = (w.lower() for w in QUERY_WORD.findall(q))
     words = list(dict.fromkeys(w for w in typed if WORD.fullmatch(w)))[:MAX_RESPELLED]
     if not words:
         return q
+    fixes = _nearest_indexed(words) if is_postgres() else _nearest_scanned(words)
+    return QUERY_WORD.sub(lambda m: fixes.get(m.group().lower(), m.group()), q)
+
+
+def _nearest_indexed(words: list[str]) -> dict[str, str]:
+    """{typed: nearest catalog word} for the words that have one and are not catalog words.
+
+    One query: the GiST trigram index on SearchWord finds each word's nearest neighbour
+    (`<->`, distance = 1 - similarity) without comparing it to every word.
+    """
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT typed.word, nearest.word FROM unnest(%s::text[]) AS typed(word) "
@@ -177,5 +189,39 @@ def respelled(q: str) -> str:
             "WHERE nearest.word <> typed.word AND similarity(nearest.word, typed.word) >= %s",
             [words, CORRECTION_THRESHOLD],
         )
-        fixes = dict(cursor.fetchall())
-    return QUERY_WORD.sub(lambda m: fixes.get(m.group().lower(), m.group()), q)
+        return dict(cursor.fetchall())
+
+
+def _nearest_scanned(words: list[str]) -> dict[str, str]:
+    """_nearest_indexed without the index (SQLite): pg_trgm's similarity computed here over
+    the catalog words whose length lets them reach the threshold. A word of n letters has
+    n + 1 trigrams (fewer when letters repeat) and a similarity is at most the smaller
+    trigram count over the larger, so only such lengths are read."""
+    known = set(SearchWord.objects.filter(word__in=words).values_list("word", flat=True))
+    fixes = {}
+    for typed in words:
+        if typed in known:
+            continue
+        grams = trigrams(typed)
+        shortest = math.ceil(CORRECTION_THRESHOLD * len(grams)) - 1
+        longest = math.floor(len(grams) / CORRECTION_THRESHOLD) - 1
+        candidates = (
+            SearchWord.objects.annotate(n=Length("word"))
+            .filter(n__gte=shortest, n__lte=longest)
+            .values_list("word", flat=True)
+        )
+        best = max(((similarity(grams, trigrams(w)), w) for w in candidates), default=(0.0, ""))
+        if best[0] >= CORRECTION_THRESHOLD:
+            fixes[typed] = best[1]
+    return fixes
+
+
+def trigrams(word: str) -> set[str]:
+    """pg_trgm's trigrams of one lowercase word: of "  word " (two spaces before, one after)."""
+    padded = f"  {word} "
+    return {padded[i : i + 3] for i in range(len(padded) - 2)}
+
+
+def similarity(a: set[str], b: set[str]) -> float:
+    """pg_trgm's similarity of two words' trigram sets: shared / all."""
+    return len(a & b) / len(a | b)

@@ -243,3 +243,73 @@ def test_postgres_typo_search_learns_new_words_but_never_private_ones(
     # Its owner still finds it by its exact words.
     client.force_login(bob)
     assert names(client, q="quokka") == ["quokka-secret"]
+
+
+def test_scanned_respelling_agrees_with_postgres_index(catalog):
+    """Without PostgreSQL's trigram index (SQLite), the nearest catalog word is found by
+    computing pg_trgm's similarity here: same similarities, same respellings."""
+    require(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL)")
+    from hub.services import search
+
+    pairs = [("sumarization", "summarization"), ("sqll", "sql"), ("creatve", "creative"),
+             ("helpr", "helper"), ("qqzzxx", "news"), ("abc", "abc")]  # fmt: skip
+    with connection.cursor() as cursor:
+        for a, b in pairs:
+            cursor.execute("SELECT similarity(%s, %s)", [a, b])
+            ours = search.similarity(search.trigrams(a), search.trigrams(b))
+            assert ours == pytest.approx(cursor.fetchone()[0], abs=1e-6), (a, b)
+    typed = ["sumarization", "sqll", "creatve", "helpr", "storis", "qqzzxx", "news"]
+    fixes = search._nearest_scanned(typed)
+    assert fixes == search._nearest_indexed(typed)
+    assert fixes["sumarization"] == "summarization" and "news" not in fixes
+    assert "qqzzxx" not in fixes
+
+
+SQLITE_SEARCH = """
+import json, os
+from pathlib import Path
+from django.contrib.auth import get_user_model
+from django.test import Client
+from hub.services.adapters import adapter_create
+
+folder = Path(os.environ["SEED_ADAPTER_DIR"])
+files = {p.name: p for p in folder.iterdir() if p.is_file()}
+alice = get_user_model().objects.create_user("alice", "alice@example.com", "alice-password-1")
+adapter_create(owner=alice, name="news-summarizer", files=files, tags=["summarization"])
+adapter_create(owner=alice, name="sql-helper", files=files, description="Writes SQL queries.")
+adapter_create(owner=alice, name="quokka-secret", files=files, private=True)
+client = Client()
+pages = {q: client.get("/adapters/", {"q": q}).content.decode() for q in
+         ["sumarization", "sql-helpr", "quoka", "qqzzxx"]}
+print("RESULT=" + json.dumps({q: ["news-summarizer" in p, "sql-helper" in p,
+    "quokka" in p, "showing results for" in p] for q, p in pages.items()}))
+"""
+
+
+def test_typo_search_on_sqlite_the_embedded_default(tmp_path, adapter_dirs):
+    """`make run`'s SQLite database respells typos too (a site in its own process)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.hfapi.upstream_server import ROOT
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env.update(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        LORAHUB_VAR_DIR=str(tmp_path),
+        MEDIA_ROOT=str(tmp_path / "media"),
+        SEED_ADAPTER_DIR=str(adapter_dirs["r4"]),
+        DJANGO_SETTINGS_MODULE="config.settings",
+    )
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    run = dict(env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
+    subprocess.run([*manage, "migrate", "--noinput"], **run)
+    out = subprocess.run([*manage, "shell", "-c", SQLITE_SEARCH], **run).stdout
+    found = json.loads(out.rsplit("RESULT=", 1)[1])
+    # [news-summarizer listed, sql-helper listed, quokka named, respelling shown]
+    assert found["sumarization"] == [True, False, False, True]
+    assert found["sql-helpr"] == [False, True, False, True]
+    assert found["quoka"] == [False, False, False, False]  # private words are not learnt
+    assert found["qqzzxx"] == [False, False, False, False]
