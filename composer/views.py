@@ -58,6 +58,7 @@ def status_context(job: Job, publish_form=None) -> dict:
         "curve": loss_curve(job.history),
         "bars": weight_bars(weights, labels),
         "evaluation": evaluation_rows((job.result or {}).get("evaluation")),
+        "predictions": prediction_rows((job.result or {}).get("evaluation")),
         "publish_form": publish_form or PublishForm(job=job),
     }
 
@@ -68,6 +69,16 @@ def evaluation_rows(evaluation: dict | None) -> list[tuple[str, dict]]:
         return []
     names = {"base": "Base model", "composed": "Result"}
     return [(label, evaluation[key]) for key, label in names.items() if key in evaluation]
+
+
+def prediction_rows(evaluation: dict | None) -> list[dict]:
+    """The first held-out examples with what the base model and the result generated
+    (the engine keeps the same first rows of both)."""
+    if not evaluation or "composed" not in evaluation:
+        return []
+    composed = evaluation["composed"].get("predictions", [])
+    base = evaluation.get("base", {}).get("predictions", [])
+    return [{**row, "base": base[i] if i < len(base) else {}} for i, row in enumerate(composed)]
 
 
 @login_required

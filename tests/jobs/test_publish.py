@@ -1,6 +1,8 @@
 """Publishing a result: a catalog adapter through the catalog's own upload service, with a
 generated model card and lineage shown on the child's and the parents' pages."""
 
+import re
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -100,3 +102,32 @@ def test_private_parents_stay_nameless_on_public_children(client, alice_client, 
     client.force_login(bob)
     page = client.get(child.get_absolute_url()).content.decode()
     assert 'href="/bob/t5-a"' in page
+
+
+def test_job_page_shows_the_held_out_outputs_escaped(alice_client, done_job):
+    """The first held-out examples with the base model's and the result's outputs, side by
+    side; the users' text is escaped."""
+    rows = [("<script>x</script>", "tpircs", "zzz", "tpircs"), ("abc", "cba", "abc", "cbb")]
+    done_job.result["evaluation"] = {
+        key: {
+            "n": 2,
+            "loss": 1.0,
+            "exact_match": 0.5,
+            "predictions": [
+                {"input": i, "output": o, "prediction": p, "correct": p == o}
+                for i, o, *outs in rows
+                for p in [outs[col]]
+            ],
+        }
+        for col, key in enumerate(["base", "composed"])
+    }
+    done_job.save()
+    page = alice_client.get(done_job.get_absolute_url()).content.decode()
+    table = page.split('id="predictions"', 1)[1].split("</details>", 1)[0]
+    assert "Outputs on the first 2 held-out examples" in table
+    assert "<script>x</script>" not in page and "&lt;script&gt;x&lt;/script&gt;" in table
+    cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td>(.*?)</td>", table)]
+    assert cells == [
+        "&lt;script&gt;x&lt;/script&gt;", "tpircs", "zzz ✗", "tpircs ✓",
+        "abc", "cba", "abc ✗", "cbb ✗",
+    ]  # fmt: skip
