@@ -41,7 +41,10 @@ def job_new(request, kind: str):
             messages.success(request, f"Job #{job.pk} launched.")
             return redirect(job)
     else:
-        form = form_class(initial={"adapters": request.GET.getlist("adapters")}, user=request.user)
+        # A link may preset the adapters and, for LoraHub, the examples (the demo's do).
+        initial = {"adapters": request.GET.getlist("adapters")}
+        initial |= {k: request.GET[k] for k in ("examples", "heldout") if k in request.GET}
+        form = form_class(initial=initial, user=request.user)
     return render(
         request,
         "composer/job_new.html",

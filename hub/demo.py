@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 from django.urls import reverse
 
@@ -173,7 +174,8 @@ def jsonl(examples) -> str:
 def base_model_card(suite: Suite, compose_url: str) -> str:
     """The base model's page: what it is, and held-out tasks ready to compose for.
 
-    `compose_url` opens the LoraHub form with every demo adapter ticked."""
+    `compose_url` opens the LoraHub form with every demo adapter ticked; each task's link
+    also fills in its examples."""
     spec, info = suite_spec(suite), suite.info["base"]
     parts = [
         f"""A tiny {ARCHITECTURE_TEXT[suite.kind]}, {spec["d_model"]} wide,
@@ -194,10 +196,12 @@ A run of 40 steps takes well under a minute on a CPU."""
     ]
     for s in fewshot_sets(suite):
         named = ", ".join(f"`{a}`" for a in s.adapters)
+        prefilled = urlencode({"examples": jsonl(s.shots), "heldout": jsonl(s.heldout)})
         parts.append(
             f"""### `{s.task}`: {s.description}
 
-Adapters with the skill: {named}.
+Adapters with the skill: {named}. [Compose for this task]({compose_url}&{prefilled}): the
+form with every demo adapter ticked and the examples below filled in.
 
 Few-shot examples:
 

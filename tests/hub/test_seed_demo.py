@@ -85,6 +85,16 @@ def test_demo_fewshot_examples_are_ready_to_paste_and_correct(
         name = adapter_name(task)
         assert parse_examples((tmp_path / "fewshot" / f"{name}.jsonl").read_text()) == shots
 
+    # Each task's own link also fills in its examples.
+    links = re.findall(r'href="(/jobs/new/lorahub/\?[^"]+)"[^>]*>Compose for this task<', page)
+    assert len(links) == len(FEATURED)
+    for link, s in zip(links, fewshot_sets(suite), strict=True):
+        form = client.get(html.unescape(link)).content.decode()
+        areas = dict(re.findall(r'<textarea name="(\w+)"[^>]*>(.*?)</textarea>', form, re.DOTALL))
+        assert parse_examples(html.unescape(areas["examples"])) == s.shots
+        assert parse_examples(html.unescape(areas["heldout"])) == s.heldout
+        assert len(re.findall(r'<input[^>]*value="(\d+)"[^>]*checked', form)) == len(ticked)
+
 
 @pytest.mark.slow
 def test_demo_adapters_compose_for_the_featured_tasks(suite, tmp_path):
