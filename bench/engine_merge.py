@@ -25,8 +25,7 @@ from composer.engine.adapters import load_adapter, load_adapters
 from composer.engine.base_models import load_base_model, load_tokenizer
 from composer.engine.evaluate import evaluate_model
 from composer.engine.lego import LegoParams
-from composer.engine.lorahub import LiveComposition
-from composer.engine.run import run_lego, run_merge
+from composer.engine.run import evaluate_composed, run_lego, run_merge
 from composer.engine.training import MERGE_R, ensure_merge_adapters, ensure_suite
 
 RESULTS = Path(__file__).parent / "results"
@@ -46,14 +45,10 @@ METHODS: dict[str, dict] = {
 
 
 def exact_match(model, tok, adapter, examples) -> float:
+    kwargs = {"batch_size": len(examples)}
     if adapter is None:
-        return evaluate_model(model, tok, examples, batch_size=len(examples))["exact_match"]
-    live = LiveComposition(model, [adapter])
-    try:
-        live.set_weights(torch.ones(1, 1))
-        return evaluate_model(model, tok, examples, batch_size=len(examples))["exact_match"]
-    finally:
-        live.remove()
+        return evaluate_model(model, tok, examples, **kwargs)["exact_match"]
+    return evaluate_composed(model, tok, examples, [adapter], [1.0], **kwargs)["exact_match"]
 
 
 def merged(method: str, dirs: list[Path], out: Path):

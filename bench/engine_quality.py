@@ -13,7 +13,6 @@ Writes bench/results/engine_quality_<kind>.json.
 
 import argparse
 import json
-import math
 import sys
 import tempfile
 import time
@@ -24,8 +23,8 @@ import torch
 from composer.engine import synthetic
 from composer.engine.adapters import load_adapter, load_adapters
 from composer.engine.base_models import load_base_model, load_tokenizer
-from composer.engine.evaluate import evaluate_model
-from composer.engine.lorahub import LiveComposition, LoraHubParams, compose
+from composer.engine.lorahub import LoraHubParams, compose
+from composer.engine.run import evaluate_composed
 from composer.engine.training import ensure_suite, train_lora
 
 RESULTS = Path(__file__).parent / "results"
@@ -45,12 +44,10 @@ def modes() -> dict[str, LoraHubParams]:
 
 def em_with_weights(model, tok, adapters, weights, examples) -> float:
     """Exact match of the composition Σ w_i (A_i, B_i) on `examples` (model unchanged)."""
-    live = LiveComposition(model, adapters, tokens=math.inf)  # many forwards: fold what fits
-    try:
-        live.set_weights(torch.tensor([weights], dtype=torch.float64))
-        return evaluate_model(model, tok, examples, batch_size=len(examples))["exact_match"]
-    finally:
-        live.remove()
+    evaluation = evaluate_composed(
+        model, tok, examples, adapters, weights, batch_size=len(examples)
+    )
+    return evaluation["exact_match"]
 
 
 def split(task: synthetic.Task, seed: int, suffix: str):

@@ -61,8 +61,13 @@ def _fold_pays(module: torch.nn.Module, d_in: int, d_out: int, tokens: float | N
     as long again as their arithmetic. So: fold small modules of plain Linears, when
     `tokens` (seen by a module per `set_weights`) is known.
     """
-    plain = type(module) is torch.nn.Linear and "forward" not in vars(module)
-    return plain and tokens is not None and d_in * d_out <= 2 * tokens * (d_in + d_out)
+    fits = tokens is not None and d_in * d_out <= 2 * tokens * (d_in + d_out)
+    return _plain_linear(module) and fits
+
+
+def _plain_linear(module: torch.nn.Module) -> bool:
+    """An nn.Linear itself (no subclass) with its own class's forward (not wrapped)."""
+    return type(module) is torch.nn.Linear and "forward" not in vars(module)
 
 
 class Cancelled(Exception):
@@ -284,7 +289,7 @@ class LiveComposition:
                 )
             return out
 
-        if own is None and type(module) is torch.nn.Linear:  # the Linear's own forward, inlined
+        if _plain_linear(module):  # the Linear's own forward, inlined
             weight, bias = module.weight, module.bias
 
             def forward(x):

@@ -39,7 +39,6 @@ from composer.engine.adapters import (
     WEIGHTS_NAME,
     AdapterError,
     LoraAdapter,
-    LoraModule,
     load_adapter,
     load_adapters,
     one_line,
@@ -95,7 +94,14 @@ def run_lorahub(
         t_eval = time.perf_counter()
         evaluation = {
             "base": evaluate_model(model, tok, heldout, separator=params.separator),
-            "composed": _evaluate_with(model, tok, heldout, res.modules, params.separator),
+            "composed": evaluate_composed(
+                model,
+                tok,
+                heldout,
+                [LoraAdapter(path=None, config={}, modules=res.modules)],
+                [1.0],
+                separator=params.separator,
+            ),
             "seconds": round(time.perf_counter() - t_eval, 3),
         }
     summary = res.summary()
@@ -182,7 +188,7 @@ def run_evaluate(
         evaluation = evaluate_model(model, tok, examples, **kwargs)
     else:
         check_against_model([adapter], model)
-        evaluation = _evaluate_with(model, tok, examples, adapter.modules, **kwargs)
+        evaluation = evaluate_composed(model, tok, examples, [adapter], [1.0], **kwargs)
     return {
         "method": "evaluate",
         "engine_version": ENGINE_VERSION,
@@ -197,14 +203,14 @@ def run_evaluate(
 # ---------------------------------------------------------------- helpers
 
 
-def _evaluate_with(model, tok, examples, modules: dict[str, LoraModule], separator="", **kwargs):
-    """Evaluate with `modules` applied by a LiveComposition (the model stays clean). Many
-    forwards follow one `set_weights`, so folding pays wherever memory allows it."""
-    adapter = LoraAdapter(path=None, config={}, modules=modules)
-    live = LiveComposition(model, [adapter], tokens=math.inf)
+def evaluate_composed(model, tok, examples, adapters, weights, **kwargs) -> dict:
+    """`evaluate_model` with Σ w_i (A_i, B_i) of `adapters` applied by a LiveComposition (the
+    model stays clean). Many forwards follow one `set_weights`, so folding pays wherever
+    memory allows it."""
+    live = LiveComposition(model, adapters, tokens=math.inf)
     try:
-        live.set_weights(torch.ones(1, 1))
-        return evaluate_model(model, tok, examples, separator=separator, **kwargs)
+        live.set_weights(torch.tensor([weights], dtype=torch.float64))
+        return evaluate_model(model, tok, examples, **kwargs)
     finally:
         live.remove()
 
