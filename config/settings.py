@@ -143,6 +143,8 @@ DATA_UPLOAD_MAX_NUMBER_FILES = 20
 
 # Largest single adapter file accepted (bytes); default 2 GiB.
 LORAHUB_MAX_FILE_BYTES = env_int("LORAHUB_MAX_FILE_BYTES", 2 * 1024**3)
+# Largest model card (README.md or the card typed in a form), bytes of UTF-8.
+LORAHUB_MAX_CARD_BYTES = env_int("LORAHUB_MAX_CARD_BYTES", 64 * 1024)
 # Uploaded zips: most entries, and highest compression ratio of a large entry (zip bombs).
 LORAHUB_MAX_ZIP_ENTRIES = env_int("LORAHUB_MAX_ZIP_ENTRIES", 32)
 LORAHUB_MAX_ZIP_RATIO = env_int("LORAHUB_MAX_ZIP_RATIO", 100)

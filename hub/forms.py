@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 
 from .choices import LICENSES, TASKS
 from .services.adapters import ADAPTER_NAME, tags_parse
+from .services.cards import card_check
 
 USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,38}")
 # First path segments the site itself uses: no account may take them (URLs are /<owner>/<name>).
@@ -84,6 +85,7 @@ class AdapterCreateForm(AdapterMetaFields):
     description = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 5}),
         required=False,
+        validators=[card_check],
         help_text="Model card in Markdown, used when no README.md is uploaded.",
     )
     field_order = [
@@ -116,6 +118,9 @@ class AdapterVersionForm(forms.Form):
 class AdapterEditForm(AdapterMetaFields):
     task = forms.ChoiceField(choices=[("", "Not specified"), *TASKS], required=False)
     description = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 14}), required=False, help_text="Markdown"
+        widget=forms.Textarea(attrs={"rows": 14}),
+        required=False,
+        help_text="Markdown",
+        validators=[card_check],
     )
     field_order = ["description", "task", "license", "tags", "private"]

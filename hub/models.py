@@ -57,8 +57,10 @@ class Adapter(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="adapters"
     )
     name = models.CharField(max_length=96)
-    # The model card, Markdown; rendered sanitised.
+    # The model card, Markdown, and its sanitised HTML rendered when it is written
+    # (hub.services.cards); pages show the HTML and never parse Markdown.
     description = models.TextField(blank=True)
+    description_html = models.TextField(blank=True, editable=False)
     task = models.CharField(max_length=40, blank=True)
     license = models.CharField(max_length=40, blank=True)
     private = models.BooleanField(default=False)

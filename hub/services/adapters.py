@@ -11,6 +11,7 @@ from django.utils.text import slugify
 
 from ..choices import TASK_FOR_PEFT_TASK_TYPE
 from ..models import Adapter, AdapterFile, AdapterVersion, BaseModel, Tag
+from .cards import card_check, card_render
 from .search import adapters_reindex
 from .storage import blob_store, blobs_delete_unreferenced, storage_delete
 from .validation import AdapterMeta, FileLike, validate_adapter_files
@@ -49,6 +50,8 @@ def adapter_create(
     if Adapter.objects.filter(owner=owner, name=name).exists():
         raise ValidationError(f"You already have an adapter named {name}.", code="exists")
     meta = validate_adapter_files(files)
+    card = card_body(meta.model_card) if meta.model_card else description
+    card_check(card)
     identifier = base_model.strip() or meta.base_model
     if not BASE_MODEL_ID.fullmatch(identifier):
         raise ValidationError(
@@ -62,7 +65,8 @@ def adapter_create(
                 adapter = Adapter.objects.create(
                     owner=owner,
                     name=name,
-                    description=card_body(meta.model_card) if meta.model_card else description,
+                    description=card,
+                    description_html=card_render(card),
                     task=task or TASK_FOR_PEFT_TASK_TYPE.get(meta.task_type, ""),
                     license=license,
                     private=private,
@@ -99,7 +103,8 @@ def adapter_upload(
         version = _version_create(adapter, meta, files, user=user, message=message)
         if meta.model_card:
             adapter.description = card_body(meta.model_card)
-            adapter.save(update_fields=["description", "updated"])
+            adapter.description_html = card_render(adapter.description)
+            adapter.save(update_fields=["description", "description_html", "updated"])
             adapters_reindex(Adapter.objects.filter(pk=adapter.pk))
     return version
 
@@ -114,8 +119,10 @@ def adapter_update(
     tags: Iterable[str],
 ) -> Adapter:
     """Edit what the owner declares about an adapter (never what its files say)."""
+    card_check(description)
     with transaction.atomic():
         adapter.description = description
+        adapter.description_html = card_render(description)
         adapter.task = task
         adapter.license = license
         adapter.private = private

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.template.defaultfilters import filesizeformat
 
+from .cards import card_check
 from .safetensors_header import DTYPE_NAMES, TensorInfo, read_safetensors_header
 
 CONFIG_FILE = "adapter_config.json"
@@ -86,6 +87,7 @@ def validate_adapter_files(files: Mapping[str, FileLike]) -> AdapterMeta:
     card = None
     if CARD_FILE in files:
         card = _read_text(files[CARD_FILE], sizes[CARD_FILE], CARD_FILE)
+        card_check(card, name=CARD_FILE)
     return AdapterMeta(
         peft_type=config["peft_type"],
         r=config["r"],

@@ -1,19 +1,16 @@
-import markdown as md
-import nh3
 from django import template
 from django.utils.safestring import mark_safe
 
-register = template.Library()
+from hub.services.cards import card_render
 
-MARKDOWN_EXTENSIONS = ["fenced_code", "tables", "sane_lists"]
+register = template.Library()
 
 
 @register.filter
 def render_markdown(text: str) -> str:
-    """Markdown to HTML, sanitised: scripts, event handlers and javascript: links are
-    removed (nh3's allow-list), so a model card can never run code."""
-    html = md.markdown(text or "", extensions=MARKDOWN_EXTENSIONS, output_format="html")
-    return mark_safe(nh3.clean(html))  # sanitised just above
+    """Markdown to sanitised HTML (hub.services.cards), for text only admins write, such as
+    a base model's description; adapters' cards are rendered when they are written."""
+    return mark_safe(card_render(text or ""))  # sanitised by card_render
 
 
 @register.filter
