@@ -19,6 +19,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from .patterns import pattern_value
+
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
 RESULT_NAME = "result.json"
@@ -164,11 +166,7 @@ def _read_safetensors(path: Path, dtype: torch.dtype) -> tuple[dict[str, torch.T
 
 def module_scale(config: Mapping, module: str, r: int) -> float:
     """alpha / r (alpha / √r with rsLoRA), honouring `alpha_pattern`."""
-    alpha = float(config.get("lora_alpha", r))
-    for key, value in (config.get("alpha_pattern") or {}).items():
-        if re.match(rf"(.*\.)?({key})$", module):
-            alpha = float(value)
-            break
+    alpha = float(pattern_value(module, config.get("alpha_pattern"), config.get("lora_alpha", r)))
     return alpha / math.sqrt(r) if config.get("use_rslora") else alpha / r
 
 

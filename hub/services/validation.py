@@ -5,7 +5,6 @@ and any other way files arrive (an API commit). It reads only bounded amounts (t
 config, the safetensors header, the model card), never loads tensors and never unpickles.
 """
 
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -16,6 +15,9 @@ from typing import Any, BinaryIO
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.template.defaultfilters import filesizeformat
+
+from composer.engine import strict_json
+from composer.engine.patterns import PatternError, is_targeted, pattern_compile, pattern_value
 
 from .cards import card_check
 from .safetensors_header import DTYPE_NAMES, TensorInfo, read_safetensors_header
@@ -28,6 +30,11 @@ ALLOWED_FILES = (*REQUIRED_FILES, CARD_FILE)
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 MAX_TEXT_BYTES = 1024 * 1024  # adapter_config.json and README.md
 MAX_HEADER_BYTES = 16 * 1024 * 1024
+# Config bounds: no real adapter comes near them (a rank of 2**31 overflowed the database).
+MAX_RANK = 65_536
+MAX_ALPHA = 1e9
+MAX_TARGETS = 10_000
+MAX_MODULE_CHARS = 1000
 
 # peft saves module weights as "<prefix><module path>.<kind>"; the adapter name is dropped.
 KEY_PREFIX = "base_model.model."
@@ -134,49 +141,78 @@ def _check_names(files: Mapping[str, FileLike]) -> None:
 
 
 def _read_config(f: FileLike, size: int) -> dict[str, Any]:
-    text = _read_text(f, size, CONFIG_FILE)
+    return config_parse(_read_text(f, size, CONFIG_FILE))
+
+
+def config_parse(text: str) -> dict[str, Any]:
+    """adapter_config.json's text as a checked dict, or ValidationError."""
+
+    def malformed(reason: str) -> ValidationError:
+        return ValidationError(f"{CONFIG_FILE}: {reason}.", code="malformed")
+
     try:
-        config = json.loads(text)
-    except json.JSONDecodeError as exc:
+        config = strict_json.loads(text)
+    except strict_json.JSONInputError as exc:
         raise ValidationError(
-            f"{CONFIG_FILE} is not valid JSON ({exc.msg} at line {exc.lineno}).", code="malformed"
+            f"{CONFIG_FILE} is not valid JSON: {exc}.", code="malformed"
         ) from None
     if not isinstance(config, dict):
         raise ValidationError(f"{CONFIG_FILE} must hold a JSON object.", code="malformed")
     if config.get("peft_type") != "LORA":
         raise ValidationError(
-            f"{CONFIG_FILE} has peft_type {config.get('peft_type')!r}; LoRA Hub holds LoRA "
-            'adapters (peft_type "LORA").',
+            f"{CONFIG_FILE} has peft_type {str(config.get('peft_type'))[:40]!r}; LoRA Hub holds "
+            'LoRA adapters (peft_type "LORA").',
             code="malformed",
         )
-    r = config.get("r")
-    if not (isinstance(r, int) and not isinstance(r, bool) and r > 0):
-        raise ValidationError(f"{CONFIG_FILE}: r must be a positive integer.", code="malformed")
-    alpha = config.get("lora_alpha")
-    if not (isinstance(alpha, int | float) and not isinstance(alpha, bool) and alpha > 0):
-        raise ValidationError(
-            f"{CONFIG_FILE}: lora_alpha must be a positive number.", code="malformed"
-        )
+    if not _is_rank(config.get("r")):
+        raise malformed(f"r must be a whole number from 1 to {MAX_RANK:,}")
+    if not _is_alpha(config.get("lora_alpha")):
+        raise malformed("lora_alpha must be a positive number")
     targets = config.get("target_modules")
-    valid_list = isinstance(targets, list) and targets and all(isinstance(t, str) for t in targets)
+    valid_list = (
+        isinstance(targets, list)
+        and 0 < len(targets) <= MAX_TARGETS
+        and all(isinstance(t, str) and 0 < len(t) <= MAX_MODULE_CHARS for t in targets)
+    )
     if not (valid_list or (isinstance(targets, str) and targets)):
-        raise ValidationError(
-            f"{CONFIG_FILE}: target_modules must be a list of module names or a regular "
-            "expression.",
-            code="malformed",
+        raise malformed(
+            f"target_modules must be a list of at most {MAX_TARGETS} module names or a regular "
+            "expression"
         )
     if isinstance(targets, str) and targets != "all-linear":
-        try:
-            re.compile(targets)
-        except re.error:
-            raise ValidationError(
-                f"{CONFIG_FILE}: target_modules {targets!r} is not a valid regular expression.",
-                code="malformed",
-            ) from None
-    for key in ("rank_pattern", "alpha_pattern"):
-        if not isinstance(config.get(key) or {}, dict):
-            raise ValidationError(f"{CONFIG_FILE}: {key} must be an object.", code="malformed")
+        _check_pattern(targets, "target_modules")
+    for key, valid, what in (
+        ("rank_pattern", _is_rank, f"whole numbers from 1 to {MAX_RANK:,}"),
+        ("alpha_pattern", _is_alpha, "positive numbers"),
+    ):
+        patterns = config.get(key) or {}
+        if not isinstance(patterns, dict) or len(patterns) > MAX_TARGETS:
+            raise malformed(f"{key} must be an object of at most {MAX_TARGETS} entries")
+        for pattern, value in patterns.items():
+            _check_pattern(pattern, key)
+            if not valid(value):
+                raise malformed(f"{key} maps patterns to {what}; {pattern[:80]!r} has {value!r}")
     return config
+
+
+def _check_pattern(pattern: str, key: str) -> None:
+    """peft matches these as regexes; they must compile with RE2 (linear-time matching)."""
+    try:
+        pattern_compile(pattern)
+    except PatternError as exc:
+        raise ValidationError(
+            f"{CONFIG_FILE}: {key}: {exc}. Module patterns are matched with RE2: no "
+            "backreferences or lookaround.",
+            code="malformed",
+        ) from None
+
+
+def _is_rank(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_RANK
+
+
+def _is_alpha(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= MAX_ALPHA
 
 
 def _check_tensors_match_config(
@@ -208,7 +244,7 @@ def _check_tensors_match_config(
         if "A" not in sides or "B" not in sides:
             have, lack = ("A", "B") if "A" in sides else ("B", "A")
             raise _mismatch(f"module {module!r} has lora_{have} but no lora_{lack}")
-        if not _is_targeted(module, targets):
+        if not is_targeted(module, targets):
             raise _mismatch(
                 f"module {module!r} has LoRA weights but is not in target_modules {targets!r}"
             )
@@ -218,7 +254,7 @@ def _check_tensors_match_config(
                 f"module {module!r}: lora_A {list(a.shape)} and lora_B {list(b.shape)} must be "
                 "matrices"
             )
-        expected = _rank_for(module, config)
+        expected = pattern_value(module, config.get("rank_pattern"), config["r"])
         if a.shape[0] != expected or b.shape[1] != expected:
             raise _mismatch(
                 f"module {module!r}: lora_A has shape {list(a.shape)} and lora_B "
@@ -226,23 +262,6 @@ def _check_tensors_match_config(
                 f"(lora_A must be [{expected}, d_in] and lora_B [d_out, {expected}])"
             )
     return set(pairs), dtypes
-
-
-def _is_targeted(module: str, targets: list[str] | str) -> bool:
-    """peft's matching rule: a regex must match the whole module path; a name must be the
-    path or its last dotted components."""
-    if targets == "all-linear":
-        return True
-    if isinstance(targets, str):
-        return re.fullmatch(targets, module) is not None
-    return any(module == t or module.endswith(f".{t}") for t in targets)
-
-
-def _rank_for(module: str, config: dict[str, Any]) -> int:
-    for pattern, rank in (config.get("rank_pattern") or {}).items():
-        if re.match(rf"(.*\.)?({pattern})$", module):
-            return rank
-    return config["r"]
 
 
 def _mismatch(reason: str) -> ValidationError:

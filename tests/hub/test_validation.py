@@ -77,10 +77,10 @@ def test_open_files_are_rewound(tmp_path):
 @pytest.mark.parametrize(
     "config, message",
     [
-        ({"r": 0, "lora_alpha": 8, "target_modules": ["q"]}, "r must be a positive integer"),
+        ({"r": 0, "lora_alpha": 8, "target_modules": ["q"]}, "r must be a whole number from 1"),
         ({"r": 2, "lora_alpha": "8", "target_modules": ["q"]}, "lora_alpha must be a positive"),
         ({"r": 2, "lora_alpha": 8, "target_modules": []}, "target_modules must be"),
-        ({"r": 2, "lora_alpha": 8, "target_modules": "(["}, "not a valid regular expression"),
+        ({"r": 2, "lora_alpha": 8, "target_modules": "(["}, "not a regular expression RE2 accepts"),
     ],
 )
 def test_config_values(tmp_path, config, message):
