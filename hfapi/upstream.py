@@ -10,6 +10,7 @@ import re
 import tempfile
 from pathlib import Path
 
+import httpx2
 import yaml
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -22,8 +23,9 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from hub.models import Adapter, AdapterVersion
+from hub.models import Adapter, AdapterVersion, BaseModel
 from hub.services.adapters import adapter_create, card_body
+from hub.services.base_models import base_model_register
 from hub.services.storage import blob_open
 from hub.services.validation import ALLOWED_FILES, CARD_FILE
 
@@ -31,6 +33,10 @@ from .models import AdapterSource
 
 REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}")
 COPY_CHUNK = 1024 * 1024
+# What a base model import downloads: configs, tokenizers and safetensors weights.
+BASE_MODEL_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.tiktoken", "*.md"]
+# huggingface_hub raises HfHubHTTPError for answers and httpx2's errors for no answer.
+UPSTREAM_ERRORS = (httpx2.HTTPError, LocalEntryNotFoundError, OSError)
 
 
 class UpstreamError(Exception):
@@ -49,8 +55,8 @@ def _client(token: str | None) -> HfApi:
     return HfApi(endpoint=settings.LORAHUB_UPSTREAM_ENDPOINT, token=token or False)
 
 
-def _explain(error: Exception, repo_id: str, revision: str) -> UpstreamError:
-    where = settings.LORAHUB_UPSTREAM_ENDPOINT
+def _explain(error: Exception, repo_id: str, revision: str, where: str = "") -> UpstreamError:
+    where = where or settings.LORAHUB_UPSTREAM_ENDPOINT
     if isinstance(error, RevisionNotFoundError):
         return UpstreamError(f"{repo_id} has no revision {revision!r} on {where}.")
     if isinstance(error, RepositoryNotFoundError):
@@ -92,9 +98,30 @@ def adapter_import(*, user, source: str, name: str = "", token: str = "") -> Ada
                 )
     except ValidationError as error:
         raise UpstreamError(" ".join(error.messages)) from None
-    except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as error:
+    except UPSTREAM_ERRORS as error:
         raise _explain(error, repo_id, revision) from None
     return adapter
+
+
+def base_model_import(
+    identifier: str, source: str, *, endpoint: str = "", token: str = ""
+) -> BaseModel:
+    """Register the model repository `repo[@revision]` of an upstream hub as `identifier`."""
+    repo_id, _, revision = source.strip().partition("@")
+    revision = revision or "main"
+    endpoint = endpoint or settings.LORAHUB_UPSTREAM_ENDPOINT
+    client = HfApi(endpoint=endpoint, token=token or False)
+    try:
+        info = client.model_info(repo_id, revision=revision)
+        with tempfile.TemporaryDirectory(prefix="base-model-") as tmp:
+            client.snapshot_download(
+                repo_id, revision=info.sha, local_dir=tmp, allow_patterns=BASE_MODEL_PATTERNS
+            )
+            return base_model_register(identifier, tmp, source=f"{endpoint} {repo_id}@{info.sha}")
+    except ValidationError as error:
+        raise UpstreamError(" ".join(error.messages)) from None
+    except UPSTREAM_ERRORS as error:
+        raise _explain(error, repo_id, revision, endpoint) from None
 
 
 def model_card(version: AdapterVersion) -> str:
@@ -140,6 +167,6 @@ def adapter_push(
                 folder_path=tmp,
                 commit_message=f"{version.adapter.full_name} v{version.number} from LoRA Hub",
             )
-    except (HfHubHTTPError, OSError, ValueError) as error:
+    except (*UPSTREAM_ERRORS, ValueError) as error:
         raise _explain(error, repo_id, "main") from None
     return commit.commit_url

@@ -4,11 +4,13 @@ Included at the site root before the catalog's URLs: the client builds `{endpoin
 `{endpoint}/{owner}/{name}.git/info/lfs/...` and `{endpoint}/{owner}/{name}/resolve/...`.
 """
 
-from django.urls import path
+from django.urls import path, register_converter
 
+from . import views_base_models as base_models
 from . import views_lfs, views_read, views_resolve, views_tokens, views_upstream, views_write
 
 app_name = "hfapi"
+register_converter(base_models.BaseModelId, "base")
 
 repo = "api/models/<str:owner>/<str:name>"
 
@@ -18,6 +20,12 @@ urlpatterns = [
     # "new" is a reserved user name, so this never hides an adapter page.
     path("new/from-hugging-face/", views_upstream.import_adapter, name="import"),
     path("<str:owner>/<str:name>/push-to-hub", views_upstream.push_adapter, name="push"),
+    # Registered base models by identifier; only their identifiers match these routes.
+    path("api/models/<base:base>", base_models.model_info, name="base_info"),
+    path("api/models/<base:base>/revision/<str:revision>", base_models.model_info),
+    path("api/models/<base:base>/tree/<str:revision>", base_models.tree),
+    path("api/models/<base:base>/tree/<str:revision>/<path:subpath>", base_models.tree),
+    path("<base:base>/resolve/<str:revision>/<path:filename>", base_models.resolve),
     # Read
     path("api/whoami-v2", views_read.whoami, name="whoami"),
     path("api/models", views_read.model_list, name="model_list"),

@@ -20,7 +20,7 @@ RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)")
 CHUNK = 1024 * 1024
 
 
-def _byte_range(header: str, size: int) -> tuple[int, int] | None:
+def byte_range(header: str, size: int) -> tuple[int, int] | None:
     """(first, last) for a single `bytes=a-b` range; None when absent or unsatisfiable."""
     match = RANGE_RE.fullmatch(header.strip())
     if not match or match[1] == match[2] == "":
@@ -33,7 +33,7 @@ def _byte_range(header: str, size: int) -> tuple[int, int] | None:
     return (first, last) if first <= last else None
 
 
-def _slice(handle, first: int, last: int):
+def byte_slice(handle, first: int, last: int):
     with handle:
         handle.seek(first)
         remaining = last - first + 1
@@ -42,7 +42,7 @@ def _slice(handle, first: int, last: int):
             yield chunk
 
 
-def _hub_headers(response, sha256: str, size: int) -> None:
+def hub_headers(response, sha256: str, size: int) -> None:
     response["X-Linked-Etag"] = f'"{sha256}"'
     response["X-Linked-Size"] = str(size)
     response["Accept-Ranges"] = "bytes"
@@ -81,15 +81,15 @@ def resolve(request, owner, name, revision, filename):
         for header in ("Content-Disposition", "ETag", "X-Repo-Commit"):
             response[header] = full[header]
         response["Content-Length"] = str(size)
-        _hub_headers(response, sha256, size)
+        hub_headers(response, sha256, size)
         return response
 
     response = adapter_resolve(request, owner, name, revision, filename)
-    _hub_headers(response, sha256, size)
+    hub_headers(response, sha256, size)
     wanted = request.headers.get("Range")
     if not wanted:
         return response
-    span = _byte_range(wanted, size)
+    span = byte_range(wanted, size)
     if span is None:
         response.close()
         refused = HttpResponse(status=416)
@@ -97,13 +97,13 @@ def resolve(request, owner, name, revision, filename):
         return refused
     first, last = span
     partial = StreamingHttpResponse(
-        _slice(response.file_to_stream, first, last),
+        byte_slice(response.file_to_stream, first, last),
         status=206,
         content_type=response["Content-Type"],
     )
     for header in ("Content-Disposition", "ETag", "X-Repo-Commit"):
         partial[header] = response[header]
-    _hub_headers(partial, sha256, size)
+    hub_headers(partial, sha256, size)
     partial["Content-Range"] = f"bytes {first}-{last}/{size}"
     partial["Content-Length"] = str(last - first + 1)
     return partial

@@ -23,7 +23,12 @@ def token_list(request):
     return render(
         request,
         "hfapi/tokens.html",
-        {"form": form, "new_token": plain, "tokens": request.user.access_tokens.all()},
+        {
+            "form": form,
+            "new_token": plain,
+            "tokens": request.user.access_tokens.all(),
+            "hub_endpoint": request.build_absolute_uri("/").rstrip("/"),
+        },
     )
 
 

@@ -20,6 +20,11 @@ class BaseModel(models.Model):
     # A directory holding the model itself (`from_pretrained`-loadable), for demo and
     # locally available models; empty for catalog-only entries.
     local_path = models.CharField(max_length=500, blank=True)
+    # The registered files' revision (hub.services.base_models): a 40-hex id derived from
+    # the file names and contents; empty while no files are registered.
+    commit = models.CharField(max_length=40, blank=True)
+    # Where registered files came from: a folder, or `endpoint repo@commit` of an upstream.
+    source = models.CharField(max_length=500, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -220,3 +225,22 @@ class AdapterFile(models.Model):
     @property
     def sha256(self) -> str:
         return self.blob.sha256
+
+
+class BaseModelFile(models.Model):
+    """A file of a registered base model, served as a model repository by the Hub API."""
+
+    base_model = models.ForeignKey(BaseModel, on_delete=models.CASCADE, related_name="files")
+    filename = models.CharField(max_length=200)
+    blob = models.ForeignKey(Blob, on_delete=models.PROTECT, related_name="base_model_files")
+
+    class Meta:
+        ordering = ["filename"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["base_model", "filename"], name="hub_basemodelfile_unique_filename"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.base_model}: {self.filename}"

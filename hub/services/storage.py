@@ -83,13 +83,15 @@ def storage_delete(names: Iterable[str]) -> None:
 def blobs_delete_unreferenced(shas: Iterable[str]) -> None:
     """Delete the blobs among `shas` that no file references any more, rows then files."""
     orphans = list(
-        Blob.objects.filter(sha256__in=list(shas), files__isnull=True).values_list(
-            "sha256", "storage_name"
-        )
+        Blob.objects.filter(
+            sha256__in=list(shas), files__isnull=True, base_model_files__isnull=True
+        ).values_list("sha256", "storage_name")
     )
     if not orphans:
         return
-    Blob.objects.filter(sha256__in=[sha for sha, _ in orphans], files__isnull=True).delete()
+    Blob.objects.filter(
+        sha256__in=[sha for sha, _ in orphans], files__isnull=True, base_model_files__isnull=True
+    ).delete()
     names = [name for _, name in orphans]
     transaction.on_commit(lambda: storage_delete(names))
 

@@ -121,6 +121,7 @@ def adapter_detail(request, owner, name, revision="main"):
             "has_lineage": lineage is not None and lineage.exists(),
             "task_label": TASK_LABELS.get(adapter.task, adapter.task),
             "license_label": LICENSE_LABELS.get(adapter.license, adapter.license),
+            "hub_endpoint": request.build_absolute_uri("/").rstrip("/"),
         },
     )
 

@@ -71,7 +71,8 @@ def test_sign_up_upload_search_open_download(browser, live_server, adapter_dirs,
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base_url)
     page.click("button[data-copy='#snippet']")
     copied = page.evaluate("navigator.clipboard.readText()")
-    assert 'PeftModel.from_pretrained(base, "news-summarizer")' in copied
+    assert 'PeftModel.from_pretrained(base, "carol/news-summarizer")' in copied
+    assert f'os.environ["HF_ENDPOINT"] = "{base_url}"' in copied
 
     # Download all: a zip of the folder with the uploaded bytes.
     with page.expect_download() as download_info:

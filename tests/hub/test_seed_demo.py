@@ -40,6 +40,7 @@ def test_seed_demo_is_idempotent_and_registers_the_trained_suite(
     base = BaseModel.objects.get()
     assert Path(base.local_path) == suite.base_dir
     assert Path(base.local_path, "config.json").exists()
+    assert base.commit and base.files.filter(filename="model.safetensors").exists()
     assert {a.base_model_id for a in demo} == {base.pk}
 
     # Each adapter's card says what its task does and shows real examples of it.

@@ -19,6 +19,7 @@ from hub.demo import (
 )
 from hub.models import Adapter, BaseModel
 from hub.services.adapters import adapter_create
+from hub.services.base_models import base_model_register
 
 DEMO_USER, DEMO_PASSWORD = "demo", "demo-password"
 FILES = ("adapter_config.json", "adapter_model.safetensors")
@@ -45,6 +46,8 @@ class Command(BaseCommand):
                 "architecture": architecture(suite.base_dir),
             },
         )
+        # Its files, served by the Hub API (from_pretrained by identifier; workers fetch it).
+        base = base_model_register(base.identifier, suite.base_dir)
         added, names = 0, []
         for name, adapter_dir, meta in demo_adapters(suite):
             names.append(name)
