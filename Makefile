@@ -41,6 +41,7 @@ run: seed
 	@# On exit stop the worker's main process only: it shuts its pool down itself (a pool
 	@# child killed directly can die holding the task queue's lock and hang the worker).
 	trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT; \
+	COMPOSER_BASE_MODEL_ENDPOINT=http://$(HOST):$(PORT) \
 	$(VENV)/bin/celery -A config worker -Q gpu,default --concurrency 1 --loglevel INFO & \
 	worker=$$!; \
 	$(VPY) manage.py runserver $(HOST):$(PORT)

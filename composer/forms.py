@@ -156,7 +156,7 @@ class LoraHubForm(JobForm):
         label="Candidates",
     )
     base_model = forms.ModelChoiceField(
-        queryset=BaseModel.objects.exclude(local_path=""),
+        queryset=BaseModel.objects.exclude(local_path="", commit=""),
         required=False,
         help_text="For “the N most downloaded”: the base model they must be trained for.",
     )
@@ -212,9 +212,10 @@ class LoraHubForm(JobForm):
 
     def clean(self):
         cleaned = super().clean()
-        if not self.errors and not self.base_model.local_path:
+        if not self.errors and not (self.base_model.commit or self.base_model.local_path):
             raise forms.ValidationError(
-                f"The base model {self.base_model.identifier} is not available to the workers."
+                f"The base model {self.base_model.identifier} is not available to the workers: "
+                "its files are not registered on this hub."
             )
         return cleaned
 

@@ -48,10 +48,13 @@ def version_dir(version) -> Path:
     return target
 
 
-def base_dir(base_model) -> Path | None:
-    if base_model is None or not base_model.local_path:
-        return None
-    return Path(base_model.local_path)
+def base_dir(job) -> Path | None:
+    """The job's base model as a local folder, downloaded (the job's phase) if needed."""
+    from composer.base_model_fetch import base_model_path, phase_reporter
+
+    if job.base_model is None or job.kind != job.Kind.LORAHUB:
+        return None  # merges work on the adapters alone
+    return base_model_path(job.base_model, on_progress=phase_reporter(job))
 
 
 def job_inputs(job) -> EngineInputs:
@@ -61,7 +64,7 @@ def job_inputs(job) -> EngineInputs:
         raise ValueError(f"Input adapter(s) no longer in the catalog: {', '.join(missing)}.")
     weights = [i.weight for i in inputs]
     return EngineInputs(
-        base_dir=base_dir(job.base_model),
+        base_dir=base_dir(job),
         adapter_dirs=[version_dir(i.version) for i in inputs],
         weights=weights if all(w is not None for w in weights) else None,
     )

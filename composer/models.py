@@ -51,6 +51,8 @@ class Job(models.Model):
     result = models.JSONField(null=True, blank=True)
     result_file = models.FileField(upload_to="jobs/", max_length=300, blank=True)
     error = models.TextField(blank=True)
+    # What the worker is doing before the engine starts, e.g. downloading the base model.
+    phase = models.CharField(max_length=200, blank=True)
     # Things that happened to the job that the user should know (e.g. a worker restart).
     notes = models.JSONField(default=list, blank=True)
 

@@ -210,3 +210,9 @@ COMPOSER_MODEL_CACHE_SIZE = env_int("COMPOSER_MODEL_CACHE_SIZE", 2)
 COMPOSER_DEVICE = os.environ.get("COMPOSER_DEVICE", "auto")
 # Scratch space of running jobs and local copies of stored adapters, per worker machine.
 COMPOSER_WORK_DIR = Path(os.environ.get("COMPOSER_WORK_DIR", VAR_DIR / "work"))
+# Where workers download registered base models from by identifier (this site's Hub API,
+# or https://huggingface.co), and the bound of their copies under COMPOSER_WORK_DIR.
+COMPOSER_BASE_MODEL_ENDPOINT = os.environ.get(
+    "COMPOSER_BASE_MODEL_ENDPOINT", "http://127.0.0.1:8000"
+).rstrip("/")
+COMPOSER_BASE_MODEL_CACHE_BYTES = env_int("COMPOSER_BASE_MODEL_CACHE_BYTES", 50 * 1024**3)

@@ -1,0 +1,179 @@
+"""A worker's local copy of a base model, downloaded on demand into a bounded cache.
+
+A base model registered with files (hub.services.base_models) is downloaded by its
+identifier with huggingface_hub from COMPOSER_BASE_MODEL_ENDPOINT (this site's Hub API, or
+the Hugging Face Hub) into COMPOSER_WORK_DIR/base-models/<id>@<commit>/, once per machine:
+files go to a temporary folder renamed into place when complete, under a file lock, so
+concurrent jobs on one machine download a model once and never load half of one. The cache
+holds at most COMPOSER_BASE_MODEL_CACHE_BYTES; the least recently used models are removed
+to make room. A catalog entry without files falls back to its `local_path` folder.
+"""
+
+import fcntl
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.conf import settings
+
+READY = ".ready"  # written last; its mtime is the model's last use (LRU)
+# (bytes done, bytes in all) as the download goes
+Progress = Callable[[int, int], None]
+
+
+def cache_root() -> Path:
+    return Path(settings.COMPOSER_WORK_DIR) / "base-models"
+
+
+def folder_name(identifier: str, commit: str) -> str:
+    return f"{identifier.replace('/', '--')}@{commit}"
+
+
+def base_model_path(base_model, *, on_progress: Progress | None = None) -> Path:
+    """A local `from_pretrained` folder of `base_model`, downloaded first if needed.
+
+    Raises ValueError with a message for the user when the model cannot be had.
+    """
+    if not base_model.commit:
+        local = Path(base_model.local_path) if base_model.local_path else None
+        if local is not None and (local / "config.json").is_file():
+            return local
+        raise ValueError(
+            f"No worker has the base model {base_model.identifier}, and its files are not "
+            "registered on the hub for workers to download (manage.py base_model_register)."
+        )
+    target = cache_root() / folder_name(base_model.identifier, base_model.commit)
+    if not (target / READY).exists():
+        cache_root().mkdir(parents=True, exist_ok=True)
+        with _locked(cache_root() / ".lock"):
+            if not (target / READY).exists():
+                _download(base_model, target, on_progress or (lambda done, total: None))
+    (target / READY).touch()
+    return target
+
+
+def _download(base_model, target: Path, on_progress: Progress) -> None:
+    import httpx2
+    from huggingface_hub import HfApi, hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError
+
+    endpoint = settings.COMPOSER_BASE_MODEL_ENDPOINT
+    identifier, commit = base_model.identifier, base_model.commit
+    try:
+        info = HfApi(endpoint=endpoint, token=False).model_info(
+            identifier, revision=commit, files_metadata=True
+        )
+        files = [(s.rfilename, s.size or 0) for s in info.siblings]
+        total = sum(size for _, size in files)
+        _make_room(total, identifier)
+        done = 0
+
+        def advance(n: int) -> None:
+            nonlocal done
+            done += n
+            on_progress(min(done, total), total)
+
+        on_progress(0, total)
+        tmp = Path(tempfile.mkdtemp(dir=cache_root(), prefix=".download-"))
+        try:
+            for filename, _ in files:
+                hf_hub_download(
+                    identifier,
+                    filename,
+                    revision=commit,
+                    endpoint=endpoint,
+                    token=False,
+                    local_dir=tmp,
+                    tqdm_class=_counting_bar(advance),
+                )
+            shutil.rmtree(tmp / ".cache", ignore_errors=True)  # huggingface_hub's metadata
+            (tmp / READY).touch()
+            tmp.rename(target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    except HfHubHTTPError as error:
+        message = error.server_message or str(error).splitlines()[0]
+        raise ValueError(
+            f"The hub at {endpoint} refused the base model {identifier}: {message}"
+        ) from None
+    except httpx2.HTTPError as error:  # no answer: connection refused, timeout
+        raise ValueError(
+            f"Could not reach {endpoint} to download the base model {identifier}: {error}"
+        ) from None
+    except OSError as error:
+        raise ValueError(f"Could not download the base model {identifier}: {error}") from None
+
+
+def _counting_bar(advance: Callable[[int], None]):
+    """A tqdm class for huggingface_hub's downloads that reports bytes and prints nothing."""
+    from tqdm.auto import tqdm
+
+    class CountingBar(tqdm):
+        def __init__(self, *args, **kwargs):
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+        def update(self, n=1):
+            advance(int(n or 0))
+            return super().update(n)
+
+    return CountingBar
+
+
+def _make_room(needed: int, identifier: str) -> None:
+    """Remove least recently used models until `needed` more bytes fit in the cache."""
+    bound = settings.COMPOSER_BASE_MODEL_CACHE_BYTES
+    if needed > bound:
+        raise ValueError(
+            f"The base model {identifier} ({needed / 1e9:.2f} GB) is larger than this worker's "
+            f"base model cache ({bound / 1e9:.2f} GB, COMPOSER_BASE_MODEL_CACHE_BYTES)."
+        )
+    models = []
+    for folder in cache_root().iterdir():
+        ready = folder / READY
+        if folder.is_dir() and ready.exists():
+            size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+            models.append((ready.stat().st_mtime, size, folder))
+        elif folder.name.startswith(".download-"):
+            shutil.rmtree(folder, ignore_errors=True)  # left by a killed download
+    used = sum(size for _, size, _ in models)
+    for _, size, folder in sorted(models):
+        if used + needed <= bound:
+            break
+        shutil.rmtree(folder, ignore_errors=True)
+        used -= size
+
+
+@contextmanager
+def _locked(path: Path):
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def phase_reporter(job) -> Progress:
+    """Writes the download's progress as the job's phase, at most every
+    COMPOSER_PROGRESS_SECONDS (and at the start and the end)."""
+    from composer.lifecycle import running
+
+    name = job.base_model.identifier if job.base_model else "the base model"
+    last = 0.0
+
+    def report(done: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if 0 < done < total and now - last < settings.COMPOSER_PROGRESS_SECONDS:
+            return
+        last = now
+        percent = 100 * done // total if total else 100
+        verb = "Downloaded" if done >= total else "Downloading"
+        text = f"{verb} base model {name}: {done / 1e6:.1f} of {total / 1e6:.1f} MB ({percent}%)"
+        running(job).update(phase=text)
+
+    return report
