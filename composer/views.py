@@ -15,6 +15,7 @@ from composer.lifecycle import job_request_cancel, jobs_reap
 from composer.models import Job
 from composer.publish import PublishError, job_publish
 from composer.results import result_filename
+from hub.uploads import body_limit
 
 
 def owned_job(request, pk: int) -> Job:
@@ -29,6 +30,9 @@ def job_list(request):
     return render(request, "composer/job_list.html", {"jobs": jobs, "kinds": Job.Kind})
 
 
+# Two example files (at most composer.engine.examples.MAX_FILE_BYTES, 20 MiB, each) and the
+# fields; the engine module is not imported here (it imports torch).
+@body_limit(44 * 1024 * 1024)
 @login_required
 def job_new(request, kind: str):
     form_class = FORMS.get(kind)

@@ -60,6 +60,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "hub.uploads.BodyLimitMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -140,6 +141,8 @@ STORAGES = {
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = os.environ.get("FILE_UPLOAD_TEMP_DIR") or None
 DATA_UPLOAD_MAX_NUMBER_FILES = 20
+# Largest request body of a view that declares no other limit (hub.uploads.body_limit).
+LORAHUB_MAX_BODY_BYTES = env_int("LORAHUB_MAX_BODY_BYTES", 1024 * 1024)
 
 # Largest single adapter file accepted (bytes); default 2 GiB.
 LORAHUB_MAX_FILE_BYTES = env_int("LORAHUB_MAX_FILE_BYTES", 2 * 1024**3)

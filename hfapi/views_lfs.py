@@ -13,6 +13,8 @@ from django.http import HttpResponse, JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
+from hub.uploads import body_limit
+
 from . import staging
 from .repos import get_repo
 from .responses import ApiError, api_view, require_write
@@ -80,6 +82,7 @@ def _body_chunks(request):
         yield chunk
 
 
+@body_limit(None)  # the signed link's size, checked while the body streams in
 @csrf_exempt  # authorised by the signed link, never by a cookie
 def upload(request, ticket):
     if request.method != "PUT":

@@ -10,6 +10,7 @@ from django.http import JsonResponse
 
 from hub.models import Adapter
 from hub.services.adapters import ADAPTER_NAME, adapter_delete
+from hub.uploads import body_limit
 
 from .commits import commit_apply, commit_read
 from .models import RepoReservation
@@ -148,6 +149,7 @@ def _lines(request):
         yield line
 
 
+@body_limit(None)  # read line by line, each line bounded (_lines)
 @api_view(("POST",))
 def commit(request, auth, owner, name, revision):
     require_write(auth)

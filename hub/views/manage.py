@@ -1,7 +1,6 @@
 """Owners' actions: create an adapter, upload a new version, edit, delete."""
 
 import tempfile
-from functools import wraps
 from pathlib import Path
 
 from django.conf import settings
@@ -9,34 +8,19 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import redirect, render
-from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods
 
 from ..forms import AdapterCreateForm, AdapterEditForm, AdapterVersionForm
 from ..selectors import adapter_get_owned
 from ..services.adapters import adapter_create, adapter_delete, adapter_update, adapter_upload
 from ..services.zips import files_from_upload
-from ..uploads import HashingUploadHandler
+from ..uploads import upload_view
 
 # Which form field a service error belongs to (the rest concern the files).
 ERROR_FIELDS = {"exists": "name", "invalid_name": "name", "base_model": "base_model"}
 
 
-def _hashing_uploads(view):
-    """Hash uploads as they arrive. Upload handlers must be set before the body is read,
-    and CSRF checking reads it, so CSRF is checked inside (csrf_protect), not before."""
-    protected = csrf_protect(view)
-
-    @csrf_exempt
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        request.upload_handlers = [HashingUploadHandler(request)]
-        return protected(request, *args, **kwargs)
-
-    return wrapper
-
-
-@_hashing_uploads
+@upload_view()
 @login_required
 @require_http_methods(["GET", "POST"])
 def adapter_new(request):
@@ -65,7 +49,14 @@ def adapter_new(request):
     return render(request, "hub/adapter_new.html", {"form": form}, status=status)
 
 
-@_hashing_uploads
+def _owned(request, owner, name):
+    adapter = adapter_get_owned(request.user, owner, name)
+    if adapter.owner_id != request.user.pk:
+        raise PermissionDenied("Only the owner can change this adapter.")
+    return adapter
+
+
+@upload_view(check=_owned)
 @login_required
 @require_http_methods(["GET", "POST"])
 def adapter_new_version(request, owner, name):
@@ -123,10 +114,3 @@ def adapter_remove(request, owner, name):
             messages.success(request, f"Deleted {full_name}.")
             return redirect("hub:user_detail", owner=request.user.get_username())
     return render(request, "hub/adapter_delete.html", {"adapter": adapter})
-
-
-def _owned(request, owner, name):
-    adapter = adapter_get_owned(request.user, owner, name)
-    if adapter.owner_id != request.user.pk:
-        raise PermissionDenied("Only the owner can change this adapter.")
-    return adapter

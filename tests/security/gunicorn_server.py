@@ -1,0 +1,64 @@
+"""The site under gunicorn with the shipped worker settings, on the test database."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+GET_LOGIN = b"GET /accounts/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(database_url: str, var_dir: Path) -> tuple[subprocess.Popen, int]:
+    """gunicorn (3 sync workers, as in the Dockerfile) serving this tree; returns the
+    process and its port once it answers."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "LORAHUB_VAR_DIR": str(var_dir),
+        "MEDIA_ROOT": str(var_dir / "media"),
+        "FILE_UPLOAD_TEMP_DIR": str(var_dir / "tmp"),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
+    (var_dir / "tmp").mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = open(var_dir / "gunicorn.log", "w")  # noqa: SIM115 - closed with the process
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "config.wsgi:application"]
+        + ["--bind", f"127.0.0.1:{port}", "--workers", "3", "--timeout", "120"],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            status = raw_request(port, GET_LOGIN)[0]
+            if status == 200:
+                return process, port
+        except OSError:
+            pass
+        time.sleep(0.3)
+    process.kill()
+    raise RuntimeError("gunicorn did not start:\n" + (var_dir / "gunicorn.log").read_text())
+
+
+def raw_request(port: int, head: bytes, timeout: float = 30) -> tuple[int, bytes]:
+    """Send `head` (request line and headers, no body even if Content-Length says so) and
+    read the answer until the server closes: (status, response bytes). A server that waits
+    for the body first times out here."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(head)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return int(data.split(b" ", 2)[1]), data
