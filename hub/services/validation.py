@@ -31,7 +31,7 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 MAX_TEXT_BYTES = 1024 * 1024  # adapter_config.json and README.md
 MAX_HEADER_BYTES = 16 * 1024 * 1024
 # Config bounds: no real adapter comes near them (a rank of 2**31 overflowed the database).
-MAX_RANK = 65_536
+MAX_RANK = 1 << 20
 MAX_ALPHA = 1e9
 MAX_TARGETS = 10_000
 MAX_MODULE_CHARS = 1000

@@ -54,7 +54,7 @@ def test_catastrophic_pattern_costs_microseconds(tmp_path, key):
         ({"target_modules": ["q"], "alpha_pattern": {"(?=q)q": 2}}, "no backreferences"),
         ({"target_modules": ["q"], "alpha_pattern": {"q": "x"}}, "positive numbers"),
         ({"target_modules": ["q"], "rank_pattern": {"q": 0}}, "whole numbers from 1"),
-        ({"target_modules": ["q"], "r": 2**31}, "r must be a whole number from 1 to 65,536"),
+        ({"target_modules": ["q"], "r": 2**31}, "r must be a whole number from 1 to 1,048,576"),
         ({"target_modules": ["q"], "lora_alpha": 1e300}, "lora_alpha must be a positive"),
     ],
 )
