@@ -41,6 +41,8 @@ METHODS: dict[str, dict] = {
     "ties": {"density": 0.5},
     "dare_ties": {"density": 0.5},
     "task_arithmetic": {"rank": MERGE_R},
+    "knots_ties": {"density": 0.5, "rank": MERGE_R},
+    "knots_dare_ties": {"density": 0.5, "rank": MERGE_R},
 }
 
 

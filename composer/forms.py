@@ -303,11 +303,13 @@ class LegoForm(JobForm):
         return params
 
 
-RANK_METHODS = {m for m in METHODS if m.endswith("svd")} | {"task_arithmetic"}
+RANK_METHODS = {m for m in METHODS if m.endswith("svd") or m.startswith(("knots", "task"))}
 MERGE_LABELS = {
     "linear": "linear (peft: A and B mixed separately)",
     "cat": "cat (peft: exact, rank Σ r)",
     "task_arithmetic": "task arithmetic (exact, in ΔW space)",
+    "knots_ties": "KnOTS-TIES (TIES in the updates' shared SVD basis)",
+    "knots_dare_ties": "KnOTS-DARE-TIES (DARE-TIES in the updates' shared SVD basis)",
 }
 
 
@@ -337,7 +339,7 @@ class MergeForm(JobForm):
         min_value=1,
         max_value=4096,
         required=False,
-        help_text="For the svd methods and task arithmetic: the result's rank "
+        help_text="For the svd methods, task arithmetic and KnOTS: the result's rank "
         "(empty: the largest input rank, or Σ r for task arithmetic).",
     )
 

@@ -11,6 +11,9 @@ weighted ΔW and truncates its SVD to `rank` (default: the largest input rank).
 (B' = [w_1 s_1 B_1 … w_n s_n B_n], A' = [A_1; …; A_n]), or, with `rank`, as the best rank-k
 approximation of that exact ΔW' computed from the factors (QR of B' and A'ᵀ, SVD of the
 small Σr × Σr core), never forming a d_out × d_in matrix.
+
+`knots_ties` and `knots_dare_ties` (KnOTS, `composer/engine/knots.py`) TIES-merge the
+inputs' updates in a basis they share, at `rank` (default: the largest input rank).
 """
 
 from collections.abc import Sequence
@@ -20,6 +23,8 @@ from torch import nn
 
 from composer.engine.adapters import KEY_PREFIX, LoraAdapter, LoraModule, modules_from_state_dict
 from composer.engine.compat import check_compatible
+from composer.engine.knots import KNOTS_METHODS, knots_merge
+from composer.engine.lowrank import singular_factors
 
 PEFT_METHODS = (
     "linear",
@@ -34,8 +39,10 @@ PEFT_METHODS = (
     "magnitude_prune",
     "magnitude_prune_svd",
 )
-DENSITY_METHODS = frozenset(m for m in PEFT_METHODS if m.startswith(("ties", "dare", "magnitude")))
-METHODS = (*PEFT_METHODS, "task_arithmetic")
+METHODS = (*PEFT_METHODS, "task_arithmetic", *KNOTS_METHODS)
+DENSITY_METHODS = frozenset(
+    m for m in METHODS if m.startswith(("ties", "dare", "magnitude", "knots"))
+)
 DEFAULT_DENSITY = 0.5
 
 
@@ -50,8 +57,9 @@ def merge(
 ) -> dict[str, LoraModule]:
     """Merge `adapters` with `method`; `weights` default to 1/N each.
 
-    `density` (fraction of values kept; default 0.5) is used by ties, dare and magnitude
-    prune; `rank` by the svd family and `task_arithmetic`; `seed` seeds dare's random drop.
+    `density` (fraction of values kept; default 0.5) is used by ties, dare, magnitude prune
+    and KnOTS; `rank` by the svd family, `task_arithmetic` and KnOTS; `seed` seeds dare's
+    random drop.
     """
     if method not in METHODS:
         raise ValueError(f"unknown merge method {method!r}; choose one of {', '.join(METHODS)}")
@@ -68,6 +76,8 @@ def merge(
         return task_arithmetic(adapters, weights, rank=rank)
     if method in DENSITY_METHODS and density is None:
         density = DEFAULT_DENSITY
+    if method in KNOTS_METHODS:
+        return knots_merge(method, adapters, weights, density=density, rank=rank, seed=seed)
     return peft_merge(method, adapters, weights, density=density, rank=rank, seed=seed)
 
 
@@ -81,18 +91,9 @@ def task_arithmetic(
         A = torch.cat([m.A.float() for m in mods], dim=0)  # [R, d_in]
         B = torch.cat([m.B.float() * (w * m.scale) for m, w in zip(mods, weights, strict=True)], 1)
         if rank is not None and rank < A.shape[0]:
-            A, B = _truncate(A, B, rank)
+            A, B = singular_factors(A, B, rank)
         out[name] = LoraModule(A=A, B=B, scale=1.0)
     return out
-
-
-def _truncate(A: torch.Tensor, B: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Best rank-`rank` factors of B @ A (A [R, d_in], B [d_out, R]) without forming it."""
-    Qb, Rb = torch.linalg.qr(B)  # [d_out, R], [R, R]
-    Qa, Ra = torch.linalg.qr(A.T)  # [d_in, R], [R, R]
-    U, S, Vh = torch.linalg.svd(Rb @ Ra.T)  # core [R, R]
-    root = S[:rank].sqrt()
-    return (root[:, None] * Vh[:rank]) @ Qa.T, (Qb @ U[:, :rank]) * root
 
 
 def peft_merge(

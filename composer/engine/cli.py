@@ -78,8 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--method", required=True, choices=METHODS)
     merge.add_argument("--adapters", required=True, nargs="+", metavar="DIR")
     merge.add_argument("--weights", type=float, nargs="+", default=None, help="default 1/N each")
-    merge.add_argument("--density", type=float, default=None, help="ties/dare/prune (0.5)")
-    merge.add_argument("--rank", type=int, default=None, help="svd family, task_arithmetic")
+    merge.add_argument("--density", type=float, default=None, help="ties/dare/prune/knots (0.5)")
+    merge.add_argument("--rank", type=int, default=None, help="svd family, task_arithmetic, knots")
     merge.add_argument("--seed", type=int, default=0)
     merge.add_argument("--out", required=True, metavar="DIR")
 

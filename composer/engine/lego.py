@@ -39,6 +39,7 @@ import torch
 from composer.engine.adapters import LoraAdapter, LoraModule
 from composer.engine.base_models import resolve_device
 from composer.engine.compat import check_compatible
+from composer.engine.lowrank import singular_factors
 
 OUTPUT_RANKS = ("mean", "max", "min")
 UNITS = ("svd", "raw")
@@ -141,26 +142,11 @@ def _pooled_units(adapters, names, weights, device, units: str) -> torch.Tensor:
             A = m.A.to(device, torch.float32)
             B = m.B.to(device, torch.float32) * (w * m.scale)
             if units == "svd":
-                A, B = _singular_units(A, B)
+                A, B = singular_factors(A, B)
             X[j, off : off + m.r, :d_in] = A
             X[j, off : off + m.r, d_in:] = B.T
             off += m.r
     return X
-
-
-def _singular_units(A: torch.Tensor, B: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """A' [r, d_in], B' [d_out, r] with B' A' = B A: units √σ_i u_i, √σ_i v_i, largest first
-    (zero units where r exceeds a dimension). By QR of both factors and an r × r SVD."""
-    r = A.shape[0]
-    Qb, Rb = torch.linalg.qr(B)  # [d_out, p], [p, r]
-    Qa, Ra = torch.linalg.qr(A.T)  # [d_in, q], [q, r]
-    U, S, Vh = torch.linalg.svd(Rb @ Ra.T)  # [p, n], [n], [n, q]
-    root = S.sqrt()
-    A2 = torch.zeros(r, A.shape[1], device=A.device)
-    B2 = torch.zeros(B.shape[0], r, device=B.device)
-    A2[: len(S)] = root[:, None] * (Vh @ Qa.T)
-    B2[:, : len(S)] = (Qb @ U) * root
-    return A2, B2
 
 
 def _normalized(X: torch.Tensor, d_in: int) -> torch.Tensor:
