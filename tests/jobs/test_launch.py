@@ -174,10 +174,20 @@ def test_login_required(client, db):
     assert r.status_code == 302 and "login" in r["Location"]
 
 
-def test_merge_form_passes_rank_to_svd_methods(alice_client, catalog):
+@pytest.mark.parametrize(
+    "extra, parameters",
+    [
+        ({"merge_method": "svd"}, {"method": "svd", "rank": 3}),
+        (
+            {"merge_method": "knots_ties", "density": 0.4},
+            {"method": "knots_ties", "density": 0.4, "rank": 3},
+        ),
+    ],
+)
+def test_merge_form_passes_rank_to_rank_methods(alice_client, catalog, extra, parameters):
     url = reverse("composer:new", args=["merge"])
-    data = {"adapters": ids(catalog, "t5-a", "t5-b"), "merge_method": "svd", "rank": 3}
+    data = {"adapters": ids(catalog, "t5-a", "t5-b"), "rank": 3, **extra}
     assert alice_client.post(url, data).status_code == 302
     job = Job.objects.get()
-    assert job.parameters == {"method": "svd", "rank": 3}
+    assert job.parameters == parameters
     assert [i.weight for i in job.inputs.all()] == [0.5, 0.5]
