@@ -9,22 +9,24 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 from composer.device import pick_device
-from composer.lifecycle import job_claim, job_finish, jobs_reap
+from composer.dispatch import jobs_maintain
+from composer.lifecycle import job_claim_next, job_finish, time_limit_message
 from composer.models import Job
-from composer.progress import JobMonitor
+from composer.progress import JobMonitor, db_retry
 
 log = logging.getLogger(__name__)
 Status = Job.Status
 
 
-def job_execute(job_id: int, *, task_id: str = "") -> str | None:
-    """Run the job if this process can claim it; returns its final status (None: not ours)."""
-    jobs_reap()
+def job_execute(sent_for: int | None, *, task_id: str = "") -> str | None:
+    """Claim the next queued job and run it; its final status (None: nothing claimable)."""
+    jobs_maintain()
     device = pick_device()
-    job = job_claim(job_id, device=device, task_id=task_id)
+    job = job_claim_next(device=device, task_id=task_id)
     if job is None:
-        log.info("job %s: not claimable (already taken or finished); message dropped", job_id)
+        log.info("message for job %s: no queued job left to run; dropped", sent_for)
         return None
+    log.info("job %s: started (message sent for job %s)", job.pk, sent_for)
     work_root = Path(settings.COMPOSER_WORK_DIR) / "jobs"
     work_root.mkdir(parents=True, exist_ok=True)
     stored = None
@@ -35,13 +37,14 @@ def job_execute(job_id: int, *, task_id: str = "") -> str | None:
         status, fields = _outcome(job, monitor, device, Path(tmp))
         stored = fields.get("result_file")
         monitor.flush()
-        if monitor.lost or not job_finish(job, status, **fields):
+        if monitor.lost or not db_retry(lambda: job_finish(job, status, **fields)):
             log.warning("job %s: taken away from this worker; its outcome is dropped", job.pk)
             status = None
     if status is None and stored:
         from composer.results import result_delete
 
         result_delete(stored)
+    log.info("job %s: %s", job.pk, status)
     return status
 
 
@@ -54,8 +57,7 @@ def _outcome(job: Job, monitor: JobMonitor, device: str, tmp: Path) -> tuple[str
     except Cancelled:
         return Status.CANCELLED, {"error": ""}
     except SoftTimeLimitExceeded:
-        limit = settings.CELERY_TASK_SOFT_TIME_LIMIT
-        return Status.FAILED, {"error": f"The job ran past its time limit ({limit} s)."}
+        return Status.FAILED, {"error": time_limit_message(settings.CELERY_TASK_SOFT_TIME_LIMIT)}
     except ValueError as exc:  # the engine's own errors carry a message meant for the user
         return Status.FAILED, {"error": str(exc)}
     except Exception as exc:

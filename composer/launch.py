@@ -2,7 +2,8 @@
 
 from django.db import transaction
 
-from composer.lifecycle import job_enqueue
+from composer.dispatch import job_enqueue
+from composer.lifecycle import job_check_limit
 from composer.models import Job, JobInput
 
 
@@ -22,7 +23,9 @@ def job_launch(
     examples=(),
     heldout=(),
 ) -> Job:
-    """A QUEUED job over `versions` (in order); its message goes out after commit."""
+    """A QUEUED job over `versions` (in order); its message goes out after commit.
+    Raises lifecycle.JobLimitReached when `owner` already has their most active jobs."""
+    job_check_limit(owner)
     job = Job.objects.create(
         owner=owner,
         kind=kind,

@@ -1,11 +1,18 @@
-"""State changes of a job: enqueue, claim, recover from a dead worker, cancel, finish.
+"""State changes of a job, top to bottom: launch limits, queue order, claim, heartbeat
+holder checks, recovery from a dead worker, cancel, finish.
 
-Every transition is a conditional UPDATE on the status (and, while running, on the
-attempt number), so two processes racing for the same job cannot both win:
-- a job is claimed once (QUEUED -> RUNNING); a redelivered message finds it taken;
-- a RUNNING job whose worker died goes back to QUEUED (while attempts are left) or
-  to FAILED with a reason the user can read; never stays "running" forever;
+No Celery here: sending messages is composer/dispatch.py's job. Every transition is a
+conditional UPDATE on the status (and, while running, on the attempt), so two processes
+racing for the same job cannot both win:
+- a job is claimed once (QUEUED -> RUNNING); a second message for it finds it taken;
+- a RUNNING job whose worker died goes back to QUEUED (while attempts are left) or to
+  FAILED with a reason the user can read, never stays "running" forever; one that died
+  past its worker's hard time limit fails once with that reason;
 - a worker that lost its job (recovered by someone else) can no longer write to it.
+
+The queue is fair between users: a message does not name the job a worker runs; the worker
+claims the queued job whose owner has the fewest jobs running or ahead of it (round robin
+between users, oldest first within a round).
 """
 
 import logging
@@ -14,36 +21,74 @@ import socket
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
+from django.contrib.auth import get_user_model
+from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Value, Window
+from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
 from composer.models import Job
 
 log = logging.getLogger(__name__)
 Status = Job.Status
+ACTIVE = (Status.QUEUED, Status.RUNNING)
 
 
-def job_enqueue(job: Job) -> None:
-    """Send the job's Celery message once the surrounding transaction has committed."""
-    transaction.on_commit(lambda: _send(job.pk))
+class JobLimitReached(Exception):
+    """The user already has as many jobs queued or running as they may."""
 
 
-def _send(job_id: int) -> None:
-    from composer.tasks import run_job
+def active_limit_message(user) -> str | None:
+    """Why `user` may not launch another job now, or None."""
+    limit = settings.COMPOSER_MAX_ACTIVE_JOBS_PER_USER
+    active = Job.objects.filter(owner=user, status__in=ACTIVE).count()
+    if active < limit:
+        return None
+    return (
+        f"You have {active} jobs queued or running, the most allowed at once ({limit}). "
+        "Launch this one when one of them has finished, or cancel one."
+    )
 
-    try:
-        result = run_job.apply_async((job_id,), retry=True, retry_policy={"max_retries": 3})
-    except Exception as exc:  # the broker is unreachable: say so instead of a silent queue
-        log.exception("could not enqueue job %s", job_id)
-        Job.objects.filter(pk=job_id, status=Status.QUEUED).update(
-            status=Status.FAILED,
-            error=f"The job queue could not be reached ({type(exc).__name__}); "
-            "please try again later.",
-            finished_at=timezone.now(),
-        )
-        return
-    Job.objects.filter(pk=job_id).update(task_id=result.id)
+
+def job_check_limit(user) -> None:
+    """Raise JobLimitReached unless `user` may launch a job; call inside the transaction
+    that creates it: the user's row stays locked until then, so two submits at once cannot
+    both pass."""
+    get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+    message = active_limit_message(user)
+    if message:
+        raise JobLimitReached(message)
+
+
+def queue_order():
+    """QUEUED jobs in the order workers take them, each annotated with its `turn`.
+
+    turn = the owner's running jobs + the job's rank among the owner's queued jobs, so one
+    user's tenth job waits behind everyone else's first and second.
+    """
+    running = (
+        Job.objects.filter(owner=OuterRef("owner"), status=Status.RUNNING)
+        .values("owner")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    rank = Window(
+        RowNumber(), partition_by=[F("owner")], order_by=[F("queued_at").asc(), F("id").asc()]
+    )
+    return (
+        Job.objects.filter(status=Status.QUEUED)
+        .annotate(turn=Coalesce(Subquery(running, output_field=IntegerField()), Value(0)) + rank)
+        .order_by("turn", "queued_at", "id")
+    )
+
+
+def queue_position(job: Job, most: int = 1000) -> int | None:
+    """1 for the next job a worker takes; None when the job is not queued or has more than
+    `most` jobs ahead of it (a bounded read)."""
+    ahead = queue_order().values_list("pk", flat=True)[:most]
+    for position, pk in enumerate(ahead, start=1):
+        if pk == job.pk:
+            return position
+    return None
 
 
 def pid_alive(pid: int) -> bool:
@@ -73,6 +118,20 @@ def holder_is_dead(job: Job, now=None) -> bool:
     )
 
 
+def past_time_limit(job: Job, now) -> bool:
+    """Whether the job ran longer than its worker's hard time limit (the worker killed it)."""
+    if not job.time_limit or job.started_at is None:
+        return False
+    return now >= job.started_at + timedelta(seconds=job.time_limit)
+
+
+def time_limit_message(seconds) -> str:
+    return (
+        f"The job ran past its time limit ({seconds:g} s on its worker) and was stopped. "
+        "Launch it with a smaller budget, fewer adapters or fewer examples."
+    )
+
+
 def job_recover(job: Job) -> str | None:
     """Take a RUNNING job away from a dead worker: re-queue it or fail it.
 
@@ -94,12 +153,19 @@ def job_recover(job: Job) -> str | None:
             error="Cancelled (the worker stopped before it could confirm).",
         )
         return Status.CANCELLED if changed else None
+    if past_time_limit(job, now):
+        changed = held.update(
+            status=Status.FAILED, finished_at=now, error=time_limit_message(job.time_limit)
+        )
+        return Status.FAILED if changed else None
     if job.attempts < max_attempts:
         note = (
             f"{now:%Y-%m-%d %H:%M:%S} UTC: the worker on {where} stopped during attempt "
             f"{job.attempts} of {max_attempts}; the job was queued again."
         )
-        changed = held.update(status=Status.QUEUED, notes=[*job.notes, note])
+        changed = held.update(
+            status=Status.QUEUED, queued_at=now, sent_at=None, notes=[*job.notes, note]
+        )
         return Status.QUEUED if changed else None
     error = (
         f"The worker running this job stopped unexpectedly (on {where}, attempt "
@@ -111,32 +177,41 @@ def job_recover(job: Job) -> str | None:
 
 
 def jobs_reap(queryset=None) -> dict[int, str]:
-    """Recover every RUNNING job whose worker is gone; re-queued jobs are sent again."""
-    queryset = Job.objects.filter(status=Status.RUNNING) if queryset is None else queryset
+    """Recover every RUNNING job (of `queryset`) whose worker is gone. Re-queued jobs are
+    left unsent (sent_at None) for dispatch.jobs_maintain to send."""
+    queryset = Job.objects.all() if queryset is None else queryset
     outcome = {}
     for job in queryset.filter(status=Status.RUNNING):
         status = job_recover(job)
-        if status is None:
-            continue
-        outcome[job.pk] = status
-        log.warning("job %s: worker gone, now %s", job.pk, status)
-        if status == Status.QUEUED:
-            job_enqueue(job)
+        if status is not None:
+            outcome[job.pk] = status
+            log.warning("job %s: worker gone, now %s", job.pk, status)
     return outcome
 
 
-def job_claim(job_id: int, *, device: str, task_id: str = "") -> Job | None:
-    """Make this worker process the job's only runner, or return None.
+def jobs_to_send(queryset=None) -> list[int]:
+    """QUEUED jobs whose message may be gone: never sent (the broker was unreachable, or
+    a re-queue) or sent longer than COMPOSER_QUEUED_STALE_SECONDS ago (a broker that lost
+    its data). A duplicate message is harmless: a job is claimed once."""
+    queryset = Job.objects.all() if queryset is None else queryset
+    stale = timezone.now() - timedelta(seconds=settings.COMPOSER_QUEUED_STALE_SECONDS)
+    return list(
+        queryset.filter(status=Status.QUEUED)
+        .filter(Q(sent_at__isnull=True) | Q(sent_at__lt=stale))
+        .order_by("queued_at", "id")
+        .values_list("pk", flat=True)[: settings.COMPOSER_RESEND_BATCH]
+    )
 
-    A message for a job that is already running elsewhere, finished or cancelled is
-    dropped. A redelivered message whose runner died first recovers the job (re-queue
-    within the attempt limit, or fail) and then claims it like a queued one.
-    """
-    job = Job.objects.filter(pk=job_id).first()
-    if job is None:
-        return None
-    if job.status == Status.RUNNING:
-        job_recover(job)
+
+def job_mark_sent(job_id: int, task_id: str) -> None:
+    Job.objects.filter(pk=job_id, status=Status.QUEUED).update(
+        sent_at=timezone.now(), task_id=task_id
+    )
+
+
+def job_claim(job_id: int, *, device: str, task_id: str = "") -> Job | None:
+    """Make this worker process the job's only runner, or return None (the job is running
+    elsewhere, finished or cancelled)."""
     now = timezone.now()
     claimed = Job.objects.filter(pk=job_id, status=Status.QUEUED).update(
         status=Status.RUNNING,
@@ -147,6 +222,7 @@ def job_claim(job_id: int, *, device: str, task_id: str = "") -> Job | None:
         worker_pid=os.getpid(),
         device=device,
         task_id=task_id,
+        time_limit=settings.CELERY_TASK_TIME_LIMIT or None,
         step=0,
         best_loss=None,
         history=[],
@@ -155,6 +231,15 @@ def job_claim(job_id: int, *, device: str, task_id: str = "") -> Job | None:
         error="",
     )
     return Job.objects.get(pk=job_id) if claimed else None
+
+
+def job_claim_next(*, device: str, task_id: str = "") -> Job | None:
+    """Claim the first queued job in the fair order that no other worker took first."""
+    for job_id in queue_order().values_list("pk", flat=True)[:50]:
+        job = job_claim(job_id, device=device, task_id=task_id)
+        if job is not None:
+            return job
+    return None
 
 
 def job_request_cancel(job: Job) -> str:

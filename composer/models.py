@@ -8,6 +8,7 @@ a dead worker never loses the story of a job.
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 
 
 class Job(models.Model):
@@ -57,6 +58,11 @@ class Job(models.Model):
     notes = models.JSONField(default=list, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
+    # When the job last entered the queue (at launch, or re-queued after a dead worker):
+    # the queue's order and the wait shown to the user start here.
+    queued_at = models.DateTimeField(default=timezone.now)
+    # When its message last went to the broker; None while the broker could not be reached.
+    sent_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
@@ -66,6 +72,8 @@ class Job(models.Model):
     worker_pid = models.PositiveIntegerField(null=True, blank=True)
     device = models.CharField(max_length=32, blank=True)
     task_id = models.CharField(max_length=64, blank=True)
+    # The hard time limit (seconds) of the worker running the job: past it, the job failed.
+    time_limit = models.PositiveIntegerField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     cancel_requested = models.BooleanField(default=False)
     # The catalog adapter version the result was published as.
@@ -75,7 +83,10 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["owner", "-created_at"])]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"]),
+            models.Index(fields=["status", "queued_at"], name="composer_job_queue"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} #{self.pk} ({self.status})"
@@ -86,6 +97,13 @@ class Job(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in self.FINISHED
+
+    @property
+    def waited_seconds(self) -> float:
+        """How long the job has been waiting in the queue (since it was last queued)."""
+        from django.utils import timezone
+
+        return max(0.0, (timezone.now() - self.queued_at).total_seconds())
 
     @property
     def elapsed_seconds(self) -> float | None:

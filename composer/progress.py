@@ -13,13 +13,27 @@ import threading
 import time
 
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from composer.lifecycle import running
 from composer.models import Job
 
 log = logging.getLogger(__name__)
+
+
+def db_retry(write, attempts: int = 10, pause: float = 1.0):
+    """`write()`, reconnecting after a dropped database connection (a restart, a failover, a
+    proxy timeout) and trying again, up to `attempts` times; re-raises the last error."""
+    for attempt in range(attempts):
+        try:
+            return write()
+        except DatabaseError:
+            if attempt == attempts - 1:
+                raise
+            log.warning("database write failed; reconnecting", exc_info=True)
+            connection.close()  # the next query opens a new connection
+            time.sleep(pause)
 
 
 def _round(values, digits: int = 5) -> list[float]:
@@ -65,6 +79,7 @@ class JobMonitor:
                 self.cancelled = True
         except Exception:  # a database hiccup must not kill the job; the next beat retries
             log.exception("job %s: heartbeat failed", self.job.pk)
+            connection.close()  # on a new connection
 
     # -- engine callbacks ------------------------------------------------------------
     def on_step(self, info) -> None:
@@ -91,10 +106,13 @@ class JobMonitor:
     def flush(self) -> None:
         if self._pending is None:
             return
-        fields, self._pending = self._pending, None
-        written = running(self.job).update(
-            **fields, history=self.history, heartbeat_at=timezone.now()
+        fields = self._pending
+        written = db_retry(
+            lambda: running(self.job).update(
+                **fields, history=self.history, heartbeat_at=timezone.now()
+            )
         )
+        self._pending = None
         self._last_write = time.monotonic()
         if not written:
             self.lost = True
@@ -104,7 +122,9 @@ class JobMonitor:
         now = time.monotonic()
         if now - self._last_cancel_check >= settings.COMPOSER_CANCEL_POLL_SECONDS:
             self._last_cancel_check = now
-            state = running(self.job).values_list("cancel_requested", flat=True).first()
+            state = db_retry(
+                lambda: running(self.job).values_list("cancel_requested", flat=True).first()
+            )
             if state is None:
                 self.lost = True
             elif state:

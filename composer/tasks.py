@@ -1,38 +1,60 @@
-"""Celery tasks (routed to the `gpu` queue by CELERY_TASK_ROUTES). Thin: see execution.py."""
+"""Celery tasks (routed to the `gpu` queue by CELERY_TASK_ROUTES) and the worker's own
+schedule. Thin: see execution.py (running a job) and dispatch.py (sending, re-sending)."""
 
 import logging
 import threading
+import time
+from datetime import timedelta
 
 from celery import shared_task
 from celery.signals import worker_init, worker_ready
 from django.conf import settings
 from django.db import connections
 
+from composer.dispatch import jobs_maintain
 from composer.execution import job_execute
-from composer.lifecycle import jobs_reap
 
 log = logging.getLogger(__name__)
 
 
 @shared_task(name="composer.tasks.run_job", bind=True)
-def run_job(self, job_id: int) -> str | None:
+def run_job(self, job_id: int | None = None) -> str | None:
+    """A turn for one queued job (`job_id` is the job it was sent for; the worker takes the
+    next one in the queue's fair order)."""
     return job_execute(job_id, task_id=self.request.id or "")
 
 
-def reap_once() -> None:
+def maintain_once() -> None:
     try:
-        jobs_reap()
-    except Exception:  # the database may be briefly away; the next round retries
-        log.exception("reaping orphaned jobs failed")
+        jobs_maintain()
+    except Exception:  # the database or the broker may be briefly away; the next round retries
+        log.exception("job maintenance failed")
     finally:
         # Close this thread's connections: none may be open when the pool forks a child.
         connections.close_all()
 
 
-def _reap_forever() -> None:
+def sweep_once() -> None:
+    from composer.sweep import leftovers_sweep
+
+    try:
+        leftovers_sweep(timedelta(seconds=settings.COMPOSER_SWEEP_GRACE_SECONDS))
+    except Exception:
+        log.exception("sweeping leftovers failed")
+    finally:
+        connections.close_all()
+
+
+def _schedule_forever() -> None:
+    """Every COMPOSER_MAINTENANCE_SECONDS: settle jobs of dead workers (on any host) and
+    re-send lost messages; every COMPOSER_SWEEP_SECONDS: sweep leftovers."""
+    next_sweep = time.monotonic()
     while True:
-        threading.Event().wait(settings.COMPOSER_HEARTBEAT_STALE_SECONDS)
-        reap_once()
+        threading.Event().wait(settings.COMPOSER_MAINTENANCE_SECONDS)
+        maintain_once()
+        if time.monotonic() >= next_sweep:
+            sweep_once()
+            next_sweep = time.monotonic() + settings.COMPOSER_SWEEP_SECONDS
 
 
 @worker_init.connect
@@ -43,8 +65,9 @@ def preload_engine(**kwargs) -> None:
 
 
 @worker_ready.connect
-def reap_when_worker_starts(**kwargs) -> None:
-    """A worker that starts settles the jobs its predecessors left running, then keeps
-    checking every COMPOSER_HEARTBEAT_STALE_SECONDS (no beat scheduler needed)."""
-    reap_once()
-    threading.Thread(target=_reap_forever, name="composer-reaper", daemon=True).start()
+def maintain_when_worker_starts(**kwargs) -> None:
+    """A worker that starts settles the jobs its predecessors left and sends what is unsent,
+    then keeps doing so on its own schedule (no beat scheduler needed)."""
+    maintain_once()
+    threading.Thread(target=_schedule_forever, name="composer-maintenance", daemon=True).start()
+    log.info("composer maintenance every %ss", settings.COMPOSER_MAINTENANCE_SECONDS)

@@ -10,8 +10,14 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from composer.charts import loss_curve, weight_bars
+from composer.dispatch import jobs_maintain
 from composer.forms import FORMS, PublishForm
-from composer.lifecycle import job_request_cancel, jobs_reap
+from composer.lifecycle import (
+    JobLimitReached,
+    active_limit_message,
+    job_request_cancel,
+    queue_position,
+)
 from composer.models import Job
 from composer.publish import PublishError, job_publish
 from composer.results import result_filename
@@ -25,7 +31,7 @@ def owned_job(request, pk: int) -> Job:
 @login_required
 def job_list(request):
     mine = Job.objects.filter(owner=request.user)
-    jobs_reap(mine)
+    jobs_maintain(mine)
     jobs = mine.annotate(n_inputs=Count("inputs"))[:200]
     return render(request, "composer/job_list.html", {"jobs": jobs, "kinds": Job.Kind})
 
@@ -40,20 +46,44 @@ def job_new(request, kind: str):
         raise Http404("no such kind of job")
     if request.method == "POST":
         form = form_class(request.POST, request.FILES, user=request.user)
-        if form.is_valid():
-            job = form.launch()
-            messages.success(request, f"Job #{job.pk} launched.")
-            return redirect(job)
+        # The limit first: a user at their limit costs no validation of adapters.
+        refusal = active_limit_message(request.user)
+        if refusal is None and form.is_valid():
+            try:
+                job = form.launch()
+            except JobLimitReached as exc:
+                refusal = str(exc)
+            else:
+                return launched(request, job)
+        if refusal:  # the form comes back as it was filled in, unvalidated
+            initial = {"adapters": request.POST.getlist("adapters")}
+            initial |= {k: v for k, v in request.POST.items() if k != "adapters"}
+            form = form_class(initial=initial, user=request.user)
+            return render(request, "composer/job_new.html", new_context(form, kind, refusal), 429)
     else:
         # A link may preset the adapters and, for LoraHub, the examples (the demo's do).
         initial = {"adapters": request.GET.getlist("adapters")}
         initial |= {k: request.GET[k] for k in ("examples", "heldout") if k in request.GET}
         form = form_class(initial=initial, user=request.user)
-    return render(
-        request,
-        "composer/job_new.html",
-        {"form": form, "kind": kind, "kind_label": Job.Kind(kind).label, "kinds": Job.Kind},
-    )
+    return render(request, "composer/job_new.html", new_context(form, kind))
+
+
+def new_context(form, kind: str, refusal: str = "") -> dict:
+    label = Job.Kind(kind).label
+    return {"form": form, "kind": kind, "kind_label": label, "kinds": Job.Kind, "refusal": refusal}
+
+
+def launched(request, job: Job):
+    job.refresh_from_db()
+    if job.sent_at is None and job.status == Job.Status.QUEUED:
+        messages.warning(
+            request,
+            f"Job #{job.pk} is saved, but the job queue could not be reached just now; "
+            "it is sent to the workers as soon as the queue is back, nothing to do.",
+        )
+    else:
+        messages.success(request, f"Job #{job.pk} launched.")
+    return redirect(job)
 
 
 def status_context(job: Job, publish_form=None) -> dict:
@@ -67,6 +97,7 @@ def status_context(job: Job, publish_form=None) -> dict:
         "evaluation": evaluation_rows((job.result or {}).get("evaluation")),
         "predictions": prediction_rows((job.result or {}).get("evaluation")),
         "publish_form": publish_form or PublishForm(job=job),
+        "queue_position": queue_position(job) if job.status == Job.Status.QUEUED else None,
     }
 
 
@@ -98,7 +129,8 @@ def job_detail(request, pk: int):
 def job_status(request, pk: int):
     """The live part of the job page, polled by htmx until the job is finished."""
     job = owned_job(request, pk)
-    if job.status == Job.Status.RUNNING and jobs_reap(Job.objects.filter(pk=job.pk)):
+    if job.status in (Job.Status.RUNNING, Job.Status.QUEUED):
+        jobs_maintain(Job.objects.filter(pk=job.pk))
         job.refresh_from_db()
     return render(request, "composer/_status.html", status_context(job))
 

@@ -89,6 +89,9 @@ DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
         conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+        # A connection kept across requests is checked before reuse: a database restart
+        # or a dropped connection costs a reconnect, not a 500.
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -139,7 +142,9 @@ STORAGES = {
 
 # Uploads stream to temporary files past this size instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
-FILE_UPLOAD_TEMP_DIR = os.environ.get("FILE_UPLOAD_TEMP_DIR") or None
+# A folder of their own, so `manage.py blobs_sweep` can remove what killed requests left.
+FILE_UPLOAD_TEMP_DIR = Path(os.environ.get("FILE_UPLOAD_TEMP_DIR") or VAR_DIR / "uploads")
+FILE_UPLOAD_TEMP_DIR.mkdir(parents=True, exist_ok=True)
 DATA_UPLOAD_MAX_NUMBER_FILES = 20
 # Largest request body of a view that declares no other limit (hub.uploads.body_limit).
 LORAHUB_MAX_BODY_BYTES = env_int("LORAHUB_MAX_BODY_BYTES", 1024 * 1024)
@@ -162,6 +167,15 @@ LORAHUB_UPSTREAM_ENDPOINT = os.environ.get(
 LORAHUB_DEMO_DIR = Path(os.environ.get("LORAHUB_DEMO_DIR", VAR_DIR / "demo"))
 
 # Celery. The default broker is the file system: no server needed for `make run`.
+# With Redis, a frozen or unreachable broker fails a send in seconds instead of hanging a
+# request (the job stays queued and is sent later), and dead connections are noticed.
+BROKER_REDIS_TIMEOUTS = {
+    "socket_connect_timeout": float(os.environ.get("CELERY_BROKER_CONNECT_TIMEOUT", "3")),
+    "socket_timeout": float(os.environ.get("CELERY_BROKER_SOCKET_TIMEOUT", "5")),
+    "socket_keepalive": True,
+    "health_check_interval": 25,
+}
+CELERY_BROKER_CONNECTION_TIMEOUT = BROKER_REDIS_TIMEOUTS["socket_connect_timeout"]
 _broker_dir = VAR_DIR / "broker"
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
@@ -178,14 +192,18 @@ else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # Longer than the hard time limit, so a long job is not redelivered while it runs.
         "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 4 * 3600),
+        **BROKER_REDIS_TIMEOUTS,
     }
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TRACK_STARTED = True
-CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 3 * 3600)
-CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 3 * 3600 + 300)
+# Time limits are the worker's own (messages are sent by task name and carry none): a job
+# past the soft limit fails with that reason; past the hard one its process is killed and
+# the job failed once, not retried. 0 turns a limit off.
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 3 * 3600) or None
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 3 * 3600 + 300) or None
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Composition jobs go to the GPU workers' queue (a separate name isolates a pool of workers).
 COMPOSER_QUEUE = os.environ.get("COMPOSER_QUEUE", "gpu")
@@ -219,3 +237,16 @@ COMPOSER_BASE_MODEL_ENDPOINT = os.environ.get(
     "COMPOSER_BASE_MODEL_ENDPOINT", "http://127.0.0.1:8000"
 ).rstrip("/")
 COMPOSER_BASE_MODEL_CACHE_BYTES = env_int("COMPOSER_BASE_MODEL_CACHE_BYTES", 50 * 1024**3)
+# A queued job whose message went out longer ago than this is sent again (a broker that
+# lost its data); one never sent (broker unreachable at submit) at the next maintenance.
+COMPOSER_QUEUED_STALE_SECONDS = float(os.environ.get("COMPOSER_QUEUED_STALE_SECONDS", "300"))
+COMPOSER_RESEND_BATCH = env_int("COMPOSER_RESEND_BATCH", 500)
+# Every worker settles dead workers' jobs and re-sends lost messages this often.
+COMPOSER_MAINTENANCE_SECONDS = float(
+    os.environ.get("COMPOSER_MAINTENANCE_SECONDS", COMPOSER_HEARTBEAT_STALE_SECONDS / 4)
+)
+# ... and removes leftovers (composer/sweep.py) older than the grace period this often.
+COMPOSER_SWEEP_SECONDS = float(os.environ.get("COMPOSER_SWEEP_SECONDS", "3600"))
+COMPOSER_SWEEP_GRACE_SECONDS = float(os.environ.get("COMPOSER_SWEEP_GRACE_SECONDS", "86400"))
+# Jobs one user may have queued or running at once; the queue takes users in turn.
+COMPOSER_MAX_ACTIVE_JOBS_PER_USER = env_int("COMPOSER_MAX_ACTIVE_JOBS_PER_USER", 4)

@@ -105,7 +105,7 @@ def blobs_sweep(grace: timedelta) -> list[str]:
     """
     cutoff = timezone.now() - grace
     swept = []
-    for folder, names in _stored_folders(BLOBS_DIR):
+    for folder, names in stored_folders(BLOBS_DIR):
         paths = [f"{folder}/{name}" for name in names]
         known = Blob.objects.filter(storage_name__in=paths).values_list("storage_name", flat=True)
         known = set(known)
@@ -119,7 +119,7 @@ def blobs_sweep(grace: timedelta) -> list[str]:
     return swept
 
 
-def _stored_folders(folder: str) -> Iterator[tuple[str, list[str]]]:
+def stored_folders(folder: str) -> Iterator[tuple[str, list[str]]]:
     """(folder, its file names) for `folder` and every folder below it, in storage."""
     if not default_storage.exists(folder):
         return
@@ -127,4 +127,4 @@ def _stored_folders(folder: str) -> Iterator[tuple[str, list[str]]]:
     if files:
         yield folder, files
     for sub in subfolders:
-        yield from _stored_folders(f"{folder}/{sub}")
+        yield from stored_folders(f"{folder}/{sub}")

@@ -293,7 +293,7 @@ def test_sweep_deletes_files_of_rolled_back_uploads_only(
     out = StringIO()
     call_command("blobs_sweep", "--grace-minutes", "30", stdout=out)
     assert stored() == kept
-    assert f"{len(orphans)} unreferenced file(s) deleted" in out.getvalue()
+    assert f"blobs: {len(orphans)} deleted" in out.getvalue()
     # What is left still downloads.
     for blob in Blob.objects.all():
         assert (media_root / blob.storage_name).stat().st_size == blob.size

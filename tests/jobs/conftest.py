@@ -2,6 +2,7 @@
 
 import time
 import uuid
+from contextlib import contextmanager
 
 import pytest
 from django.db import connection
@@ -55,9 +56,9 @@ def worker_factory(django_db_setup, django_db_blocker, broker_url, job_queue, wo
         require(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL) for a real worker")
     started = []
 
-    def start(**env) -> Worker:
+    def start(broker=None, **env) -> Worker:
         w = Worker(
-            broker_url,
+            broker or broker_url,
             worker_dirs / "media",
             worker_dirs / "work",
             worker_dirs / "logs",
@@ -74,19 +75,33 @@ def worker_factory(django_db_setup, django_db_blocker, broker_url, job_queue, wo
         w.stop()
 
 
-@pytest.fixture(scope="module")
-def test_broker(broker_url, job_queue):
-    """This process sends its Celery messages to the test Redis and the session's queue."""
+@contextmanager
+def celery_sending_to(broker_url: str, queue: str):
+    """This process sends its Celery messages to `broker_url`, on `queue`."""
+    from django.conf import settings
+
     from config.celery import app
 
     saved = app.conf.broker_url, app.conf.broker_transport_options, app.conf.task_routes
     app.conf.broker_url = broker_url
-    app.conf.broker_transport_options = {"visibility_timeout": 3600}
-    app.conf.task_routes = {"composer.tasks.*": {"queue": job_queue}}
+    app.conf.broker_transport_options = {
+        "visibility_timeout": 3600,
+        **settings.BROKER_REDIS_TIMEOUTS,
+    }
+    app.conf.task_routes = {"composer.tasks.*": {"queue": queue}}
     _reset_producers(app)
-    yield broker_url
-    app.conf.broker_url, app.conf.broker_transport_options, app.conf.task_routes = saved
-    _reset_producers(app)
+    try:
+        yield broker_url
+    finally:
+        app.conf.broker_url, app.conf.broker_transport_options, app.conf.task_routes = saved
+        _reset_producers(app)
+
+
+@pytest.fixture(scope="module")
+def test_broker(broker_url, job_queue):
+    """This process sends its Celery messages to the test Redis and the session's queue."""
+    with celery_sending_to(broker_url, job_queue):
+        yield broker_url
 
 
 def _reset_producers(app) -> None:

@@ -8,10 +8,17 @@ import pytest
 from django.utils import timezone
 
 from composer.lifecycle import (
+    JobLimitReached,
+    job_check_limit,
     job_claim,
+    job_claim_next,
     job_finish,
+    job_mark_sent,
     job_request_cancel,
     jobs_reap,
+    jobs_to_send,
+    queue_order,
+    queue_position,
 )
 from composer.models import Job
 
@@ -52,11 +59,12 @@ def test_finished_or_cancelled_jobs_are_not_claimed(job):
     assert job_claim(123456, device="cpu") is None
 
 
-def test_redelivered_message_of_a_dead_worker_resumes_within_attempts(job, settings):
+def test_a_dead_workers_job_resumes_within_attempts(job, settings):
     settings.COMPOSER_JOB_MAX_ATTEMPTS = 2
     claimed = job_claim(job.pk, device="cpu")
     Job.objects.filter(pk=job.pk).update(worker_pid=dead_pid(), step=7)
-    again = job_claim(job.pk, device="cpu")
+    assert jobs_reap() == {job.pk: Status.QUEUED}
+    again = job_claim_next(device="cpu")
     assert again is not None
     assert (again.status, again.attempts, again.worker_pid, again.step) == (
         Status.RUNNING,
@@ -72,16 +80,15 @@ def test_dead_worker_after_last_attempt_fails_with_a_reason(job, settings):
     settings.COMPOSER_JOB_MAX_ATTEMPTS = 1
     job_claim(job.pk, device="cpu")
     Job.objects.filter(pk=job.pk).update(worker_pid=dead_pid())
-    assert job_claim(job.pk, device="cpu") is None
+    assert jobs_reap() == {job.pk: Status.FAILED}
+    assert job_claim_next(device="cpu") is None
     job.refresh_from_db()
     assert job.status == Status.FAILED
     assert "stopped unexpectedly" in job.error and "attempt 1 of 1" in job.error
     assert job.finished_at is not None
 
 
-def test_reaper_requeues_stale_jobs_and_leaves_live_ones(
-    alice, settings, django_capture_on_commit_callbacks
-):
+def test_reaper_requeues_stale_jobs_and_leaves_live_ones(alice, settings):
     settings.COMPOSER_JOB_MAX_ATTEMPTS = 2
     settings.COMPOSER_HEARTBEAT_STALE_SECONDS = 60
     now = timezone.now()
@@ -93,10 +100,8 @@ def test_reaper_requeues_stale_jobs_and_leaves_live_ones(
     live = Job.objects.create(
         **common, worker_host="gpu-7", worker_pid=1, heartbeat_at=now - timedelta(seconds=5)
     )
-    with django_capture_on_commit_callbacks() as callbacks:
-        outcome = jobs_reap()
-    assert outcome == {stale.pk: Status.QUEUED}
-    assert len(callbacks) == 1  # the re-queued job is sent again after commit
+    assert jobs_reap() == {stale.pk: Status.QUEUED}
+    assert jobs_to_send() == [stale.pk]  # re-queued, its message is sent again
     stale.refresh_from_db()
     live.refresh_from_db()
     assert stale.status == Status.QUEUED and "gpu-7" in stale.notes[0]
@@ -121,8 +126,62 @@ def test_an_attempt_that_lost_its_job_cannot_finish_it(job, settings):
     first = job_claim(job.pk, device="cpu")
     Job.objects.filter(pk=job.pk).update(worker_pid=dead_pid())
     first.worker_pid = Job.objects.get(pk=job.pk).worker_pid
+    jobs_reap()
     second = job_claim(job.pk, device="cpu")
     assert not job_finish(first, Status.SUCCEEDED)
     assert job_finish(second, Status.SUCCEEDED)
     job.refresh_from_db()
     assert job.status == Status.SUCCEEDED and job.attempts == 2
+
+
+def queued(owner, minutes_ago: float) -> Job:
+    at = timezone.now() - timedelta(minutes=minutes_ago)
+    return Job.objects.create(owner=owner, kind=Job.Kind.LEGO, queued_at=at)
+
+
+def test_the_queue_takes_users_in_turn(alice, bob, django_user_model):
+    carol = django_user_model.objects.create_user("carol", password="pw")
+    # alice queued three jobs first, then bob and carol one each; carol has one running.
+    a = [queued(alice, 10 - i) for i in range(3)]
+    b = queued(bob, 5)
+    c = queued(carol, 4)
+    Job.objects.create(owner=carol, kind=Job.Kind.LEGO, status=Status.RUNNING)
+    order = list(queue_order().values_list("pk", flat=True))
+    assert order == [a[0].pk, b.pk, a[1].pk, c.pk, a[2].pk]
+    assert [queue_position(j) for j in (a[0], b, a[1], c, a[2])] == [1, 2, 3, 4, 5]
+    # Workers take them in that order, each job once.
+    claimed = [job_claim_next(device="cpu") for _ in range(6)]
+    assert [j.pk if j else None for j in claimed] == [*order, None]
+    assert queue_position(a[0]) is None
+
+
+def test_unsent_and_stale_queued_jobs_are_sent_again(alice, settings):
+    settings.COMPOSER_QUEUED_STALE_SECONDS = 60
+    never_sent = queued(alice, 1)
+    sent_long_ago = queued(alice, 30)
+    sent_now = queued(alice, 30)
+    for job in (sent_long_ago, sent_now):
+        job_mark_sent(job.pk, "t")
+    Job.objects.filter(pk=sent_long_ago.pk).update(sent_at=timezone.now() - timedelta(seconds=61))
+    assert jobs_to_send() == [sent_long_ago.pk, never_sent.pk]
+
+
+def test_a_job_killed_past_its_time_limit_fails_once_with_that_reason(job, settings):
+    settings.COMPOSER_JOB_MAX_ATTEMPTS = 3
+    settings.CELERY_TASK_TIME_LIMIT = 60
+    job_claim(job.pk, device="cpu")
+    started = timezone.now() - timedelta(seconds=61)
+    Job.objects.filter(pk=job.pk).update(worker_pid=dead_pid(), started_at=started)
+    assert jobs_reap() == {job.pk: Status.FAILED}
+    job.refresh_from_db()
+    assert job.attempts == 1 and "ran past its time limit (60 s" in job.error
+
+
+def test_a_user_at_the_job_limit_is_refused(alice, bob, settings):
+    settings.COMPOSER_MAX_ACTIVE_JOBS_PER_USER = 2
+    queued(alice, 1)
+    Job.objects.create(owner=alice, kind=Job.Kind.LEGO, status=Status.RUNNING)
+    Job.objects.create(owner=alice, kind=Job.Kind.LEGO, status=Status.FAILED)
+    with pytest.raises(JobLimitReached, match=r"2 jobs queued or running.*\(2\)"):
+        job_check_limit(alice)
+    job_check_limit(bob)

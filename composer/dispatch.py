@@ -1,0 +1,53 @@
+"""Sending jobs to the workers: the one module that talks to the broker.
+
+A message is a turn for one queued job: the worker that receives it claims the next job in
+the queue's fair order (composer.lifecycle.job_claim_next). Messages go out by task name,
+so they carry none of the sender's time limits: the limits are the worker's own.
+
+A job's row is the source of truth and its message is disposable. Whatever loses messages
+(a broker unreachable at submit, a Redis restarted without its data, a re-queue after a dead
+worker) leaves the job QUEUED with an old or empty `sent_at`, and `jobs_maintain`, run by
+every worker on its own schedule, sends it again.
+"""
+
+import logging
+
+from celery import current_app
+from django.db import transaction
+
+from composer.lifecycle import job_mark_sent, jobs_reap, jobs_to_send
+
+log = logging.getLogger(__name__)
+TASK = "composer.tasks.run_job"
+
+
+def job_send(job_id: int) -> bool:
+    """Send one message for the job; False when the broker could not be reached (the job
+    stays QUEUED and unsent; a later `jobs_maintain` sends it)."""
+    try:
+        # One try: the broker's socket timeouts bound it, and the re-send is the retry.
+        result = current_app.send_task(TASK, (job_id,), retry=False)
+    except Exception:
+        log.warning("job %s: the broker could not be reached; sent later", job_id, exc_info=True)
+        return False
+    job_mark_sent(job_id, result.id)
+    return True
+
+
+def job_enqueue(job) -> None:
+    """Send the job's message once the transaction that created the job has committed."""
+    transaction.on_commit(lambda: job_send(job.pk))
+
+
+def jobs_maintain(queryset=None) -> dict:
+    """Settle jobs of dead workers, then (re)send every queued job whose message may be
+    gone; stops sending at the first failure (the broker is away: the next round retries)."""
+    reaped = jobs_reap(queryset)
+    sent = []
+    for job_id in jobs_to_send(queryset):
+        if not job_send(job_id):
+            break
+        sent.append(job_id)
+    if sent:
+        log.info("sent again: jobs %s", sent)
+    return {"reaped": reaped, "sent": sent}

@@ -1,0 +1,277 @@
+"""Jobs are never lost, with real workers on a Redis of this module's own (flushed, frozen
+and restarted here, never the shared one): lost messages are sent again, an unreachable
+broker at submit keeps the job, limits are the worker's, a dropped database connection
+costs nothing, every worker settles dead workers' jobs (on any host) and sweeps leftovers
+by itself, and two workers given messages for the same job run it once."""
+
+import os
+import shutil
+import time
+from datetime import timedelta
+
+import psycopg
+import pytest
+from django.db import close_old_connections, connection
+from django.urls import reverse
+from django.utils import timezone
+
+from composer.dispatch import job_send
+from composer.engine.examples import Example
+from composer.launch import job_launch
+from composer.lifecycle import job_request_cancel
+from composer.models import Job
+from tests.jobs.conftest import _reset_producers, celery_sending_to, job_wait, wait_for
+from tests.jobs.redis_server import RedisServer
+from tests.services import require
+
+pytestmark = [pytest.mark.celery, pytest.mark.django_db(transaction=True)]
+Status = Job.Status
+EXAMPLES = [Example("abc", "cba"), Example("hello", "olleh"), Example("lora", "arol")]
+LONG = 5000  # steps: tens of seconds on the tiny model, always cancelled or stopped first
+
+
+@pytest.fixture(scope="module")
+def own_redis(tmp_path_factory):
+    require(shutil.which("redis-server") is not None, "redis-server")
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def own_broker(own_redis, job_queue):
+    with celery_sending_to(own_redis.url, job_queue):
+        yield own_redis
+
+
+@pytest.fixture
+def storage_dirs(settings, own_broker, worker_dirs):
+    """Catalog files go where the workers read them; messages go to this module's Redis."""
+    settings.MEDIA_ROOT = worker_dirs / "media"
+    settings.COMPOSER_WORK_DIR = worker_dirs / "work"
+    own_broker.cli("flushall")
+    from config.celery import app
+
+    _reset_producers(app)
+
+
+@pytest.fixture
+def start_worker(worker_factory, own_broker, storage_dirs):
+    """Workers on this module's Redis, stopped at the end of the test."""
+    started = []
+
+    def start(**env):
+        env = {"COMPOSER_MAINTENANCE_SECONDS": 1, **env}
+        w = worker_factory(broker=own_broker.url, **env)
+        started.append(w)
+        return w
+
+    yield start
+    for w in started:
+        w.stop()
+
+
+def lorahub(owner, catalog, budget: int) -> Job:
+    return job_launch(
+        owner=owner,
+        kind=Job.Kind.LORAHUB,
+        versions=[catalog[n].current_version for n in ("t5-a", "t5-b")],
+        parameters={"budget": budget, "seed": 0, "optimizer": "NGOpt"},
+        base_model=catalog["t5-a"].base_model,
+        examples=EXAMPLES,
+    )
+
+
+def running_at_step(job, step: int, worker) -> Job:
+    def ready():
+        job.refresh_from_db()
+        return job.status == Status.RUNNING and job.step >= step
+
+    wait_for(ready, 180, message=f"job {job.pk} never ran\n{worker.log_tail()}")
+    return job
+
+
+def logs(*workers) -> str:
+    return "".join(w.log_path.read_text(errors="replace") for w in workers)
+
+
+def test_jobs_whose_messages_were_lost_run_when_sent_again(
+    own_broker, job_queue, start_worker, client, alice, catalog
+):
+    jobs = [lorahub(alice, catalog, budget=3) for _ in range(3)]
+    assert own_broker.cli("llen", job_queue) == "3"
+    assert all(Job.objects.get(pk=j.pk).sent_at for j in jobs)
+    # Waiting: the page says for how long and where in the queue.
+    client.force_login(alice)
+    page = client.get(reverse("composer:status", args=[jobs[2].pk])).content.decode()
+    assert 'id="job-position">3</dd>' in page and 'id="job-wait"' in page
+
+    own_broker.restart()  # without its data: the three messages are gone
+    assert own_broker.cli("llen", job_queue) == "0"
+    worker = start_worker(COMPOSER_QUEUED_STALE_SECONDS=2)
+    for job in jobs:
+        job_wait(job, Job.FINISHED, timeout=120, worker=worker)
+        assert (job.status, job.attempts) == (Status.SUCCEEDED, 1), job.error
+
+
+def test_a_submit_that_cannot_reach_the_broker_keeps_the_job_and_sends_it_later(
+    own_broker, start_worker, client, alice, catalog
+):
+    client.force_login(alice)
+    data = {
+        "candidates": "pick",
+        "adapters": [catalog[n].pk for n in ("t5-a", "t5-b")],
+        "top_n": 2,
+        "examples": "abc\tcba\nhello\tolleh\n",
+        "budget": 3,
+        "seed": 0,
+        "optimizer": "NGOpt",
+    }
+    own_broker.freeze()  # accepts connections, never answers
+    try:
+        began = time.monotonic()
+        r = client.post(reverse("composer:new", args=["lorahub"]), data, follow=True)
+        took = time.monotonic() - began
+    finally:
+        own_broker.thaw()
+    # Bounded by the broker's timeouts (3 s to connect, 5 s a read), not hanging for minutes.
+    assert took < 60
+    job = Job.objects.get()
+    assert (job.status, job.sent_at, job.error) == (Status.QUEUED, None, "")
+    page = r.content.decode()
+    assert r.status_code == 200 and r.redirect_chain[0][0] == job.get_absolute_url()
+    assert "the job queue could not be reached just now" in page
+    assert f"Job #{job.pk} launched" not in page and 'id="job-unsent"' in page
+
+    worker = start_worker()  # the broker is back: the worker sends the job and runs it
+    job_wait(job, Job.FINISHED, timeout=120, worker=worker)
+    assert (job.status, job.attempts) == (Status.SUCCEEDED, 1), job.error
+    assert job.sent_at is not None
+
+
+def test_two_workers_given_messages_for_the_same_job_run_it_once(start_worker, alice, catalog):
+    first, second = start_worker(), start_worker()
+    job = lorahub(alice, catalog, budget=LONG)
+    holder = running_at_step(job, 2, first)
+    job_send(job.pk)  # a duplicate message: the idle worker receives it
+    wait_for(
+        lambda: "no queued job left to run" in logs(first, second),
+        120,
+        message=f"the duplicate was never received\n{logs(first, second)[-4000:]}",
+    )
+    job_request_cancel(job)
+    job_wait(job, Job.FINISHED, timeout=120)
+    text = logs(first, second)
+    assert text.count("composer.tasks.run_job[") >= 2  # both received a message
+    assert text.count(f"job {job.pk}: started") == 1
+    assert (job.status, job.attempts, job.worker_pid) == (Status.CANCELLED, 1, holder.worker_pid)
+
+
+def test_every_worker_settles_dead_workers_on_any_host_and_sweeps_by_itself(
+    start_worker, alice, worker_dirs
+):
+    scratch = worker_dirs / "work" / "jobs" / "job-999999-killed"
+    scratch.mkdir(parents=True, exist_ok=True)
+    (scratch / "partial.safetensors").write_bytes(b"x" * 100)
+    two_hours_ago = time.time() - 7200
+    os.utime(scratch, (two_hours_ago, two_hours_ago))
+    worker = start_worker(
+        COMPOSER_HEARTBEAT_STALE_SECONDS=5,
+        COMPOSER_JOB_MAX_ATTEMPTS=2,
+        COMPOSER_SWEEP_SECONDS=1,
+        COMPOSER_SWEEP_GRACE_SECONDS=3600,
+    )
+    # After the worker started: a job on another machine whose worker stops beating. Its pid
+    # is alive here (the worker's own), so only the heartbeat can tell, and no page is open.
+    now = timezone.now()
+    job = Job.objects.create(
+        owner=alice,
+        kind=Job.Kind.LEGO,
+        status=Status.RUNNING,
+        attempts=2,
+        worker_host="gpu-elsewhere",
+        worker_pid=worker.proc.pid,
+        started_at=now,
+        heartbeat_at=now,
+    )
+    job_wait(job, Job.FINISHED, timeout=90, worker=worker)
+    assert job.status == Status.FAILED and "gpu-elsewhere" in job.error
+    assert "attempt 2 of 2" in job.error
+    wait_for(lambda: not scratch.exists(), 60, message=f"not swept\n{worker.log_tail()}")
+
+
+def test_time_limits_are_the_workers_and_a_job_past_one_fails_once(
+    start_worker, alice, catalog, settings
+):
+    assert settings.CELERY_TASK_SOFT_TIME_LIMIT >= 3600  # the sender's limits: hours
+    soft = start_worker(CELERY_TASK_SOFT_TIME_LIMIT=3, CELERY_TASK_TIME_LIMIT=600)
+    job = job_wait(lorahub(alice, catalog, budget=LONG), Job.FINISHED, timeout=120, worker=soft)
+    assert (job.status, job.attempts) == (Status.FAILED, 1)
+    assert "ran past its time limit (3 s on its worker)" in job.error
+    soft.stop()
+
+    # Only a hard limit: the worker kills the job's process; the job is not retried.
+    hard = start_worker(
+        CELERY_TASK_SOFT_TIME_LIMIT=0, CELERY_TASK_TIME_LIMIT=4, COMPOSER_JOB_MAX_ATTEMPTS=2
+    )
+    job = job_wait(lorahub(alice, catalog, budget=LONG), Job.FINISHED, timeout=120, worker=hard)
+    assert (job.status, job.attempts) == (Status.FAILED, 1), job.error
+    assert "ran past its time limit (4 s on its worker)" in job.error
+
+
+def test_the_heartbeat_alone_keeps_a_long_running_job_alive(start_worker, alice, catalog):
+    stale = 6
+    worker = start_worker(
+        COMPOSER_PROGRESS_SECONDS=100000,  # no progress writes: only the heartbeat thread
+        COMPOSER_HEARTBEAT_STALE_SECONDS=stale,
+        COMPOSER_JOB_MAX_ATTEMPTS=1,
+    )
+    job = running_at_step(lorahub(alice, catalog, budget=LONG), 1, worker)
+    first, beats = job.heartbeat_at, set()
+
+    def alive_long_enough():
+        job.refresh_from_db()
+        beats.add(job.heartbeat_at)
+        if job.status != Status.RUNNING:
+            return True
+        return job.heartbeat_at - first > timedelta(seconds=2 * stale)
+
+    wait_for(alive_long_enough, 180, interval=0.5, message=worker.log_tail())
+    assert job.status == Status.RUNNING and job.attempts == 1, job.error
+    assert len(beats) >= 4 and job.step < LONG
+    job_request_cancel(job)
+    job_wait(job, Job.FINISHED, timeout=120, worker=worker)
+    assert job.status == Status.CANCELLED
+
+
+def terminate_other_connections() -> int:
+    """Drop every other session on the test database (the worker's), as a restart would."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
+def test_progress_and_heartbeat_survive_a_dropped_database_connection(start_worker, alice, catalog):
+    worker = start_worker(COMPOSER_JOB_MAX_ATTEMPTS=1)
+    job = running_at_step(lorahub(alice, catalog, budget=LONG), 2, worker)
+    assert terminate_other_connections() >= 1
+    dropped_at = job.step
+    running_at_step(job, dropped_at + 20, worker)  # progress written after the drop
+    job_request_cancel(job)
+    job_wait(job, Job.FINISHED, timeout=120, worker=worker)
+    assert (job.status, job.attempts, job.error) == (Status.CANCELLED, 1, "")
+    assert "reconnecting" in worker.log_tail(200000)
+
+
+def test_the_web_checks_a_kept_connection_before_using_it(alice):
+    connection.ensure_connection()
+    pid = connection.connection.info.backend_pid
+    dsn = connection.connection.info.dsn
+    with psycopg.connect(dsn, autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [pid])
+    close_old_connections()  # what Django does at the start of every request
+    assert Job.objects.count() == 0  # a new connection, not a 500
+    assert connection.connection.info.backend_pid != pid
