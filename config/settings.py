@@ -65,6 +65,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # After CommonMiddleware (APPEND_SLASH sees the 404) and auth (the page's menu).
+    "hub.middleware.SiteNotFoundMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"

@@ -9,3 +9,6 @@ urlpatterns = [
     path("", include("hfapi.urls")),
     path("", include("hub.urls")),
 ]
+
+handler404 = "hub.views.errors.page_not_found"
+handler500 = "hub.views.errors.server_error"

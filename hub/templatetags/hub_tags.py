@@ -36,3 +36,15 @@ def number(value) -> str:
 def as_list(value) -> list:
     """target_modules is a list of names (shown sorted: peft saves a set) or one regex."""
     return [value] if isinstance(value, str) else sorted(value or [])
+
+
+@register.simple_tag(takes_context=True)
+def return_path(context) -> str:
+    """Where "Log in" and "Sign up" send the visitor back to: this page, or on the account
+    pages themselves the page that sent them there."""
+    request = context.get("request")
+    if request is None:
+        return ""
+    if request.path.startswith("/accounts/"):
+        return request.GET.get("next", "")
+    return request.get_full_path()

@@ -37,6 +37,7 @@ def home(request):
             "recent": visible.order_by("-created", "name")[:6],
             "base_models": choices["base_model_counts"][:8],
             "adapter_count": choices["count"],
+            "search_words": [t.name for t in choices["tags"][:3]],
         },
     )
 

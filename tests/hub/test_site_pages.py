@@ -1,0 +1,187 @@
+"""Every page at phone and desktop widths in a real Chromium: nothing scrolls sideways, the
+menu folds behind a button on phones, the site's own 404 page, sign-up keeps ?next=."""
+
+import pytest
+from django.urls import reverse
+
+from composer.models import Job, JobInput
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("django_sync_under_playwright"),
+]
+PHONE, DESKTOP = {"width": 390, "height": 844}, {"width": 1366, "height": 800}
+PASSWORD = "a-Long-pass-word-42"
+WIDE = "document.documentElement.scrollWidth <= window.innerWidth"
+
+
+def log_in(page, base_url, username):
+    page.goto(f"{base_url}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{base_url}/")
+
+
+def finished_job(owner, versions) -> Job:
+    """A finished LoraHub job as the worker leaves it: history, weights, evaluation."""
+    weights = [0.8, -0.35]
+    history = [
+        {"step": i, "loss": 3 - 0.1 * i, "best_loss": 3 - 0.1 * i, "weights": weights}
+        for i in range(1, 11)
+    ]
+    evaluation = {
+        "base": {"n": 2, "loss": 3.1, "exact_match": 0.0, "predictions": []},
+        "composed": {"n": 2, "loss": 1.2, "exact_match": 0.5, "predictions": []},
+    }
+    job = Job.objects.create(
+        owner=owner,
+        kind=Job.Kind.LORAHUB,
+        status=Job.Status.SUCCEEDED,
+        parameters={"budget": 10, "seed": 0, "optimizer": "NGOpt"},
+        step=10,
+        budget=10,
+        best_loss=2.0,
+        history=history,
+        best_weights=weights,
+        result={"weights": weights, "evaluation": evaluation},
+    )
+    for i, v in enumerate(versions):
+        JobInput.objects.create(job=job, position=i, version=v, label=f"alice/{v.adapter.name} v1")
+    return job
+
+
+@pytest.fixture
+def site(django_user_model, make_adapter):
+    alice = django_user_model.objects.create_user("alice", password=PASSWORD)
+    a = make_adapter(alice, "a-rather-long-adapter-name-for-phones", tags=["reverse", "vowels"])
+    b = make_adapter(alice, "second", tags=["reverse"])
+    job = finished_job(alice, [a.current_version, b.current_version])
+    return {"alice": alice, "adapter": a, "job": job}
+
+
+def page_paths(site) -> list[str]:
+    a, job = site["adapter"], site["job"]
+    args = [a.owner.username, a.name]
+    return [
+        "/",
+        reverse("hub:adapter_list"),
+        reverse("hub:adapter_list") + "?q=reverse",
+        reverse("hub:base_model_list"),
+        a.base_model.get_absolute_url(),
+        reverse("hub:user_detail", args=[a.owner.username]),
+        a.get_absolute_url(),
+        reverse("hub:adapter_new"),
+        reverse("hub:adapter_new_version", args=args),
+        reverse("hub:adapter_edit", args=args),
+        reverse("hub:adapter_delete", args=args),
+        reverse("composer:list"),
+        reverse("composer:new", args=["lorahub"]) + f"?adapters={a.pk}",
+        reverse("composer:new", args=["lego"]),
+        reverse("composer:new", args=["merge"]) + f"?adapters={a.pk}",
+        job.get_absolute_url(),
+        reverse("hfapi:tokens"),
+        reverse("hfapi:import"),
+        reverse("hfapi:push", args=args),
+        "/no/such/page/here",
+    ]
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["390px", "1366px"])
+def test_no_page_scrolls_sideways(browser, live_server, site, viewport):
+    context = browser.new_context(viewport=viewport)
+    page = context.new_page()
+    anonymous = ["/accounts/signup/", "/accounts/login/", "/", site["adapter"].get_absolute_url()]
+    for path in anonymous:
+        page.goto(live_server.url + path)
+        assert page.evaluate(WIDE), f"{path} scrolls sideways at {viewport['width']} px"
+    log_in(page, live_server.url, "alice")
+    for path in page_paths(site):
+        response = page.goto(live_server.url + path)
+        assert response.status < 500, path
+        assert page.evaluate(WIDE), f"{path} scrolls sideways at {viewport['width']} px"
+    context.close()
+
+
+def test_phone_menu_folds_behind_a_button(browser, live_server, site):
+    context = browser.new_context(viewport=PHONE)
+    page = context.new_page()
+    log_in(page, live_server.url, "alice")
+    jobs_link = page.locator("#nav-links").get_by_text("My jobs")
+    assert not jobs_link.is_visible()
+    page.click("button.nav-toggle")
+    assert jobs_link.is_visible()
+    assert page.get_attribute("button.nav-toggle", "aria-expanded") == "true"
+    jobs_link.click()
+    page.wait_for_url(f"{live_server.url}/jobs/")
+    context.close()
+
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    log_in(page, live_server.url, "alice")
+    assert not page.locator("button.nav-toggle").is_visible()
+    assert page.locator("#nav-links").get_by_text("My jobs").is_visible()
+    context.close()
+
+
+def test_sign_up_returns_to_the_page_that_asked(browser, live_server, site):
+    page = browser.new_page(viewport=PHONE)
+    adapter_url = site["adapter"].get_absolute_url()
+    page.goto(live_server.url + adapter_url)
+    page.click("button.nav-toggle")
+    page.click("#nav-links a:has-text('Sign up')")
+    page.fill("#id_username", "dave")
+    page.fill("#id_password1", PASSWORD)
+    page.fill("#id_password2", PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_url(live_server.url + adapter_url)
+    page.close()
+
+
+def test_sign_up_never_redirects_off_site(client, db):
+    response = client.post(
+        "/accounts/signup/?next=https://evil.example/",
+        {"username": "erin", "password1": PASSWORD, "password2": PASSWORD},
+    )
+    assert response.status_code == 302 and response.url == "/"
+
+
+def test_login_page_links_to_sign_up_with_next(client, db):
+    page = client.get("/accounts/login/?next=/jobs/").content.decode()
+    assert 'href="/accounts/signup/?next=/jobs/"' in page
+
+
+@pytest.mark.parametrize("debug", [True, False])
+def test_the_sites_own_404_without_the_url_list(client, settings, site, debug):
+    settings.DEBUG = debug
+    client.force_login(site["alice"])
+    for path in ("/no/such/page/here", "/alice/no-such-adapter", "/jobs/999999/"):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        page = response.content.decode()
+        assert "Page not found" in page and "URLconf" not in page, path
+    # A path missing only its slash is still redirected (APPEND_SLASH sees the 404).
+    assert client.get("/adapters").status_code == 301
+
+
+def test_api_404_stays_json(client, db, settings):
+    settings.DEBUG = True
+    response = client.get("/api/no-such-endpoint")
+    assert response.status_code == 404 and response.json() == {"error": "Not found"}
+
+
+def test_the_sites_own_500(client, db, settings):
+    from hub.views.errors import server_error
+
+    response = server_error(client.get("/").wsgi_request)
+    assert response.status_code == 500 and "Something went wrong" in response.content.decode()
+
+
+def test_home_says_what_a_visitor_can_do(client, site):
+    page = client.get("/").content.decode()
+    for what in ("Compose", "Merge", "Try"):
+        assert f"<h2>{what}</h2>" in page
+    # The placeholder suggests words that find something: the most used tags.
+    assert 'placeholder="Search 2 adapters: reverse, vowels…"' in page
+    assert '<a href="/adapters/?q=vowels">vowels</a>' in page
