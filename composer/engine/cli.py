@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     lego.add_argument("--max-iter", type=int, default=LegoParams.max_iter)
     lego.add_argument("--seed", type=int, default=0)
     lego.add_argument("--device", default=None)
+    _check_arguments(lego)
 
     merge = sub.add_parser("merge", help="baseline merges (peft's, and exact task arithmetic)")
     merge.add_argument("--method", required=True, choices=METHODS)
@@ -82,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--rank", type=int, default=None, help="svd family, task_arithmetic, knots")
     merge.add_argument("--seed", type=int, default=0)
     merge.add_argument("--out", required=True, metavar="DIR")
+    merge.add_argument("--device", default=None)
+    _check_arguments(merge)
 
     ev = sub.add_parser("evaluate", help="loss and exact match on examples")
     ev.add_argument("--base-model", required=True, metavar="DIR")
@@ -92,6 +95,23 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", type=int, default=16)
     ev.add_argument("--device", default=None)
     return p
+
+
+def _check_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("exact match of the parents and of the merge (optional)")
+    g.add_argument("--examples", nargs="+", metavar="FILE", help="one set, or one per adapter")
+    g.add_argument("--base-model", metavar="DIR", help="needed with --examples")
+    g.add_argument("--separator", default="", help="causal LMs: input/output glue")
+
+
+def _merge_check(args: argparse.Namespace):
+    from composer.engine.run import MergeCheck
+
+    if not args.examples:
+        return None
+    if not args.base_model:
+        raise ValueError("--examples needs --base-model to run the adapters")
+    return MergeCheck(args.base_model, args.examples, args.device, separator=args.separator)
 
 
 def _progress(info: StepInfo) -> None:
@@ -141,7 +161,7 @@ def run_command(args: argparse.Namespace) -> dict:
             seed=args.seed,
             device=args.device,
         )
-        return run.run_lego(args.adapters, args.out, params)
+        return run.run_lego(args.adapters, args.out, params, check=_merge_check(args))
     if args.command == "merge":
         return run.run_merge(
             args.method,
@@ -151,6 +171,7 @@ def run_command(args: argparse.Namespace) -> dict:
             density=args.density,
             rank=args.rank,
             seed=args.seed,
+            check=_merge_check(args),
         )
     return run.run_evaluate(
         args.base_model,
