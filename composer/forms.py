@@ -5,7 +5,6 @@ example format and limits, parameter ranges), so a job that cannot work is never
 from django import forms
 
 from composer.engine.baselines import DEFAULT_DENSITY, DENSITY_METHODS, METHODS
-from composer.inputs import version_dir
 from composer.launch import job_launch, version_label
 from composer.models import Job
 from hub.models import Adapter, BaseModel
@@ -29,19 +28,19 @@ class AdapterChoiceField(forms.ModelMultipleChoiceField):
         return f"{obj.full_name} — {obj.base_model.identifier}, r={v.r}, {obj.downloads} downloads"
 
 
-def check_versions(versions, method: str) -> str | None:
-    """The engine's compatibility verdict on the versions' files; None when they fit."""
-    from composer.engine.adapters import AdapterError, load_adapter
+def check_versions(versions, method: str, base_model=None) -> str | None:
+    """The engine's compatibility verdict on the versions, from their safetensors headers
+    (no tensors loaded, no files copied), and against the base model's weight shapes when
+    its files are known; None when they fit."""
     from composer.engine.compat import IncompatibleAdapters, check_compatible
+    from hub.services.shapes import check_fits_base_model, version_shapes
 
     try:
-        adapters = []
-        for v in versions:
-            adapter = load_adapter(version_dir(v))
-            adapter.name = version_label(v)
-            adapters.append(adapter)
+        adapters = [version_shapes(v, version_label(v)) for v in versions]
         check_compatible(adapters, method=method)
-    except (AdapterError, IncompatibleAdapters) as exc:
+        if base_model is not None:
+            check_fits_base_model(adapters, base_model)
+    except IncompatibleAdapters as exc:
         return f"These adapters cannot be combined: {exc}"
     return None
 
@@ -91,7 +90,7 @@ class JobForm(forms.Form):
             raise forms.ValidationError(f"The adapters are for different base models: {names}.")
         self.base_model = bases.pop()
         self.versions = [a.current_version for a in adapters]
-        problem = check_versions(self.versions, self.method_name(cleaned))
+        problem = check_versions(self.versions, self.method_name(cleaned), self.base_model)
         if problem:
             raise forms.ValidationError(problem)
         return cleaned
@@ -230,16 +229,16 @@ class LoraHubForm(JobForm):
 
 def top_compatible(user, base_model, n: int) -> list:
     """The `n` most downloaded visible adapters for `base_model` that fit with the first."""
-    from composer.engine.adapters import AdapterError, load_adapter
     from composer.engine.compat import IncompatibleAdapters, check_compatible
+    from hub.services.shapes import version_shapes
 
     chosen, first = [], None
     for adapter in visible_adapters(user).filter(base_model=base_model)[: 4 * n]:
         try:
-            loaded = load_adapter(version_dir(adapter.current_version))
+            loaded = version_shapes(adapter.current_version, adapter.full_name)
             if first is not None:
                 check_compatible([first, loaded])
-        except (AdapterError, IncompatibleAdapters):
+        except IncompatibleAdapters:
             continue
         first = first or loaded
         chosen.append(adapter)

@@ -26,7 +26,7 @@ WEIGHTS_NAME = "adapter_model.safetensors"
 RESULT_NAME = "result.json"
 PICKLE_NAMES = ("adapter_model.bin", "adapter_model.pt", "adapter_model.pth", "adapter_model.ckpt")
 KEY_PREFIX = "base_model.model."
-_KEY_RE = re.compile(r"^base_model\.model\.(?P<module>.+)\.lora_(?P<part>[AB])\.weight$")
+LORA_KEY = re.compile(r"^base_model\.model\.(?P<module>.+)\.lora_(?P<part>[AB])\.weight$")
 
 
 class AdapterError(ValueError):
@@ -176,7 +176,7 @@ def modules_from_state_dict(
     """Pair PEFT `...lora_A.weight` / `...lora_B.weight` tensors into LoraModules."""
     parts: dict[str, dict[str, torch.Tensor]] = {}
     for key, t in tensors.items():
-        m = _KEY_RE.match(key)
+        m = LORA_KEY.match(key)
         if not m:
             raise AdapterError(f"{source}: unsupported tensor {key!r} (only LoRA A/B weights)")
         parts.setdefault(m["module"], {})[m["part"]] = t

@@ -9,12 +9,16 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils.text import slugify
 
+from composer.engine.adapters import LORA_KEY
+from composer.engine.compat import IncompatibleAdapters, shapes_from_header
+
 from ..choices import TASK_FOR_PEFT_TASK_TYPE
 from ..models import Adapter, AdapterFile, AdapterVersion, BaseModel, Tag
 from .cards import card_check, card_render
 from .search import adapters_reindex
+from .shapes import check_fits_base_model
 from .storage import blob_store, blobs_delete_unreferenced, storage_delete
-from .validation import AdapterMeta, FileLike, validate_adapter_files
+from .validation import WEIGHTS_FILE, AdapterMeta, FileLike, validate_adapter_files
 
 ADAPTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 BASE_MODEL_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")
@@ -59,6 +63,9 @@ def adapter_create(
             "identifier such as google/flan-t5-large: enter the base model's identifier.",
             code="base_model",
         )
+    registered = BaseModel.objects.filter(identifier=identifier).first()
+    if registered is not None:
+        _check_fits(meta, registered, name)
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -98,6 +105,7 @@ def adapter_upload(
             f"{adapter.base_model.identifier}: create a new adapter instead.",
             code="base_model",
         )
+    _check_fits(meta, adapter.base_model, adapter.full_name)
     with transaction.atomic():
         adapter = Adapter.objects.select_for_update().get(pk=adapter.pk)
         version = _version_create(adapter, meta, files, user=user, message=message)
@@ -145,6 +153,21 @@ def adapter_delete(*, adapter: Adapter) -> None:
 
 def adapter_download_record(adapter: Adapter) -> None:
     Adapter.objects.filter(pk=adapter.pk).update(downloads=F("downloads") + 1)
+
+
+def _check_fits(meta: AdapterMeta, base: BaseModel, label: str) -> None:
+    """Refuse weights whose matrices do not fit the base model's (when its files are
+    known): such an adapter could never be loaded or composed."""
+    if not any(LORA_KEY.match(name) for name in meta.tensor_shapes):
+        return  # no lora_A/B.weight matrices (e.g. embeddings only): nothing to compare
+    try:
+        shapes = shapes_from_header(meta.tensor_shapes, meta.config, label)
+        check_fits_base_model([shapes], base)
+    except IncompatibleAdapters as exc:
+        raise ValidationError(
+            f"{WEIGHTS_FILE} does not fit the base model {base.identifier}: {exc}.",
+            code="shape",
+        ) from None
 
 
 def base_model_get_or_create(identifier: str) -> BaseModel:

@@ -63,6 +63,7 @@ class AdapterMeta:
     model_card: str | None  # README.md text, if one was given
     sizes: dict[str, int] = field(default_factory=dict)  # filename -> bytes
     modules: list[str] = field(default_factory=list)  # adapted module paths
+    tensor_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # from the header
 
 
 def validate_adapter_files(files: Mapping[str, FileLike]) -> AdapterMeta:
@@ -108,6 +109,7 @@ def validate_adapter_files(files: Mapping[str, FileLike]) -> AdapterMeta:
         model_card=card,
         sizes=sizes,
         modules=sorted(modules),
+        tensor_shapes={name: t.shape for name, t in tensors.items()},
     )
 
 

@@ -13,20 +13,20 @@ from hub.views.files import archive_response
 MIB = 1024 * 1024
 
 
-def write_big_adapter(folder, rank: int):
+def write_big_adapter(folder, rank: int, module: str = "q"):
     """One targeted module with A [rank, 64] and B [64, rank], float32, zero data."""
     folder.mkdir()
     config = {
         "peft_type": "LORA",
         "r": rank,
         "lora_alpha": rank,
-        "target_modules": ["q"],
+        "target_modules": [module],
         "base_model_name_or_path": "lorahub/tiny-t5",
         "task_type": "SEQ_2_SEQ_LM",
     }
     (folder / "adapter_config.json").write_text(json.dumps(config))
     nbytes = rank * 64 * 4
-    prefix = "base_model.model.encoder.block.0.layer.0.SelfAttention.q"
+    prefix = f"base_model.model.encoder.block.0.layer.0.SelfAttention.{module}"
     header = json.dumps(
         {
             f"{prefix}.lora_A.weight": {
