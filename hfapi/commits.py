@@ -9,7 +9,6 @@ the same validation as a browser upload, and nothing is stored when it is refuse
 import base64
 import binascii
 import hashlib
-import json
 import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from composer.engine import strict_json
 from hub.models import AdapterFile, AdapterVersion, Blob
 from hub.services.adapters import adapter_create, adapter_upload
 from hub.services.storage import blob_open
@@ -27,6 +27,8 @@ from .repos import Repo, head_commit, resolve_version, version_files
 from .responses import ApiError, entry_not_found
 
 MAX_MESSAGE = 500
+# An adapter has three files; room for deletions and renames, not for filling the disk.
+MAX_OPERATIONS = 32
 
 
 @dataclass
@@ -66,37 +68,65 @@ def _decode_inline(value: dict, stack: ExitStack) -> InlineFile:
 
 
 def commit_read(lines, stack: ExitStack) -> CommitPlan:
-    """Parse the ndjson commit body line by line; inline files go to temporary files."""
+    """Parse the ndjson commit body line by line; inline files go to temporary files.
+
+    Raises ApiError (400) for anything malformed: a line that is not strict JSON (see
+    composer.engine.strict_json), values of the wrong types, an LFS oid that is not a
+    sha256, more than MAX_OPERATIONS operations.
+    """
     plan = CommitPlan()
+    operations = 0
     for raw in lines:
         if not raw.strip():
             continue
-        try:
-            item = json.loads(raw)
-            key, value = item["key"], item["value"]
-        except (ValueError, KeyError, TypeError):
-            raise ApiError(400, "Malformed commit: expected ndjson key/value lines") from None
-        path = value.get("path", "") if isinstance(value, dict) else ""
+        operations += 1
+        if operations > MAX_OPERATIONS:
+            raise ApiError(400, f"A commit holds at most {MAX_OPERATIONS} operations")
+        key, value = _commit_line(raw)
+        path = _text(value, "path")
         if key == "header":
-            plan.summary = value.get("summary") or ""
-            plan.description = value.get("description") or ""
-            plan.parent = value.get("parentCommit")
+            plan.summary = _text(value, "summary")
+            plan.description = _text(value, "description")
+            plan.parent = _text(value, "parentCommit") or None
         elif key == "file":
             plan.added[path] = _decode_inline(value, stack)
         elif key == "lfsFile":
             oid, size = value.get("oid"), value.get("size")
-            if value.get("algo", "sha256") != "sha256" or not isinstance(oid, str):
+            if value.get("algo", "sha256") != "sha256" or not (
+                isinstance(oid, str) and staging.SHA256_RE.fullmatch(oid)
+            ):
                 raise ApiError(400, f"{path}: LFS files are identified by their sha256")
+            if not (isinstance(size, int) and not isinstance(size, bool) and size >= 0):
+                raise ApiError(400, f"{path}: an LFS file's size must be a whole number")
             plan.added[path] = (oid, size)
         elif key == "deletedFile":
             plan.deleted_files.append(path)
         elif key == "deletedFolder":
             plan.deleted_folders.append(path.rstrip("/"))
         else:
-            raise ApiError(400, f"Unsupported commit operation {key!r}")
+            raise ApiError(400, f"Unsupported commit operation {str(key)[:40]!r}")
     if not plan.summary:
         raise ApiError(400, "A commit needs a summary (commit message)")
     return plan
+
+
+def _commit_line(raw: bytes | str) -> tuple[str, dict]:
+    try:
+        item = strict_json.loads(raw)
+    except strict_json.JSONInputError as exc:
+        raise ApiError(400, f"Malformed commit: a line is not acceptable JSON ({exc})") from None
+    if not (isinstance(item, dict) and isinstance(item.get("value"), dict)):
+        raise ApiError(400, "Malformed commit: expected ndjson key/value lines")
+    return item.get("key"), item["value"]
+
+
+def _text(value: dict, name: str) -> str:
+    text = value.get(name)
+    if text is None:
+        return ""
+    if not isinstance(text, str):
+        raise ApiError(400, f"Malformed commit: {name} must be a string")
+    return text
 
 
 class _Named:

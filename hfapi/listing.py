@@ -12,6 +12,15 @@ from .payloads import model_document
 from .repos import Repo
 
 MAX_PAGE = 1000
+# `full=1` items carry their files: fewer per page. A list never carries configs (up to
+# 1 MiB each; model_info has them).
+MAX_FULL_PAGE = 100
+# Deeper than this, a cursor is refused (an offset costs the database its whole length).
+MAX_OFFSET = 1_000_000
+
+
+class ListError(ValueError):
+    """A listing parameter out of range; the message says which."""
 SORTS = {
     "downloads": ("-downloads", "-id"),
     "likes": ("-downloads", "-id"),  # no likes in the catalog: most used first
@@ -45,16 +54,21 @@ class ListQuery:
             except ValueError:
                 return default
 
+        offset = number("cursor", 0)
+        if offset > MAX_OFFSET:
+            raise ListError(f"cursor must be at most {MAX_OFFSET:,}: narrow the search instead")
+        full = flag("full")
+        largest = MAX_FULL_PAGE if full else MAX_PAGE
         return cls(
             search=params.get("search", "").strip(),
             author=params.get("author", "").strip(),
             filters=[f for f in params.getlist("filter") if f],
             sort=params.get("sort") if params.get("sort") in SORTS else "",
             ascending=params.get("direction") == "1",
-            page_size=min(number("limit", MAX_PAGE), MAX_PAGE) or MAX_PAGE,
-            offset=number("cursor", 0),
-            card=flag("cardData") or flag("full"),
-            full=flag("full"),
+            page_size=min(number("limit", largest), largest) or largest,
+            offset=offset,
+            card=flag("cardData") or full,
+            full=full,
         )
 
 
@@ -92,11 +106,7 @@ def list_models(query: ListQuery, user) -> tuple[list[dict], bool]:
         "description", "search_text", "search_vector", "current_version__config"
     )
     if query.full:
-        adapters = (
-            adapters.prefetch_related("current_version__files__blob")
-            .defer(None)
-            .defer("description", "search_text", "search_vector")
-        )
+        adapters = adapters.prefetch_related("current_version__files__blob")
     page = list(adapters[query.offset : query.offset + query.page_size + 1])
     has_more = len(page) > query.page_size
     documents = []
@@ -110,6 +120,7 @@ def list_models(query: ListQuery, user) -> tuple[list[dict], bool]:
                 version,
                 files=files,
                 with_card=query.card,
+                with_config=False,
                 tag_names=[tag.name for tag in adapter.tags.all()],
             )
         )

@@ -45,6 +45,7 @@ def model_document(
     *,
     files=None,
     with_card: bool = True,
+    with_config: bool = True,
     tag_names=None,
 ) -> dict:
     """`model_info` (and, with files=None, a `list_models` item)."""
@@ -80,7 +81,7 @@ def model_document(
             doc["pipeline_tag"] = adapter.task
         if with_card:
             doc["cardData"] = card_data(adapter, tag_names)
-        if version is not None and files is not None:
+        if version is not None and files is not None and with_config:
             doc["config"] = {"peft": version.config}
     if files is not None:
         doc["siblings"] = [gitlfs.sibling(f.filename, f.blob.size, f.blob.sha256) for f in files]

@@ -5,14 +5,13 @@ the bytes without an Authorization header (as it would to S3), so the link itsel
 the user and the object it may store.
 """
 
-import json
-
 from django.conf import settings
 from django.core import signing
 from django.http import HttpResponse, JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
+from composer.engine import strict_json
 from hub.uploads import body_limit
 
 from . import staging
@@ -22,6 +21,7 @@ from .responses import ApiError, api_view, require_write
 TICKET_SALT = "hfapi.lfs"
 TICKET_MAX_AGE = 3600
 LFS_JSON = "application/vnd.git-lfs+json"
+MAX_BATCH_OBJECTS = 100
 
 
 def _ticket(user_id: int, oid: str, size: int) -> str:
@@ -37,9 +37,11 @@ def _read_ticket(ticket: str) -> dict:
 
 def _object_answer(request, user, obj) -> dict:
     oid, size = obj.get("oid"), obj.get("size")
-    if not (isinstance(oid, str) and staging.SHA256_RE.fullmatch(oid)) or not isinstance(size, int):
+    if not (isinstance(oid, str) and staging.SHA256_RE.fullmatch(oid)) or not (
+        isinstance(size, int) and not isinstance(size, bool) and size >= 0
+    ):
         error = {"code": 422, "message": "Invalid oid or size"}
-        return {"oid": str(oid), "size": 0, "error": error}
+        return {"oid": str(oid)[:64], "size": 0, "error": error}
     if size > settings.LORAHUB_MAX_FILE_BYTES:
         message = f"File is larger than the {settings.LORAHUB_MAX_FILE_BYTES}-byte limit"
         return {"oid": oid, "size": size, "error": {"code": 422, "message": message}}
@@ -65,15 +67,20 @@ def batch(request, auth, owner, name):
     require_write(auth)
     get_repo(auth, owner, name, for_write=True)
     try:
-        payload = json.loads(request.body)
-    except ValueError:
-        raise ApiError(400, "The LFS batch request is not JSON") from None
+        payload = strict_json.loads(request.body)
+    except strict_json.JSONInputError as exc:
+        raise ApiError(400, f"The LFS batch request is not acceptable JSON: {exc}") from None
+    objects = payload.get("objects", []) if isinstance(payload, dict) else None
+    if not (isinstance(objects, list) and all(isinstance(o, dict) for o in objects)):
+        raise ApiError(400, "The LFS batch request must be an object with a list of objects")
+    if len(objects) > MAX_BATCH_OBJECTS:
+        raise ApiError(400, f"At most {MAX_BATCH_OBJECTS} objects per LFS batch request")
     if payload.get("operation") != "upload":
         raise ApiError(400, "Only the upload operation is supported; download through /resolve")
     transfers = payload.get("transfers") or ["basic"]
-    if "basic" not in transfers:
+    if not isinstance(transfers, list) or "basic" not in transfers:
         raise ApiError(400, "Only the basic LFS transfer is supported")
-    objects = [_object_answer(request, auth.user, obj) for obj in payload.get("objects", [])]
+    objects = [_object_answer(request, auth.user, obj) for obj in objects]
     return JsonResponse({"transfer": "basic", "objects": objects}, content_type=LFS_JSON)
 
 

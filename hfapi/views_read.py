@@ -36,7 +36,10 @@ def whoami(request, auth):
 
 @api_view(READ)
 def model_list(request, auth):
-    query = listing.ListQuery.from_params(request.GET)
+    try:
+        query = listing.ListQuery.from_params(request.GET)
+    except listing.ListError as exc:
+        raise ApiError(400, str(exc)) from None
     documents, has_more = listing.list_models(query, auth.user)
     response = JsonResponse(documents, safe=False)
     if has_more:

@@ -1,13 +1,12 @@
 """Write endpoints: create and delete repositories, preupload, commit (write tokens only)."""
 
-import json
 from contextlib import ExitStack
 
-import yaml
 from django.conf import settings
 from django.db import transaction
 from django.http import JsonResponse
 
+from composer.engine import strict_json, strict_yaml
 from hub.models import Adapter
 from hub.services.adapters import ADAPTER_NAME, adapter_delete
 from hub.uploads import body_limit
@@ -17,6 +16,7 @@ from .models import RepoReservation
 from .repos import HEAD_NAMES, get_repo, resolve_version, version_files
 from .responses import ApiError, api_view, require_write
 
+MAX_PREUPLOAD_FILES = 100
 XET_UNSUPPORTED = (
     "This hub stores large files with Git LFS, not Xet: set HF_HUB_DISABLE_XET=1 in the "
     "environment so huggingface_hub uploads them through the LFS batch API."
@@ -25,9 +25,9 @@ XET_UNSUPPORTED = (
 
 def _json(request) -> dict:
     try:
-        data = json.loads(request.body or b"{}")
-    except ValueError:
-        raise ApiError(400, "The request body is not JSON") from None
+        data = strict_json.loads(request.body or b"{}")
+    except strict_json.JSONInputError as exc:
+        raise ApiError(400, f"The request body is not acceptable JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ApiError(400, "The request body must be a JSON object")
     return data
@@ -56,17 +56,19 @@ def _on_main(revision: str, request) -> None:
 @api_view(("POST",))
 def validate_yaml(request, auth):
     """Check a README's YAML front matter, as the client does before committing it."""
-    content = str(_json(request).get("content") or "")
+    content = _json(request).get("content") or ""
+    if not isinstance(content, str):
+        raise ApiError(400, "content must be a string")
     errors = []
     if content.startswith("---"):
         front, sep, _ = content[3:].partition("\n---")
         try:
-            data = yaml.safe_load(front) if sep else None
+            data = strict_yaml.loads(front) if sep else None
             if sep and data is not None and not isinstance(data, dict):
                 errors.append({"message": "The metadata block must be a YAML mapping"})
             elif not sep:
                 errors.append({"message": "The metadata block has no closing '---'"})
-        except yaml.YAMLError as error:
+        except strict_yaml.YAMLInputError as error:
             errors.append({"message": f"Invalid YAML in the metadata block: {error}"})
     return JsonResponse({"errors": errors, "warnings": []}, status=400 if errors else 200)
 
@@ -119,8 +121,13 @@ def preupload(request, auth, owner, name, revision):
     _on_main(revision, request)
     current = {f.filename: f.blob for f in version_files(resolve_version(repo, "main"))}
     answers = []
-    for entry in _json(request).get("files", []):
-        path, size = str(entry.get("path", "")), entry.get("size")
+    entries = _json(request).get("files", [])
+    if not (isinstance(entries, list) and all(isinstance(e, dict) for e in entries)):
+        raise ApiError(400, "files must be a list of objects")
+    if len(entries) > MAX_PREUPLOAD_FILES:
+        raise ApiError(400, f"At most {MAX_PREUPLOAD_FILES} files per request")
+    for entry in entries:
+        path, size = str(entry.get("path", ""))[:1000], entry.get("size")
         lfs = isinstance(size, int) and size > settings.LORAHUB_API_LFS_THRESHOLD
         blob = current.get(path)
         answers.append(
