@@ -21,6 +21,8 @@ MAX_OFFSET = 1_000_000
 
 class ListError(ValueError):
     """A listing parameter out of range; the message says which."""
+
+
 SORTS = {
     "downloads": ("-downloads", "-id"),
     "likes": ("-downloads", "-id"),  # no likes in the catalog: most used first
