@@ -1,9 +1,11 @@
 """Rows to plain objects: local directories of the adapter versions and base model a job uses.
 
 Adapter files live in STORAGES["default"] (possibly a bucket on another machine), stored
-once per sha256. The engine wants a PEFT directory, so each version is materialised once
-per machine under COMPOSER_WORK_DIR/adapters/<commit>/ (atomically: a finished directory
-is renamed into place, so a half-copied one is never used) and reused by later jobs.
+once per sha256. The engine wants a PEFT directory: a job gets one per version in its own
+scratch folder, linked to the worker's bounded cache of stored files (input_cache.py).
+`version_dir` keeps one per version and machine under COMPOSER_WORK_DIR/adapters/<commit>/
+for the web's checks (atomically: a finished directory is renamed into place, so a
+half-copied one is never used).
 """
 
 import shutil
@@ -32,11 +34,8 @@ def version_dir(version) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{version.commit}-"))
     try:
-        for f in version.files.select_related("blob"):
-            name = Path(f.filename).name
-            if name != f.filename or name.startswith("."):
-                continue  # the catalog stores flat names; anything else is not for the engine
-            with blob_open(f.blob) as src, open(tmp / name, "wb") as dst:
+        for name, blob in flat_files(version):
+            with blob_open(blob) as src, open(tmp / name, "wb") as dst:
                 shutil.copyfileobj(src, dst, length=1024 * 1024)
         try:
             tmp.rename(target)
@@ -48,6 +47,24 @@ def version_dir(version) -> Path:
     return target
 
 
+def flat_files(version):
+    """The version's files that belong in a PEFT directory (the catalog stores flat names)."""
+    for f in version.files.select_related("blob"):
+        name = Path(f.filename).name
+        if name == f.filename and not name.startswith("."):
+            yield name, f.blob
+
+
+def version_into(version, folder: Path) -> Path:
+    """`folder`, a new PEFT directory with the version's files from the input cache."""
+    from composer.input_cache import link_blob
+
+    folder.mkdir(parents=True)
+    for name, blob in flat_files(version):
+        link_blob(blob, folder / name)
+    return folder
+
+
 def base_dir(job) -> Path | None:
     """The job's base model as a local folder, downloaded (the job's phase) if needed."""
     from composer.base_model_fetch import base_model_path, phase_reporter
@@ -57,7 +74,8 @@ def base_dir(job) -> Path | None:
     return base_model_path(job.base_model, on_progress=phase_reporter(job))
 
 
-def job_inputs(job) -> EngineInputs:
+def job_inputs(job, scratch: Path) -> EngineInputs:
+    """The job's inputs as local folders, its adapters under `scratch` (the job's own)."""
     inputs = list(job.inputs.select_related("version"))
     missing = [i.label for i in inputs if i.version is None]
     if missing:
@@ -65,6 +83,6 @@ def job_inputs(job) -> EngineInputs:
     weights = [i.weight for i in inputs]
     return EngineInputs(
         base_dir=base_dir(job),
-        adapter_dirs=[version_dir(i.version) for i in inputs],
+        adapter_dirs=[version_into(i.version, scratch / str(n)) for n, i in enumerate(inputs)],
         weights=weights if all(w is not None for w in weights) else None,
     )

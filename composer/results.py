@@ -22,7 +22,7 @@ def job_run_engine(job: Job, monitor, device: str, tmp: Path) -> dict:
     from composer.engine import run
     from composer.engine.lorahub import Cancelled
 
-    inputs = job_inputs(job)
+    inputs = job_inputs(job, tmp / "inputs")
     out_dir = tmp / "result"
     params = dict(job.parameters)
     if job.kind == Job.Kind.LORAHUB:

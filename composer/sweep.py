@@ -4,7 +4,7 @@ worker on its own schedule):
 - stored adapter files that no Blob names (an upload rolled back after storing them);
 - stored job results that no Job names (a result stored just before a failed final save);
 - temporary upload files of a web process killed mid-upload (FILE_UPLOAD_TEMP_DIR);
-- scratch folders of job attempts killed mid-run, and half-copied inputs
+- scratch folders of job attempts killed mid-run, and half-copied inputs and base models
   (COMPOSER_WORK_DIR).
 
 Each only once older than the grace period, so work in progress is spared; a scratch
@@ -91,7 +91,7 @@ def scratch_sweep(grace: timedelta) -> list[str]:
         match = SCRATCH.match(path.name)
         return bool(match) and int(match.group(1)) in running
 
-    half_copied = lambda path: not path.name.startswith(".")  # noqa: E731
-    return local_sweep(work / "jobs", grace, keep=still_running) + local_sweep(
-        work / "adapters", grace, keep=half_copied
-    )
+    swept = local_sweep(work / "jobs", grace, keep=still_running)
+    for cache in ("adapters", "blobs", "base-models"):  # half-copied entries start with "."
+        swept += local_sweep(work / cache, grace, keep=lambda p: not p.name.startswith("."))
+    return swept

@@ -5,7 +5,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
 from django.db.models import Count
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -21,6 +21,7 @@ from composer.lifecycle import (
 from composer.models import Job
 from composer.publish import PublishError, job_publish
 from composer.results import result_filename
+from hub.services.storage import download_link
 from hub.uploads import body_limit
 
 
@@ -152,8 +153,12 @@ def job_download(request, pk: int):
     job = owned_job(request, pk)
     if job.status != Job.Status.SUCCEEDED or not job.result_file:
         raise Http404("this job has no result")
+    name = job.result_file.name
+    link = download_link(name, default_storage.size(name), result_filename(job))
+    if link:
+        return HttpResponseRedirect(link)
     return FileResponse(
-        default_storage.open(job.result_file.name, "rb"),
+        default_storage.open(name, "rb"),
         as_attachment=True,
         filename=result_filename(job),
         content_type="application/zip",

@@ -123,17 +123,43 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "staticfiles"))
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 
-# Adapter files go through STORAGES["default"]: the file system by default, an
-# S3-compatible store (django-storages) when LORAHUB_S3_BUCKET is set.
-_default_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
-if os.environ.get("LORAHUB_S3_BUCKET"):
-    _default_storage = {
+# Adapter files and job results go through STORAGES["default"]: the file system by default,
+# an S3-compatible store (django-storages + boto3) when LORAHUB_S3_BUCKET is set; then web
+# and workers share no disk.
+
+
+def s3_storage(bucket: str, endpoint_url: str | None, access_key=None, secret_key=None) -> dict:
+    return {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
-            "bucket_name": os.environ["LORAHUB_S3_BUCKET"],
-            "endpoint_url": os.environ.get("LORAHUB_S3_ENDPOINT_URL"),
+            "bucket_name": bucket,
+            "endpoint_url": endpoint_url,
+            "access_key": access_key,
+            "secret_key": secret_key,
+            "region_name": os.environ.get("LORAHUB_S3_REGION", "us-east-1"),
+            "addressing_style": "path",
+            "signature_version": "s3v4",
+            "file_overwrite": False,  # content-addressed names; never replace a stored file
+            "default_acl": None,
+            "querystring_auth": True,  # downloads are short-lived presigned links
+            "querystring_expire": env_int("LORAHUB_S3_LINK_SECONDS", 300),
+            # A file read in the web process (publish, zip) spools to disk past this size.
+            "max_memory_size": 2 * 1024 * 1024,
         },
     }
+
+
+_default_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+if os.environ.get("LORAHUB_S3_BUCKET"):
+    _default_storage = s3_storage(
+        os.environ["LORAHUB_S3_BUCKET"],
+        os.environ.get("LORAHUB_S3_ENDPOINT_URL"),
+        os.environ.get("AWS_ACCESS_KEY_ID"),
+        os.environ.get("AWS_SECRET_ACCESS_KEY"),
+    )
+# Downloads at least this large are redirected to the store (a presigned link) when it can
+# serve them, instead of streaming through the web process.
+LORAHUB_S3_REDIRECT_MIN_BYTES = env_int("LORAHUB_S3_REDIRECT_MIN_BYTES", 1024 * 1024)
 STORAGES = {
     "default": _default_storage,
     "staticfiles": {
@@ -240,6 +266,8 @@ COMPOSER_BASE_MODEL_ENDPOINT = os.environ.get(
     "COMPOSER_BASE_MODEL_ENDPOINT", "http://127.0.0.1:8000"
 ).rstrip("/")
 COMPOSER_BASE_MODEL_CACHE_BYTES = env_int("COMPOSER_BASE_MODEL_CACHE_BYTES", 50 * 1024**3)
+# Local copies of stored input files on each worker (COMPOSER_WORK_DIR/blobs), at most.
+COMPOSER_INPUT_CACHE_BYTES = env_int("COMPOSER_INPUT_CACHE_BYTES", 20 * 1024**3)
 # A queued job whose message went out longer ago than this is sent again (a broker that
 # lost its data); one never sent (broker unreachable at submit) at the next maintenance.
 COMPOSER_QUEUED_STALE_SECONDS = float(os.environ.get("COMPOSER_QUEUED_STALE_SECONDS", "300"))

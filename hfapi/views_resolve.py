@@ -77,6 +77,9 @@ def resolve(request, owner, name, revision, filename):
         # The catalog's helper builds the headers; its open file is closed unread.
         full = file_response(version, filename)
         full.close()
+        if full.status_code == 302:  # the store serves it: the client follows the link
+            hub_headers(full, sha256, size)
+            return full
         response = HttpResponse(status=200, content_type=full["Content-Type"])
         for header in ("Content-Disposition", "ETag", "X-Repo-Commit"):
             response[header] = full[header]
@@ -87,7 +90,7 @@ def resolve(request, owner, name, revision, filename):
     response = adapter_resolve(request, owner, name, revision, filename)
     hub_headers(response, sha256, size)
     wanted = request.headers.get("Range")
-    if not wanted:
+    if not wanted or response.status_code == 302:  # the store answers ranges itself
         return response
     span = byte_range(wanted, size)
     if span is None:

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from typing import BinaryIO
 
+from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
@@ -69,6 +70,16 @@ def _store(fh: BinaryIO, sha: str | None, size: int) -> tuple[Blob, str | None]:
 
 def blob_open(blob: Blob) -> BinaryIO:
     return default_storage.open(blob.storage_name, "rb")
+
+
+def download_link(name: str, size: int, filename: str) -> str | None:
+    """A short-lived link where the store itself serves the stored file `name` as a download
+    named `filename`, for files of LORAHUB_S3_REDIRECT_MIN_BYTES or more; None when the
+    store cannot (the file system) or the file is small (cheaper through the web)."""
+    if size < settings.LORAHUB_S3_REDIRECT_MIN_BYTES or not hasattr(default_storage, "bucket"):
+        return None
+    disposition = f'attachment; filename="{filename}"'
+    return default_storage.url(name, parameters={"ResponseContentDisposition": disposition})
 
 
 def storage_delete(names: Iterable[str]) -> None:

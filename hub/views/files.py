@@ -4,25 +4,40 @@
 (an API) can serve the same bytes with the same headers.
 """
 
-from django.http import FileResponse, Http404, StreamingHttpResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpResponse,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.views.decorators.http import require_GET
 
 from ..models import Adapter, AdapterVersion
 from ..selectors import adapter_get_visible, version_resolve
 from ..services.adapters import adapter_download_record
-from ..services.storage import blob_open
+from ..services.storage import blob_open, download_link
 from ..services.validation import WEIGHTS_FILE
 from ..services.zips import zip_stream
 
 
-def file_response(version: AdapterVersion, filename: str) -> FileResponse:
+def file_response(version: AdapterVersion, filename: str) -> HttpResponse:
+    """The file's bytes, or a redirect (302) to the store when it serves large files itself
+    (the same ETag and commit headers either way)."""
     item = version.files.select_related("blob").filter(filename=filename).first()
     if item is None:
         raise Http404("No such file in this revision")
-    response = FileResponse(
-        blob_open(item.blob), as_attachment=True, filename=filename, content_type=_type(filename)
-    )
-    response["Content-Length"] = str(item.blob.size)
+    link = download_link(item.blob.storage_name, item.blob.size, filename)
+    if link:
+        response = HttpResponseRedirect(link)
+    else:
+        response = FileResponse(
+            blob_open(item.blob),
+            as_attachment=True,
+            filename=filename,
+            content_type=_type(filename),
+        )
+        response["Content-Length"] = str(item.blob.size)
     response["ETag"] = f'"{item.blob.sha256}"'
     response["X-Repo-Commit"] = version.commit
     return response

@@ -1,0 +1,89 @@
+"""A worker's local copies of stored files, keyed by sha256 and bounded in bytes.
+
+Workers never read the web's disk: every input comes from STORAGES["default"] (a bucket,
+or the file system on a one-machine setup) into COMPOSER_WORK_DIR/blobs/<sha256>, checked
+against its sha256 while it is copied and renamed into place only when complete. The least
+recently used copies are deleted to keep the folder under COMPOSER_INPUT_CACHE_BYTES. A job
+gets hard links to the copies in its own scratch folder, so an eviction while it runs does
+not touch its files (the bytes go when the job's folder goes).
+"""
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+
+from hub.services.storage import blob_open
+
+log = logging.getLogger(__name__)
+CHUNK = 1024 * 1024
+
+
+def cache_root() -> Path:
+    root = Path(settings.COMPOSER_WORK_DIR) / "blobs"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _entries(root: Path) -> list[tuple[Path, os.stat_result]]:
+    return [(p, p.stat()) for p in root.iterdir() if not p.name.startswith(".")]
+
+
+def _make_room(root: Path, size: int, limit: int) -> None:
+    """Delete least recently used copies until `size` more bytes fit under `limit`."""
+    entries = sorted(_entries(root), key=lambda e: e[1].st_mtime)
+    used = sum(st.st_size for _, st in entries)
+    while entries and used + size > limit:
+        path, st = entries.pop(0)
+        path.unlink(missing_ok=True)
+        used -= st.st_size
+        log.info("input cache: evicted %s (%d bytes)", path.name, st.st_size)
+
+
+def cached_blob(blob) -> Path:
+    """The local copy of a stored Blob, fetched now if this machine has none."""
+    root = cache_root()
+    path = root / blob.sha256
+    if path.exists():
+        os.utime(path)  # recently used
+        return path
+    limit = settings.COMPOSER_INPUT_CACHE_BYTES
+    if blob.size > limit:
+        raise ValueError(
+            f"An input file ({blob.size} bytes) is larger than this worker's input cache "
+            f"({limit} bytes, COMPOSER_INPUT_CACHE_BYTES)."
+        )
+    _make_room(root, blob.size, limit)
+    fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{blob.sha256[:16]}-")
+    try:
+        digest = hashlib.sha256()
+        with blob_open(blob) as src, os.fdopen(fd, "wb") as dst:
+            while chunk := src.read(CHUNK):
+                digest.update(chunk)
+                dst.write(chunk)
+        if digest.hexdigest() != blob.sha256:
+            raise OSError(f"stored file {blob.storage_name} does not match its sha256")
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def link_blob(blob, target: Path) -> None:
+    """`target` with the bytes of `blob`: a hard link to the cached copy (a copy when the
+    scratch folder is on another file system)."""
+    for _ in range(3):  # an eviction may remove the copy between fetch and link
+        source = cached_blob(blob)
+        try:
+            os.link(source, target)
+            return
+        except FileNotFoundError:
+            continue
+        except OSError:
+            shutil.copyfile(source, target)
+            return
+    raise OSError(f"could not keep a local copy of {blob.sha256}")

@@ -1,0 +1,154 @@
+"""The whole cycle on a real S3-compatible server (`rclone serve s3`), with no file system
+storage anywhere: MEDIA_ROOT points at a folder that never exists, in the web process and
+in the worker, which has a work directory of its own.
+
+Upload, download (large files by a presigned redirect to the store), zip, job inputs and
+results, publish, and the Hub API's LFS upload and resolve.
+"""
+
+import hashlib
+import io
+import zipfile
+
+import pytest
+import requests
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from composer.models import Job
+from hub.models import Adapter
+from tests.jobs.conftest import job_wait, publish_toys
+from tests.s3_server import S3Server
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+celery = pytest.mark.celery
+FILES = ("adapter_config.json", "adapter_model.safetensors")
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    server = S3Server(tmp_path_factory.mktemp("s3")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def on_s3(settings, s3, tmp_path):
+    """This process stores through the bucket only."""
+    settings.STORAGES = {**settings.STORAGES, "default": s3.storage()}
+    settings.MEDIA_ROOT = tmp_path / "no-media-here"
+    settings.COMPOSER_WORK_DIR = tmp_path / "web-work"
+    settings.LORAHUB_S3_REDIRECT_MIN_BYTES = 4000  # the weights, not the config
+    yield s3
+    assert not settings.MEDIA_ROOT.exists()
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def follow_to_store(response, s3) -> bytes:
+    """A redirect to a presigned link of the store, fetched as a client would."""
+    assert response.status_code == 302, response
+    link = response["Location"]
+    assert link.startswith(s3.endpoint_url) and "X-Amz-Signature=" in link
+    fetched = requests.get(link, timeout=30)
+    assert fetched.status_code == 200
+    # Without the signature the store refuses: the link is the only way in.
+    assert requests.get(link.split("?")[0], timeout=30).status_code in (400, 403)
+    return fetched.content
+
+
+def test_upload_download_and_zip_through_the_bucket(on_s3, client, alice, toys):
+    folder = toys / "adapters" / "t5-a"
+    client.force_login(alice)
+    files = [SimpleUploadedFile(n, (folder / n).read_bytes()) for n in FILES]
+    r = client.post(reverse("hub:adapter_new"), {"name": "on-s3", "files": files})
+    assert r.status_code == 302, r.content.decode()[-2000:]
+    adapter = Adapter.objects.get(name="on-s3")
+    weights = (folder / "adapter_model.safetensors").read_bytes()
+    assert f"blobs/{sha(weights)[:2]}/{sha(weights)[2:4]}/{sha(weights)}" in on_s3.keys()
+
+    base = f"/{adapter.full_name}"
+    big = client.get(f"{base}/resolve/main/adapter_model.safetensors")
+    assert big["ETag"] == f'"{sha(weights)}"' and big["X-Repo-Commit"]
+    assert follow_to_store(big, on_s3) == weights
+    small = client.get(f"{base}/resolve/main/adapter_config.json")  # under the threshold
+    assert small.status_code == 200
+    assert b"".join(small.streaming_content) == (folder / "adapter_config.json").read_bytes()
+
+    archive = client.get(f"{base}/archive/main.zip")
+    with zipfile.ZipFile(io.BytesIO(b"".join(archive.streaming_content))) as zf:
+        assert zf.read("on-s3/adapter_model.safetensors") == weights
+
+
+@celery
+def test_jobs_read_inputs_and_write_results_through_the_bucket(
+    on_s3, worker_factory, jobs_env, settings, client, alice, bob, toys, tmp_path
+):
+    settings.MEDIA_ROOT = tmp_path / "no-media-here"  # jobs_env pointed it elsewhere
+    catalog = publish_toys(bob, toys, ["t5-a", "t5-b"])
+    worker = worker_factory(
+        **on_s3.env(),
+        MEDIA_ROOT=tmp_path / "no-media-on-the-worker",
+        COMPOSER_WORK_DIR=tmp_path / "worker-work",
+    )
+    client.force_login(alice)
+    r = client.post(
+        reverse("composer:new", args=["lego"]),
+        {"adapters": [catalog[n].pk for n in ("t5-a", "t5-b")], "k": 6},
+    )
+    assert r.status_code == 302, r.content.decode()[-2000:]
+    job = job_wait(Job.objects.get(), Job.FINISHED, timeout=180, worker=worker)
+    try:
+        assert job.status == Job.Status.SUCCEEDED, job.error
+        assert job.result_file.name in on_s3.keys()
+        # The worker fetched its inputs into its own bounded cache, by sha256.
+        cached = {p.name for p in (tmp_path / "worker-work" / "blobs").iterdir()}
+        weights = [
+            catalog[n].current_version.files.get(filename=FILES[1]).blob_id
+            for n in ("t5-a", "t5-b")
+        ]
+        assert set(weights) <= cached
+        assert not (tmp_path / "no-media-on-the-worker").exists()
+
+        result = follow_to_store(client.get(reverse("composer:download", args=[job.pk])), on_s3)
+        with zipfile.ZipFile(io.BytesIO(result)) as zf:
+            merged = zf.read("adapter_model.safetensors")
+
+        r = client.post(reverse("composer:publish", args=[job.pk]), {"name": "merged-on-s3"})
+        assert r.status_code == 302, r.content.decode()[-2000:]
+        published = Adapter.objects.get(name="merged-on-s3")
+        resolved = client.get(f"/{published.full_name}/resolve/main/adapter_model.safetensors")
+        assert follow_to_store(resolved, on_s3) == merged
+    finally:
+        worker.stop()
+
+
+def test_hub_api_lfs_upload_and_resolve_through_the_bucket(
+    on_s3, live_server, alice, toys, settings, monkeypatch, tmp_path
+):
+    from huggingface_hub import HfApi, constants, hf_hub_download
+
+    from hfapi.tokens import token_create
+
+    settings.LORAHUB_API_LFS_THRESHOLD = 4000
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+    token = token_create(user=alice, name="laptop", scope="write")[1]
+    hf = HfApi(endpoint=live_server.url, token=token)
+    folder = toys / "adapters" / "t5-b"
+    hf.create_repo("lfs-on-s3")
+    hf.upload_folder(repo_id="alice/lfs-on-s3", folder_path=folder)
+    weights = (folder / "adapter_model.safetensors").read_bytes()
+    assert len(weights) > 4000  # went through LFS, then into the bucket
+    assert any(key.endswith(sha(weights)) and key.startswith("blobs/") for key in on_s3.keys())
+
+    path = hf_hub_download(
+        "alice/lfs-on-s3",
+        "adapter_model.safetensors",
+        endpoint=live_server.url,
+        token=token,
+        cache_dir=tmp_path / "hf-cache",
+    )
+    with open(path, "rb") as fh:
+        assert fh.read() == weights
