@@ -1,64 +1,73 @@
-"""Inline SVG geometry for the job page: the loss curve and the weight bars.
+"""What the job page draws: the loss curve (inline SVG with axes) and the weights table.
 
-Plain numbers for the template to draw; no JavaScript, so each htmx refresh of the status
-fragment simply redraws them.
+Plain numbers for the template; no JavaScript, so each htmx refresh of the status fragment
+simply redraws them.
 """
 
 from collections.abc import Sequence
 
-WIDTH, HEIGHT, PAD = 480, 160, 6
+# The plot area sits inside margins that hold the tick labels (left) and steps (bottom).
+WIDTH, HEIGHT = 480, 200
+LEFT, RIGHT, TOP, BOTTOM = 70, 10, 10, 36
+
+
+def _ticks(lo: float, hi: float, n: int = 4) -> list[float]:
+    if hi == lo:
+        return [lo]
+    return [lo + (hi - lo) * i / (n - 1) for i in range(n)]
 
 
 def loss_curve(history: Sequence[dict], width: int = WIDTH, height: int = HEIGHT) -> dict | None:
-    """Polylines of the loss at every step and of the best loss so far."""
+    """Polylines of the loss at every step and of the best loss so far, with value ticks on
+    the y axis and step numbers on the x axis."""
     if not history:
         return None
     losses = [h["loss"] for h in history] + [h["best_loss"] for h in history]
     lo, hi = min(losses), max(losses)
     span = (hi - lo) or 1.0
-    last = max(len(history) - 1, 1)
+    first, last = history[0]["step"], history[-1]["step"]
+    steps = (last - first) or 1
+    plot_w, plot_h = width - LEFT - RIGHT, height - TOP - BOTTOM
 
-    def point(i: int, value: float) -> str:
-        x = PAD + (width - 2 * PAD) * i / last
-        y = PAD + (height - 2 * PAD) * (hi - value) / span
-        return f"{x:.1f},{y:.1f}"
+    def x(step: float) -> float:
+        return round(LEFT + plot_w * (step - first) / steps, 1)
 
+    def y(value: float) -> float:
+        return round(TOP + plot_h * (hi - value) / span, 1)
+
+    def line(key: str) -> str:
+        return " ".join(f"{x(h['step'])},{y(h[key])}" for h in history)
+
+    step_ticks = sorted({first, (first + last) // 2, last})
     return {
         "width": width,
         "height": height,
-        "loss": " ".join(point(i, h["loss"]) for i, h in enumerate(history)),
-        "best": " ".join(point(i, h["best_loss"]) for i, h in enumerate(history)),
+        "left": LEFT,
+        "right": width - RIGHT,
+        "top": TOP,
+        "bottom": height - BOTTOM,
+        "loss": line("loss"),
+        "best": line("best_loss"),
+        "y_ticks": [{"y": y(v), "value": v} for v in _ticks(lo, hi)],
+        "x_ticks": [{"x": x(s), "step": s} for s in step_ticks],
+        "label_y": height - 4,
+        "middle": round(TOP + plot_h / 2, 1),
         "low": lo,
         "high": hi,
     }
 
 
-def weight_bars(
-    weights: Sequence[float],
-    labels: Sequence[str],
-    width: int = WIDTH,
-    row: int = 18,
-    label_width: int = 190,
-) -> dict | None:
-    """One horizontal bar per input adapter, left of a zero line when negative."""
-    if not weights:
-        return None
-    scale = max(max(abs(w) for w in weights), 1e-9)
-    half = (width - label_width) / 2
-    mid = label_width + half
-    bars = []
-    for i, w in enumerate(weights):
-        length = (half - PAD) * abs(w) / scale
-        bars.append(
-            {
-                "x": round(mid - length if w < 0 else mid, 1),
-                "y": i * row + 2,
-                "w": round(length, 1),
-                "h": row - 4,
-                "text_y": i * row + row - 5,
-                "value": w,
-                "label": labels[i] if i < len(labels) else f"#{i + 1}",
-                "negative": w < 0,
-            }
-        )
-    return {"width": width, "height": len(weights) * row, "mid": mid, "bars": bars}
+def weight_rows(weights: Sequence[float], labels: Sequence[str]) -> list[dict]:
+    """One row per input adapter, largest weight first; `percent` is the bar's length
+    relative to the largest magnitude (a negative weight's bar is drawn red)."""
+    scale = max((abs(w) for w in weights), default=0.0) or 1.0
+    rows = [
+        {
+            "label": labels[i] if i < len(labels) else f"#{i + 1}",
+            "value": w,
+            "percent": round(100 * abs(w) / scale, 1),
+            "negative": w < 0,
+        }
+        for i, w in enumerate(weights)
+    ]
+    return sorted(rows, key=lambda r: -r["value"])

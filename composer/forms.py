@@ -49,12 +49,19 @@ class JobForm(forms.Form):
     kind: str
     method = "lorahub"
     adapters = AdapterChoiceField(queryset=Adapter.objects.none(), required=False)
+    name = forms.CharField(
+        max_length=100,
+        required=False,
+        label="Job name (optional)",
+        help_text="Empty: the job is named after its inputs.",
+    )
     min_inputs = 2
     advanced_fields: tuple[str, ...] = ()
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
+        self.fields["name"] = self.fields.pop("name")  # last, before the advanced fields
         field = self.fields["adapters"]
         field.queryset = visible_adapters(user)  # what may be submitted
         field.widget.choices = self.picker_choices(field)  # what is listed
@@ -112,6 +119,7 @@ class JobForm(forms.Form):
             versions=self.versions,
             parameters=self.parameters(),
             base_model=self.base_model,
+            name=self.cleaned_data.get("name", ""),
             **self.extra_launch_args(),
         )
 

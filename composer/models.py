@@ -30,6 +30,9 @@ class Job(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs"
     )
     kind = models.CharField(max_length=16, choices=Kind.choices)
+    # The user's name for the job, or the task's (a link can preset it), or one made from
+    # the inputs (composer.launch.job_default_name).
+    name = models.CharField(max_length=100, blank=True)
     base_model = models.ForeignKey(
         "hub.BaseModel", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
     )
@@ -89,7 +92,7 @@ class Job(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} #{self.pk} ({self.status})"
+        return f"{self.name or self.get_kind_display()} #{self.pk} ({self.status})"
 
     def get_absolute_url(self) -> str:
         return reverse("composer:detail", args=[self.pk])

@@ -9,6 +9,7 @@ urlpatterns = [
     path("<int:pk>/", views.job_detail, name="detail"),
     path("<int:pk>/status/", views.job_status, name="status"),
     path("<int:pk>/cancel/", views.job_cancel, name="cancel"),
+    path("<int:pk>/again/", views.job_again, name="again"),
     path("<int:pk>/download/", views.job_download, name="download"),
     path("<int:pk>/publish/", views.job_publish_view, name="publish"),
 ]

@@ -7,9 +7,12 @@ from django.core.files.storage import default_storage
 from django.db.models import Count
 from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template import TemplateDoesNotExist
+from django.template.loader import get_template
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from composer.charts import loss_curve, weight_bars
+from composer.charts import loss_curve, weight_rows
 from composer.dispatch import jobs_maintain
 from composer.forms import FORMS, PublishForm
 from composer.lifecycle import (
@@ -20,7 +23,9 @@ from composer.lifecycle import (
 )
 from composer.models import Job
 from composer.publish import PublishError, job_publish
+from composer.rerun import form_data, job_form_initial, missing_inputs
 from composer.results import result_filename
+from composer.summary import job_score, parameters_in_words
 from hub.services.storage import download_link
 from hub.uploads import body_limit
 
@@ -33,7 +38,9 @@ def owned_job(request, pk: int) -> Job:
 def job_list(request):
     mine = Job.objects.filter(owner=request.user)
     jobs_maintain(mine)
-    jobs = mine.annotate(n_inputs=Count("inputs"))[:200]
+    jobs = list(mine.annotate(n_inputs=Count("inputs"))[:200])
+    for job in jobs:
+        job.score = job_score(job)
     return render(request, "composer/job_list.html", {"jobs": jobs, "kinds": Job.Kind})
 
 
@@ -62,9 +69,16 @@ def job_new(request, kind: str):
             form = form_class(initial=initial, user=request.user)
             return render(request, "composer/job_new.html", new_context(form, kind, refusal), 429)
     else:
-        # A link may preset the adapters and, for LoraHub, the examples (the demo's do).
+        # A link may preset the adapters, the name and, for LoraHub, the examples (the
+        # demo's do), or copy a job of the user's ("clone and edit").
         initial = {"adapters": request.GET.getlist("adapters")}
-        initial |= {k: request.GET[k] for k in ("examples", "heldout") if k in request.GET}
+        initial |= {k: request.GET[k] for k in ("name", "examples", "heldout") if k in request.GET}
+        source = request.GET.get("from", "")
+        if source.isdigit():
+            job = owned_job(request, int(source))
+            initial = job_form_initial(job, form_class)
+            for label in missing_inputs(job):
+                messages.warning(request, f"{label} is no longer in the catalog: left out.")
         form = form_class(initial=initial, user=request.user)
     return render(request, "composer/job_new.html", new_context(form, kind))
 
@@ -87,14 +101,45 @@ def launched(request, job: Job):
     return redirect(job)
 
 
+# Tables that other parts of the job page add (a LoraHub result against its candidates,
+# the parents against a merge): each is shown under the status when its template exists.
+JOB_TABLES = ("composer/_comparison.html", "composer/_merge_comparison.html")
+
+
+def job_tables() -> list[str]:
+    found = []
+    for name in JOB_TABLES:
+        try:
+            get_template(name)
+        except TemplateDoesNotExist:
+            continue
+        found.append(name)
+    return found
+
+
+def weights_title(job: Job) -> str:
+    if job.kind != Job.Kind.LORAHUB:
+        return "Weights"
+    if job.status == Job.Status.SUCCEEDED:
+        return "Weights (final)"
+    return f"Best weights so far (step {job.step})" if job.step else "Weights"
+
+
 def status_context(job: Job, publish_form=None) -> dict:
-    labels = [i.label for i in job.inputs.all()]
+    inputs = list(job.inputs.all())
+    labels = [i.label for i in inputs]
     weights = job.best_weights or (job.result or {}).get("weights") or []
+    if not weights and any(i.weight is not None for i in inputs):
+        weights = [i.weight or 0.0 for i in inputs]
     return {
         "job": job,
-        "labels": labels,
+        "inputs": inputs,
         "curve": loss_curve(job.history),
-        "bars": weight_bars(weights, labels),
+        "weights": weight_rows(weights, labels),
+        "weights_title": weights_title(job),
+        "score": job_score(job),
+        "parameters": parameters_in_words(job),
+        "job_tables": job_tables(),
         "evaluation": evaluation_rows((job.result or {}).get("evaluation")),
         "predictions": prediction_rows((job.result or {}).get("evaluation")),
         "publish_form": publish_form or PublishForm(job=job),
@@ -134,6 +179,30 @@ def job_status(request, pk: int):
         jobs_maintain(Job.objects.filter(pk=job.pk))
         job.refresh_from_db()
     return render(request, "composer/_status.html", status_context(job))
+
+
+@login_required
+@require_POST
+def job_again(request, pk: int):
+    """Launch the same job again; when it no longer validates, its form shows why."""
+    job = owned_job(request, pk)
+    form_class = FORMS[job.kind]
+    clone_url = reverse("composer:new", args=[job.kind]) + f"?from={job.pk}"
+    if missing_inputs(job):
+        return redirect(clone_url)
+    form = form_class(form_data(form_class, job_form_initial(job, form_class)), user=request.user)
+    if not form.is_valid():
+        messages.error(request, "This job cannot run again as it was: " + form_errors(form))
+        return redirect(clone_url)
+    try:
+        return launched(request, form.launch())
+    except JobLimitReached as exc:
+        messages.error(request, str(exc))
+        return redirect(job)
+
+
+def form_errors(form) -> str:
+    return " ".join(str(e) for errors in form.errors.values() for e in errors)
 
 
 @login_required

@@ -196,7 +196,9 @@ A run of 40 steps takes well under a minute on a CPU."""
     ]
     for s in fewshot_sets(suite):
         named = ", ".join(f"`{a}`" for a in s.adapters)
-        prefilled = urlencode({"examples": jsonl(s.shots), "heldout": jsonl(s.heldout)})
+        prefilled = urlencode(
+            {"name": s.task, "examples": jsonl(s.shots), "heldout": jsonl(s.heldout)}
+        )
         parts.append(
             f"""### `{s.task}`: {s.description}
 

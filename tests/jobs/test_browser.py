@@ -85,7 +85,7 @@ def test_compose_follow_download_publish(browser, live_server, worker, demo, tmp
     assert page.evaluate("window.notReloaded") is True
     assert any(0 < s < BUDGET for s in seen), seen
     assert page.locator("#loss-curve polyline").count() == 2
-    assert page.locator("#weight-bars rect").count() == 3
+    assert page.locator("#weights .weight-bar").count() == 3
     assert page.locator("#evaluation tbody tr").count() == 2
     assert page.inner_text("#job-device").startswith("cpu")
     page.screenshot(path=str(SCREENSHOT_DIR / "job_page.png"), full_page=True)

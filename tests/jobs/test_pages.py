@@ -30,7 +30,7 @@ def test_running_job_fragment_polls_and_draws_progress(alice_client, alice):
     )
     page = fragment(alice_client, job)
     assert 'hx-trigger="every 1s"' in page and "3 / 40" in page and "cuda:0 on gpu-1" in page
-    assert page.count("<polyline") == 2 and page.count("<rect x=") == 2
+    assert page.count("<polyline") == 2 and page.count('<span class="weight-bar') == 2
     assert 'id="cancel"' in page
 
 

@@ -102,7 +102,7 @@ def test_lorahub_job_runs_on_the_worker(worker, client_alice, catalog, toys, tmp
     same_tensors(got, tmp_path / "direct")
 
     page = client_alice.get(reverse("composer:status", args=[job.pk])).content.decode()
-    assert 'id="loss-curve"' in page and 'id="weight-bars"' in page and "hx-trigger" not in page
+    assert 'id="loss-curve"' in page and 'id="weights"' in page and "hx-trigger" not in page
     r = client_alice.get(reverse("composer:download", args=[job.pk]))
     assert r.status_code == 200 and r["Content-Type"] == "application/zip"
 

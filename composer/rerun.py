@@ -1,0 +1,57 @@
+"""Run a job again, or open its launch form filled in ("clone and edit").
+
+Both go through the job's launch form, so a rerun is checked like a new job (the adapters
+still visible to the user, compatible, within the limits). The form takes adapters by their
+catalog id: a rerun uses each adapter's current version."""
+
+import json
+
+from django.http import QueryDict
+
+from composer.models import Job
+
+# Parameters stored under another name than their form field.
+FIELD_OF_PARAMETER = {Job.Kind.MERGE: {"method": "merge_method"}}
+
+
+def jsonl(examples: list[dict]) -> str:
+    return "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in examples)
+
+
+def job_form_initial(job: Job, form_class) -> dict:
+    """The values of `form_class` that launch the same job again."""
+    inputs = list(job.inputs.select_related("version"))
+    initial = {
+        "name": job.name,
+        "adapters": [i.version.adapter_id for i in inputs if i.version],
+    }
+    renamed = FIELD_OF_PARAMETER.get(job.kind, {})
+    for key, value in job.parameters.items():
+        field = renamed.get(key, key)
+        if field in form_class.base_fields:
+            initial[field] = value
+    if job.kind == Job.Kind.LORAHUB:
+        initial |= {"candidates": "pick", "examples": jsonl(job.examples)}
+        initial["heldout"] = jsonl(job.heldout)
+    if any(i.weight is not None for i in inputs) and "weights" in form_class.base_fields:
+        initial["weights"] = ", ".join(f"{i.weight:g}" for i in inputs if i.version)
+    return initial
+
+
+def missing_inputs(job: Job) -> list[str]:
+    """Inputs whose adapter version has left the catalog: a rerun goes without them."""
+    return [i.label for i in job.inputs.all() if i.version_id is None]
+
+
+def form_data(form_class, initial: dict) -> QueryDict:
+    """`initial` as a browser would submit the form (the fields' defaults for the rest)."""
+    data = QueryDict(mutable=True)
+    for name, field in form_class.base_fields.items():
+        value = initial.get(name, field.initial)
+        if value is None or value is False or value == "":
+            continue
+        if isinstance(value, list | tuple):
+            data.setlist(name, [str(v) for v in value])
+        else:
+            data[name] = "on" if value is True else str(value)
+    return data

@@ -1,0 +1,65 @@
+"""A job in words and numbers for its page and the list: its score, its parameters."""
+
+from composer.models import Job
+
+
+def job_score(job: Job) -> dict | None:
+    """The result's held-out exact match (with the base model's beside it) when the job
+    evaluated one, else the best loss the search reached."""
+    composed = ((job.result or {}).get("evaluation") or {}).get("composed")
+    if composed:
+        base = job.result["evaluation"].get("base") or {}
+        return {
+            "name": "exact match",
+            "value": composed["exact_match"],
+            "base": base.get("exact_match"),
+            "n": composed.get("n"),
+        }
+    if job.best_loss is not None:
+        return {"name": "best loss", "value": job.best_loss, "base": None, "n": None}
+    return None
+
+
+def _on_off(value) -> str:
+    return "on" if value else "off"
+
+
+UNITS = {
+    "svd": "each input's singular directions",
+    "raw": "the stored rows of A and columns of B",
+}
+
+
+def parameters_in_words(job: Job) -> list[str]:
+    """The job's parameters as short sentences, in the form's terms."""
+    p = dict(job.parameters)
+    words = []
+    if job.kind == Job.Kind.LORAHUB:
+        if "budget" in p:
+            words.append(
+                f"{p.pop('budget')} search steps with the {p.pop('optimizer', 'NGOpt')} "
+                f"optimiser, seed {p.pop('seed', 0)}"
+            )
+        if "separator" in p:
+            words.append(f"“{p.pop('separator')}” between each input and its output")
+        words.append(f"{len(job.examples)} few-shot examples")
+        if job.heldout:
+            words.append(f"{len(job.heldout)} held-out examples")
+    elif job.kind == Job.Kind.LEGO:
+        k = p.pop("k", None)
+        words.append(f"merged rank {k}" if k else "merged rank: the largest input rank")
+        units = p.pop("units", "svd")
+        words.append(f"units clustered: {UNITS.get(units, units)}")
+        words.append(f"parameter reweighting {_on_off(p.pop('param_reweight', True))}")
+        words.append(f"output reweighting {_on_off(p.pop('output_reweight', True))}")
+    elif job.kind == Job.Kind.MERGE:
+        words.append(f"method {p.pop('method', 'linear').replace('_', ' ')}")
+        if "density" in p:
+            words.append(f"density {p.pop('density'):g} (fraction of values kept)")
+        if "rank" in p:
+            words.append(f"result rank {p.pop('rank')}")
+    for key, value in sorted(p.items()):  # anything newer than this list
+        if isinstance(value, bool):
+            value = _on_off(value)
+        words.append(f"{key.replace('_', ' ')} {value}")
+    return words

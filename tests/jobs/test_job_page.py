@@ -1,0 +1,150 @@
+"""The job page at a glance, job names, "Run again" and "Clone and edit"."""
+
+import re
+
+from django.urls import reverse
+
+from composer.forms import FORMS
+from composer.models import Job, JobInput
+from composer.rerun import job_form_initial
+
+EXAMPLES = '{"input": "abc", "output": "cba"}\n{"input": "hello", "output": "olleh"}\n'
+
+
+def launch(client, catalog, kind, **data):
+    data = {"adapters": [catalog["t5-a"].pk, catalog["t5-b"].pk], **data}
+    response = client.post(reverse("composer:new", args=[kind]), data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    return Job.objects.latest("id")
+
+
+def lorahub(client, catalog, **extra):
+    data = {"candidates": "pick", "top_n": 5, "examples": EXAMPLES, "heldout": "x\ty\n"}
+    data |= {"budget": 12, "seed": 3, "optimizer": "OnePlusOne"}
+    return launch(client, catalog, "lorahub", **data, **extra)
+
+
+def test_a_job_is_named_by_the_user_or_after_its_inputs(alice_client, catalog):
+    assert lorahub(alice_client, catalog, name="reverse words").name == "reverse words"
+    job = launch(alice_client, catalog, "merge", merge_method="linear")
+    assert job.name == "merge of t5-a + t5-b"
+    page = alice_client.get(reverse("composer:list")).content.decode()
+    assert "reverse words" in page and "merge of t5-a + t5-b" in page
+    assert ">Kind</th>" in page and "Score" in page and "Duration" in page
+
+
+def test_a_link_presets_the_name(alice_client, catalog):
+    page = alice_client.get(reverse("composer:new", args=["lorahub"]) + "?name=reverse-vowels")
+    assert 'value="reverse-vowels"' in page.content.decode()
+
+
+def finished(job, weights, evaluation=None):
+    history = [
+        {"step": i, "loss": 3 - 0.1 * i, "best_loss": 3 - 0.1 * i, "weights": weights}
+        for i in range(1, 13)
+    ]
+    Job.objects.filter(pk=job.pk).update(
+        status=Job.Status.SUCCEEDED,
+        step=12,
+        best_loss=1.8,
+        history=history,
+        best_weights=weights,
+        result={"weights": weights, "evaluation": evaluation},
+    )
+    job.refresh_from_db()
+    return job
+
+
+def test_job_page_reads_at_a_glance(alice_client, catalog):
+    job = lorahub(alice_client, catalog, name="reverse words")
+    evaluation = {
+        "base": {"n": 1, "loss": 3.2, "exact_match": 0.0, "predictions": []},
+        "composed": {"n": 1, "loss": 0.4, "exact_match": 1.0, "predictions": []},
+    }
+    finished(job, [-0.25, 0.9], evaluation)
+    page = alice_client.get(job.get_absolute_url()).content.decode()
+    # Status and the result's score come before the charts and the inputs.
+    status, score = page.index('data-status="succeeded"'), page.index('id="job-score"')
+    assert status < score < page.index('id="loss-curve"') < page.index('id="job-inputs"')
+    score_text = r"Exact match 1\.000</strong> on 1 held-out example \(base model 0\.000\)"
+    assert re.search(score_text, page)
+    # Inputs folded; parameters in words, not a dict.
+    assert '<details id="job-inputs">' in page and "Inputs: 2 adapters" in page
+    assert "12 search steps with the OnePlusOne optimiser, seed 3" in page
+    assert "{'budget'" not in page and "&#x27;budget&#x27;" not in page
+    # Weights: a table sorted by value with bars, labelled final once done.
+    assert "<caption>Weights (final)</caption>" in page
+    rows = re.findall(r'<td class="weight-label">([^<]+)</td><td class="num">([^<]+)</td>', page)
+    assert rows == [("bob/t5-b v1", "0.900"), ("bob/t5-a v1", "-0.250")]
+    assert page.count('class="weight-bar"') == 1 and page.count("weight-bar negative") == 1
+    # The loss curve has value ticks and step numbers.
+    curve = page[page.index('id="loss-curve"') : page.index("</svg>")]
+    assert ">3.000<" not in curve and ">2.900<" in curve and ">1.800<" in curve
+    assert ">1<" in curve and ">12<" in curve and ">step<" in curve and ">loss<" in curve
+
+
+def test_weights_of_a_running_job_are_the_best_so_far(alice_client, catalog):
+    job = lorahub(alice_client, catalog)
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.RUNNING, step=3, best_weights=[1, 2])
+    page = alice_client.get(reverse("composer:status", args=[job.pk])).content.decode()
+    assert "<caption>Best weights so far (step 3)</caption>" in page
+
+
+def test_run_again_launches_the_same_job(alice_client, catalog):
+    job = lorahub(alice_client, catalog, name="reverse words", separator=" = ")
+    finished(job, [0.5, 0.5])
+    response = alice_client.post(reverse("composer:again", args=[job.pk]))
+    again = Job.objects.latest("id")
+    assert again.pk != job.pk and response["Location"] == again.get_absolute_url()
+    same = ("kind", "name", "parameters", "examples", "heldout", "base_model_id")
+    assert [getattr(again, f) for f in same] == [getattr(job, f) for f in same]
+    assert [i.version_id for i in again.inputs.all()] == [i.version_id for i in job.inputs.all()]
+    assert again.status == Job.Status.QUEUED
+
+
+def test_run_again_of_a_merge_keeps_weights_and_method(alice_client, catalog):
+    job = launch(alice_client, catalog, "merge", merge_method="ties", density="0.3", weights="2, 1")
+    alice_client.post(reverse("composer:again", args=[job.pk]))
+    again = Job.objects.latest("id")
+    assert again.pk != job.pk
+    assert again.parameters == job.parameters == {"method": "ties", "density": 0.3}
+    assert [i.weight for i in again.inputs.all()] == [2.0, 1.0]
+
+
+def test_clone_and_edit_fills_the_form(alice_client, catalog):
+    job = launch(alice_client, catalog, "lego", k="3", units="raw")
+    page = alice_client.get(reverse("composer:new", args=["lego"]) + f"?from={job.pk}")
+    html = page.content.decode()
+    assert re.search(r'name="k" value="3"', html)
+    assert re.search(r'value="raw"[^>]*checked|checked[^>]*value="raw"', html) or (
+        'value="raw" selected' in html
+    )
+    assert html.count("checked") >= 2  # both adapters ticked
+
+
+def test_run_again_refuses_what_no_longer_validates(alice_client, catalog, bob):
+    job = launch(alice_client, catalog, "merge", merge_method="linear")
+    catalog["t5-b"].private = True  # bob hides one of the inputs
+    catalog["t5-b"].save()
+    response = alice_client.post(reverse("composer:again", args=[job.pk]), follow=True)
+    assert Job.objects.count() == 1
+    assert response.redirect_chain[-1][0].endswith(f"?from={job.pk}")
+    assert "cannot run again as it was" in response.content.decode()
+
+
+def test_run_again_and_clone_are_the_owners_only(client, bob, catalog, alice_client):
+    job = launch(alice_client, catalog, "merge", merge_method="linear")
+    client.force_login(bob)
+    assert client.post(reverse("composer:again", args=[job.pk])).status_code == 404
+    clone = reverse("composer:new", args=["merge"]) + f"?from={job.pk}"
+    assert client.get(clone).status_code == 404
+    assert Job.objects.count() == 1
+
+
+def test_form_values_cover_a_removed_input(alice, catalog, alice_client):
+    job = launch(alice_client, catalog, "merge", merge_method="linear")
+    JobInput.objects.filter(job=job, position=1).update(version=None)
+    initial = job_form_initial(job, FORMS["merge"])
+    assert initial["adapters"] == [catalog["t5-a"].pk]
+    page = alice_client.get(reverse("composer:new", args=["merge"]) + f"?from={job.pk}")
+    assert "bob/t5-b v1 is no longer in the catalog" in page.content.decode()
