@@ -60,6 +60,7 @@ class JobForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
+        self.table_fields = []  # drawn in the adapters' table, not one by one
         self.user = user
         self.fields["name"] = self.fields.pop("name")  # last, before the advanced fields
         field = self.fields["adapters"]
@@ -320,6 +321,13 @@ MERGE_LABELS = {
 }
 
 
+MAX_WEIGHT = 1000.0
+
+
+def weight_field(adapter_pk) -> str:
+    return f"weight_{adapter_pk}"
+
+
 class MergeForm(JobForm):
     kind = Job.Kind.MERGE
     advanced_fields = ()
@@ -329,17 +337,13 @@ class MergeForm(JobForm):
         initial="linear",
         label="Method",
     )
-    weights = forms.CharField(
-        required=False,
-        help_text="One number per adapter, in the order listed, separated by commas; "
-        "empty: 1/N each.",
-    )
     density = forms.FloatField(
         min_value=0.0,
         max_value=1.0,
         required=False,
         initial=DEFAULT_DENSITY,
-        help_text="Fraction of values kept, for ties, dare_* and magnitude_prune.",
+        help_text="Fraction of each update's values kept, for ties, dare_*, magnitude_prune "
+        "and KnOTS (one for all the adapters).",
     )
 
     rank = forms.IntegerField(
@@ -353,26 +357,43 @@ class MergeForm(JobForm):
     def method_name(self, cleaned) -> str:
         return cleaned.get("merge_method", "linear")
 
-    def clean_weights(self):
-        raw = self.cleaned_data.get("weights", "").strip()
-        if not raw:
-            return None
-        try:
-            return [float(x) for x in raw.replace(";", ",").split(",") if x.strip()]
-        except ValueError:
-            raise forms.ValidationError("Weights must be numbers separated by commas.") from None
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # One weight field per listed adapter, beside its checkbox. FloatField refuses
+        # NaN and infinities; the bound keeps a merge's numbers sane.
+        for pk, label in self.fields["adapters"].widget.choices:
+            label = f"Weight of {label.split(' — ')[0]}"
+            attrs = {"step": "any", "placeholder": "1/N", "aria-label": label}
+            self.fields[weight_field(pk)] = forms.FloatField(
+                required=False,
+                min_value=-MAX_WEIGHT,
+                max_value=MAX_WEIGHT,
+                label=label,
+                widget=forms.NumberInput(attrs=attrs),
+            )
+            self.table_fields.append(weight_field(pk))
+
+    def adapter_rows(self) -> list[tuple]:
+        """(checkbox, weight field) per listed adapter, for the form's table."""
+        boxes = self["adapters"].subwidgets
+        return [(box, self[weight_field(box.data["value"])]) for box in boxes]
 
     def clean(self):
         cleaned = super().clean()
         if self.errors:
             return cleaned
-        weights = cleaned.get("weights")
-        if weights is not None and len(weights) != len(self.versions):
-            self.add_error(
-                "weights",
-                f"Give one weight per adapter: {len(weights)} weights for "
-                f"{len(self.versions)} adapters.",
+        given = [cleaned.get(weight_field(v.adapter_id)) for v in self.versions]
+        if all(w is None for w in given):
+            cleaned["weights"] = None
+        elif any(w is None for w in given):
+            pairs = zip(self.versions, given, strict=True)
+            missing = [version_label(v) for v, w in pairs if w is None]
+            raise forms.ValidationError(
+                "Give a weight to every chosen adapter, or to none (1/N each). "
+                f"Missing: {', '.join(missing)}."
             )
+        else:
+            cleaned["weights"] = given
         method, density = cleaned["merge_method"], cleaned.get("density")
         if method in DENSITY_METHODS and not density:
             self.add_error("density", f"{method} needs a density between 0 and 1.")

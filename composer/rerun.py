@@ -8,6 +8,7 @@ import json
 
 from django.http import QueryDict
 
+from composer.forms import weight_field
 from composer.models import Job
 
 # Parameters stored under another name than their form field.
@@ -33,8 +34,10 @@ def job_form_initial(job: Job, form_class) -> dict:
     if job.kind == Job.Kind.LORAHUB:
         initial |= {"candidates": "pick", "examples": jsonl(job.examples)}
         initial["heldout"] = jsonl(job.heldout)
-    if any(i.weight is not None for i in inputs) and "weights" in form_class.base_fields:
-        initial["weights"] = ", ".join(f"{i.weight:g}" for i in inputs if i.version)
+    if job.kind == Job.Kind.MERGE:
+        for i in inputs:
+            if i.version and i.weight is not None:
+                initial[weight_field(i.version.adapter_id)] = i.weight
     return initial
 
 
@@ -46,8 +49,8 @@ def missing_inputs(job: Job) -> list[str]:
 def form_data(form_class, initial: dict) -> QueryDict:
     """`initial` as a browser would submit the form (the fields' defaults for the rest)."""
     data = QueryDict(mutable=True)
-    for name, field in form_class.base_fields.items():
-        value = initial.get(name, field.initial)
+    defaults = {name: field.initial for name, field in form_class.base_fields.items()}
+    for name, value in (defaults | initial).items():
         if value is None or value is False or value == "":
             continue
         if isinstance(value, list | tuple):

@@ -103,7 +103,9 @@ def test_run_again_launches_the_same_job(alice_client, catalog):
 
 
 def test_run_again_of_a_merge_keeps_weights_and_method(alice_client, catalog):
-    job = launch(alice_client, catalog, "merge", merge_method="ties", density="0.3", weights="2, 1")
+    a, b = catalog["t5-a"].pk, catalog["t5-b"].pk
+    weights = {f"weight_{a}": "2", f"weight_{b}": "1"}
+    job = launch(alice_client, catalog, "merge", merge_method="ties", density="0.3", **weights)
     alice_client.post(reverse("composer:again", args=[job.pk]))
     again = Job.objects.latest("id")
     assert again.pk != job.pk

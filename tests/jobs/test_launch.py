@@ -116,24 +116,45 @@ def test_private_adapters_of_others_cannot_be_used(alice_client, catalog):
 
 def test_merge_form_checks_weights_and_density(alice_client, catalog):
     url = reverse("composer:new", args=["merge"])
-    adapters = ids(catalog, "t5-a", "t5-b")
-    r = alice_client.post(url, {"adapters": adapters, "merge_method": "ties", "weights": "1, 2, 3"})
+    a, b = ids(catalog, "t5-a", "t5-b")
+    r = alice_client.post(url, {"adapters": [a, b], "merge_method": "ties", f"weight_{a}": "1"})
     page = r.content.decode()
-    assert "3 weights for 2 adapters" in page and "ties needs a density" in page
+    assert "Give a weight to every chosen adapter, or to none" in page
+    assert "Missing: bob/t5-b v1." in page
+    r = alice_client.post(url, {"adapters": [a, b], "merge_method": "ties"})
+    assert "ties needs a density" in r.content.decode()
+    for bad in ("nan", "inf", "-Infinity", "1e308", "x"):
+        data = {"adapters": [a, b], "merge_method": "linear", f"weight_{a}": bad}
+        r = alice_client.post(url, data | {f"weight_{b}": "1"})
+        assert r.status_code == 200 and "field-error" in r.content.decode(), bad
     assert not Job.objects.exists()
     r = alice_client.post(
         url,
         {
-            "adapters": adapters,
+            "adapters": [a, b],
             "merge_method": "ties",
-            "weights": "0.7, 0.3",
+            f"weight_{b}": "0.3",
+            f"weight_{a}": "0.7",
             "density": 0.5,
             "rank": 3,
         },
     )
     job = Job.objects.get()
     assert job.parameters == {"method": "ties", "density": 0.5}  # no rank: ties has none
-    assert [i.weight for i in job.inputs.all()] == [0.7, 0.3]
+    assert [(i.label, i.weight) for i in job.inputs.all()] == [
+        ("bob/t5-a v1", 0.7),
+        ("bob/t5-b v1", 0.3),
+    ]
+
+
+def test_merge_form_has_a_weight_beside_each_adapter(alice_client, catalog):
+    a, b = ids(catalog, "t5-a", "t5-b")
+    page = alice_client.get(reverse("composer:new", args=["merge"]) + f"?adapters={a}")
+    html = page.content.decode()
+    row = html[html.index(f'value="{a}"') :]
+    row = row[: row.index("</tr>")]
+    assert f'name="weight_{a}"' in row and 'aria-label="Weight of bob/t5-a"' in row
+    assert f'name="weight_{b}"' in html
 
 
 def test_lego_form_checks_k(alice_client, catalog):

@@ -122,7 +122,13 @@ def test_lego_and_merge_jobs_run_on_the_worker(worker, client_alice, catalog, to
     merge = launch(
         client_alice,
         "merge",
-        {"adapters": pks, "merge_method": "ties", "weights": "0.6, 0.4", "density": 0.5},
+        {
+            "adapters": pks,
+            "merge_method": "ties",
+            f"weight_{pks[0]}": "0.6",
+            f"weight_{pks[1]}": "0.4",
+            "density": 0.5,
+        },
     )
     for job in (lego, merge):
         job_wait(job, Job.FINISHED, worker=worker)
