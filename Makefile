@@ -40,10 +40,13 @@ run: seed
 	@echo ""
 	@# On exit stop the worker's main process only: it shuts its pool down itself (a pool
 	@# child killed directly can die holding the task queue's lock and hang the worker).
-	trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT; \
-	COMPOSER_BASE_MODEL_ENDPOINT=http://$(HOST):$(PORT) \
+	@# A second worker serves the fast lane ("Try it"), so a try never waits behind a job.
+	trap 'kill $$worker $$fast 2>/dev/null; wait $$worker $$fast' EXIT; \
+	export COMPOSER_BASE_MODEL_ENDPOINT=http://$(HOST):$(PORT); \
 	$(VENV)/bin/celery -A config worker -Q gpu,default --concurrency 1 --loglevel INFO & \
 	worker=$$!; \
+	$(VENV)/bin/celery -A config worker -Q fast -n fast@%h --concurrency 1 --loglevel INFO & \
+	fast=$$!; \
 	$(VPY) manage.py runserver $(HOST):$(PORT)
 
 test: $(STAMP)

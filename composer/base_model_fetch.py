@@ -6,7 +6,7 @@ the Hugging Face Hub) into COMPOSER_WORK_DIR/base-models/<id>@<commit>/, once pe
 files go to a temporary folder renamed into place when complete, under a file lock, so
 concurrent jobs on one machine download a model once and never load half of one. The cache
 holds at most COMPOSER_BASE_MODEL_CACHE_BYTES; the least recently used models are removed
-to make room. A catalog entry without files falls back to its `local_path` folder.
+to make room. A base model's `local_path` folder is used instead where this machine has it.
 """
 
 import fcntl
@@ -37,10 +37,10 @@ def base_model_path(base_model, *, on_progress: Progress | None = None) -> Path:
 
     Raises ValueError with a message for the user when the model cannot be had.
     """
+    local = Path(base_model.local_path) if base_model.local_path else None
+    if local is not None and (local / "config.json").is_file():
+        return local  # this machine has the folder (the demo's, a single-machine install)
     if not base_model.commit:
-        local = Path(base_model.local_path) if base_model.local_path else None
-        if local is not None and (local / "config.json").is_file():
-            return local
         raise ValueError(
             f"No worker has the base model {base_model.identifier}, and its files are not "
             "registered on the hub for workers to download (manage.py base_model_register)."

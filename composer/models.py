@@ -163,3 +163,44 @@ class Lineage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.child} <- {self.parent_label}"
+
+
+class Trial(models.Model):
+    """One "Try it": an input run through the base model alone and with an adapter (a
+    catalog version, or a finished job's result), on the workers' fast lane."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="trials"
+    )
+    version = models.ForeignKey(
+        "hub.AdapterVersion", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    job = models.ForeignKey(
+        Job, null=True, blank=True, on_delete=models.CASCADE, related_name="trials"
+    )
+    base_model = models.ForeignKey("hub.BaseModel", on_delete=models.CASCADE, related_name="+")
+    text = models.TextField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    base_output = models.TextField(blank=True)
+    adapter_output = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["owner", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"Trial #{self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)

@@ -13,6 +13,7 @@ from django.db import connections
 
 from composer.dispatch import jobs_maintain
 from composer.execution import job_execute
+from composer.try_it import trial_execute
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,16 @@ def run_job(self, job_id: int | None = None) -> str | None:
     """A turn for one queued job (`job_id` is the job it was sent for; the worker takes the
     next one in the queue's fair order)."""
     return job_execute(job_id, task_id=self.request.id or "")
+
+
+@shared_task(
+    name="composer.fast.run_trial",
+    soft_time_limit=settings.COMPOSER_TRY_TIME_LIMIT,
+    time_limit=settings.COMPOSER_TRY_TIME_LIMIT + 10,
+)
+def run_trial(trial_id: int) -> str | None:
+    """A "Try it" trial, on the fast lane (CELERY_TASK_ROUTES: COMPOSER_FAST_QUEUE)."""
+    return trial_execute(trial_id)
 
 
 def maintain_once() -> None:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import views, views_try
 
 app_name = "composer"
 urlpatterns = [
@@ -12,4 +12,6 @@ urlpatterns = [
     path("<int:pk>/again/", views.job_again, name="again"),
     path("<int:pk>/download/", views.job_download, name="download"),
     path("<int:pk>/publish/", views.job_publish_view, name="publish"),
+    path("try/", views_try.trial_new, name="trial_new"),
+    path("try/<int:pk>/", views_try.trial_detail, name="trial"),
 ]

@@ -236,7 +236,12 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 3 * 3600 + 300) or No
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Composition jobs go to the GPU workers' queue (a separate name isolates a pool of workers).
 COMPOSER_QUEUE = os.environ.get("COMPOSER_QUEUE", "gpu")
-CELERY_TASK_ROUTES = {"composer.tasks.*": {"queue": COMPOSER_QUEUE}}
+# "Try it" trials: short jobs on their own queue, served by its own worker (a fast lane).
+COMPOSER_FAST_QUEUE = os.environ.get("COMPOSER_FAST_QUEUE", "fast")
+CELERY_TASK_ROUTES = {
+    "composer.tasks.*": {"queue": COMPOSER_QUEUE},
+    "composer.fast.*": {"queue": COMPOSER_FAST_QUEUE},
+}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 LOGGING = {
@@ -281,3 +286,10 @@ COMPOSER_SWEEP_SECONDS = float(os.environ.get("COMPOSER_SWEEP_SECONDS", "3600"))
 COMPOSER_SWEEP_GRACE_SECONDS = float(os.environ.get("COMPOSER_SWEEP_GRACE_SECONDS", "86400"))
 # Jobs one user may have queued or running at once; the queue takes users in turn.
 COMPOSER_MAX_ACTIVE_JOBS_PER_USER = env_int("COMPOSER_MAX_ACTIVE_JOBS_PER_USER", 4)
+# Try it: per-user limits, the input's size, the output's length and the fast lane's limits.
+COMPOSER_TRY_MAX_ACTIVE = env_int("COMPOSER_TRY_MAX_ACTIVE", 2)
+COMPOSER_TRY_PER_HOUR = env_int("COMPOSER_TRY_PER_HOUR", 60)
+COMPOSER_TRY_MAX_CHARS = env_int("COMPOSER_TRY_MAX_CHARS", 500)
+COMPOSER_TRY_MAX_NEW_TOKENS = env_int("COMPOSER_TRY_MAX_NEW_TOKENS", 64)
+COMPOSER_TRY_TIME_LIMIT = env_int("COMPOSER_TRY_TIME_LIMIT", 120)
+COMPOSER_TRY_WAIT_SECONDS = env_int("COMPOSER_TRY_WAIT_SECONDS", 60)

@@ -5,6 +5,7 @@
 - `run_lego(adapter_dirs, out_dir, params, *, check)`
 - `run_merge(method, adapter_dirs, out_dir, *, weights, density, rank, seed, check)`
 - `run_evaluate(base_dir, examples, adapter_dir=None, *, device, model_cache, ...)`
+- `run_try(base_dir, adapter_dir, text, *, device, model_cache, ...)`
 
 The first three write a PEFT adapter directory plus `result.json` into `out_dir`
 atomically (built in a temporary sibling, then renamed; on any error nothing is left
@@ -53,7 +54,7 @@ from composer.engine.adapters import (
 from composer.engine.base_models import load_base_model, load_tokenizer, resolve_device
 from composer.engine.baselines import merge
 from composer.engine.compat import check_against_model, check_compatible
-from composer.engine.evaluate import evaluate_model
+from composer.engine.evaluate import evaluate_model, generate
 from composer.engine.examples import Example, load_examples
 from composer.engine.lego import LegoParams, lego_merge
 from composer.engine.lorahub import LiveComposition, LoraHubParams, StepInfo, compose
@@ -243,6 +244,32 @@ def run_evaluate(
         **evaluation,
         "timings": {"total_s": round(time.perf_counter() - t0, 4)},
     }
+
+
+def run_try(
+    base_dir: str | Path,
+    adapter_dir: str | Path,
+    text: str,
+    *,
+    device: str | None = None,
+    model_cache=None,
+    separator: str = "",
+    max_new_tokens: int = 64,
+) -> dict:
+    """Greedy completions of `text` by the base model and by it with the adapter applied."""
+    t0 = time.perf_counter()
+    adapter = load_adapter(adapter_dir)
+    model, tok = _model(base_dir, device, model_cache)
+    check_against_model([adapter], model)
+    kwargs = {"separator": separator, "max_new_tokens": max_new_tokens}
+    base = generate(model, tok, [text], **kwargs)[0]
+    live = LiveComposition(model, [adapter], tokens=math.inf)
+    try:
+        live.set_weights(torch.tensor([[1.0]], dtype=torch.float64))
+        adapted = generate(model, tok, [text], **kwargs)[0]
+    finally:
+        live.remove()
+    return {"base": base, "adapter": adapted, "seconds": round(time.perf_counter() - t0, 4)}
 
 
 # ---------------------------------------------------------------- helpers

@@ -1,0 +1,212 @@
+"""Try it: trials run on a fast-lane worker, side by side with the base model, with limits."""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+from django.utils import timezone
+
+from composer.engine import run
+from composer.models import Job, Trial
+from composer.try_it import trial_launch, try_examples
+from hub.models import AdapterVersion, BaseModel
+from tests.jobs.conftest import _reset_producers, job_wait, wait_for
+from tests.jobs.toys import T5_NAME
+from tests.jobs.worker import Worker
+
+pytestmark = pytest.mark.django_db(transaction=True)
+HTMX = {"HTTP_HX_REQUEST": "true"}
+EXAMPLES = '{"input": "abc", "output": "cba"}\n{"input": "lora", "output": "arol"}'
+
+
+@pytest.fixture(scope="module")
+def fast_queue():
+    return f"fast-test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def fast_lane(test_broker, job_queue, fast_queue):
+    """This process routes trials to the session's fast queue (and jobs to its job queue)."""
+    from config.celery import app
+
+    saved = app.conf.task_routes
+    app.conf.task_routes = {
+        "composer.tasks.*": {"queue": job_queue},
+        "composer.fast.*": {"queue": fast_queue},
+    }
+    _reset_producers(app)
+    yield fast_queue
+    app.conf.task_routes = saved
+    _reset_producers(app)
+
+
+@pytest.fixture
+def idle_lane(test_broker):
+    """Trials go to a queue no worker serves: they stay queued."""
+    from config.celery import app
+
+    saved = app.conf.task_routes
+    app.conf.task_routes = {"composer.fast.*": {"queue": f"idle-{uuid.uuid4().hex[:8]}"}}
+    _reset_producers(app)
+    yield
+    app.conf.task_routes = saved
+    _reset_producers(app)
+
+
+@pytest.fixture(scope="module")
+def fast_worker(django_db_setup, django_db_blocker, broker_url, fast_queue, worker_dirs):
+    worker = Worker(
+        broker_url,
+        worker_dirs / "media",
+        worker_dirs / "work",
+        worker_dirs / "logs",
+        fast_queue,
+    )
+    with django_db_blocker.unblock():
+        worker.start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def storage_dirs(jobs_env):
+    """Catalog files go where the workers read them."""
+
+
+def trial_wait(trial: Trial, worker, timeout: float = 90) -> Trial:
+    def finished():
+        trial.refresh_from_db()
+        return trial.is_finished
+
+    wait_for(finished, timeout, message=f"trial {trial.pk}\n{worker.log_tail()}")
+    return trial
+
+
+def launch_trial(client, data) -> Trial:
+    response = client.post(reverse("composer:trial_new"), data, **HTMX)
+    assert response.status_code == 200, response.content.decode()
+    assert b'id="trial"' in response.content, response.content.decode()
+    return Trial.objects.latest("pk")
+
+
+@pytest.mark.celery
+def test_a_trial_shows_base_and_adapter_outputs(
+    fast_lane, fast_worker, client, alice, catalog, toys
+):
+    client.force_login(alice)
+    version = catalog["llama-a"].current_version  # the random toy T5 says nothing at all
+    trial = trial_wait(launch_trial(client, {"version": version.pk, "text": "hello"}), fast_worker)
+    assert trial.status == Trial.Status.DONE, trial.error
+    direct = run.run_try(toys / "llama", toys / "adapters" / "llama-a", "hello")
+    assert (trial.base_output, trial.adapter_output) == (direct["base"], direct["adapter"])
+    assert trial.base_output != trial.adapter_output
+    # The poll answers the outputs side by side.
+    page = client.get(reverse("composer:trial", args=[trial.pk]), **HTMX).content.decode()
+    assert 'id="trial-base"' in page and 'id="trial-adapter"' in page
+    assert 'data-status="done"' in page and "hx-trigger" not in page
+
+
+@pytest.mark.celery
+def test_the_fast_lane_does_not_wait_behind_a_long_composition(
+    fast_lane, fast_worker, worker_factory, client, alice, catalog
+):
+    gpu_worker = worker_factory()
+    client.force_login(alice)
+    data = {
+        "candidates": "pick",
+        "adapters": [catalog[n].pk for n in ("t5-a", "t5-b", "t5-c")],
+        "top_n": 3,
+        "examples": EXAMPLES,
+        "budget": 1000,
+        "seed": 0,
+        "optimizer": "NGOpt",
+    }
+    response = client.post(reverse("composer:new", args=["lorahub"]), data)
+    assert response.status_code == 302
+    job = Job.objects.latest("pk")
+    job_wait(job, Job.Status.RUNNING, worker=gpu_worker)
+    version = catalog["llama-a"].current_version
+    trial = trial_wait(launch_trial(client, {"version": version.pk, "text": "abc"}), fast_worker)
+    job.refresh_from_db()
+    assert trial.status == Trial.Status.DONE, trial.error
+    assert job.status == Job.Status.RUNNING and job.step < job.budget  # still composing
+    client.post(reverse("composer:cancel", args=[job.pk]))
+    job_wait(job, Job.FINISHED, worker=gpu_worker)
+
+
+def fresh_version(adapter):
+    """The adapter's current version as the views read it (with its base model's row now)."""
+    return AdapterVersion.objects.select_related("adapter__base_model").get(
+        pk=adapter.current_version_id
+    )
+
+
+def test_per_user_limits(settings, alice, catalog, idle_lane):
+    settings.COMPOSER_TRY_MAX_ACTIVE, settings.COMPOSER_TRY_PER_HOUR = 2, 3
+    version = fresh_version(catalog["t5-a"])
+    for _ in range(2):
+        trial_launch(user=alice, text="abc", version=version)  # no worker takes them
+    with pytest.raises(ValidationError, match="still running"):
+        trial_launch(user=alice, text="abc", version=version)
+    assert Trial.objects.filter(owner=alice).count() == 2
+    Trial.objects.filter(owner=alice).update(status=Trial.Status.DONE)
+    trial_launch(user=alice, text="abc", version=version)
+    with pytest.raises(ValidationError, match="At most 3 tries an hour"):
+        trial_launch(user=alice, text="abc", version=version)
+    assert Trial.objects.filter(owner=alice).count() == 3
+
+
+def test_bad_inputs_are_messages(client, alice, catalog, settings, idle_lane):
+    client.force_login(alice)
+    version = catalog["t5-a"].current_version
+    long = client.post(reverse("composer:trial_new"), {"version": version.pk, "text": "x" * 501})
+    assert long.status_code == 400 and b"at most 500 characters" in long.content
+    empty = client.post(reverse("composer:trial_new"), {"version": version.pk, "text": " "}, **HTMX)
+    assert b"Type an input" in empty.content
+    bob_private = catalog["t5-b"]
+    bob_private.private = True
+    bob_private.save()
+    hidden = {"version": bob_private.current_version.pk, "text": "abc"}
+    assert client.post(reverse("composer:trial_new"), hidden).status_code == 404
+    assert not Trial.objects.exists()
+
+
+def test_a_base_model_no_worker_has_is_said(client, alice, catalog, idle_lane):
+    BaseModel.objects.filter(identifier=T5_NAME).update(local_path="", commit="")
+    adapter = catalog["t5-a"]
+    client.force_login(alice)
+    page = client.get(adapter.get_absolute_url()).content.decode()
+    assert f"No worker has the base model {T5_NAME}" in page
+    response = client.post(
+        reverse("composer:trial_new"), {"version": adapter.current_version.pk, "text": "abc"}
+    )
+    assert response.status_code == 400 and b"No worker has the base model" in response.content
+    assert not Trial.objects.exists()
+
+
+def test_a_trial_no_worker_takes_says_so(client, alice, catalog, settings, idle_lane):
+    client.force_login(alice)
+    trial = trial_launch(user=alice, text="abc", version=fresh_version(catalog["t5-a"]))
+    Trial.objects.filter(pk=trial.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+    page = client.get(reverse("composer:trial", args=[trial.pk]), **HTMX).content.decode()
+    assert "No worker took this try within 60 s" in page
+    trial.refresh_from_db()
+    assert trial.status == Trial.Status.FAILED
+
+
+def test_card_examples_are_offered(client, alice, catalog):
+    from hub.services.adapters import adapter_update
+
+    adapter = catalog["t5-a"]
+    card = "Examples:\n\n| input | output |\n| --- | --- |\n| `abc=` | `cba` |\n| `xy=` | `yx` |\n"
+    adapter_update(adapter=adapter, description=card, task="", license="", private=False, tags=[])
+    adapter.refresh_from_db()
+    assert try_examples(version=adapter.current_version) == [
+        {"input": "abc=", "output": "cba"},
+        {"input": "xy=", "output": "yx"},
+    ]
+    client.force_login(alice)
+    page = client.get(adapter.get_absolute_url()).content.decode()
+    assert 'data-input="xy="' in page and 'value="abc="' in page
