@@ -50,6 +50,7 @@ def job_execute(sent_for: int | None, *, task_id: str = "") -> str | None:
 
 def _outcome(job: Job, monitor: JobMonitor, device: str, tmp: Path) -> tuple[str, dict]:
     from composer.engine.lorahub import Cancelled
+    from composer.inputs import inputs_named, inputs_scratch
     from composer.results import job_run_engine
 
     try:
@@ -59,7 +60,8 @@ def _outcome(job: Job, monitor: JobMonitor, device: str, tmp: Path) -> tuple[str
     except SoftTimeLimitExceeded:
         return Status.FAILED, {"error": time_limit_message(settings.CELERY_TASK_SOFT_TIME_LIMIT)}
     except ValueError as exc:  # the engine's own errors carry a message meant for the user
-        return Status.FAILED, {"error": str(exc)}
+        return Status.FAILED, {"error": inputs_named(str(exc), job, inputs_scratch(tmp))}
     except Exception as exc:
         log.exception("job %s failed", job.pk)
-        return Status.FAILED, {"error": f"Internal error ({type(exc).__name__}: {exc})."}
+        message = inputs_named(f"{type(exc).__name__}: {exc}", job, inputs_scratch(tmp))
+        return Status.FAILED, {"error": f"Internal error ({message})."}

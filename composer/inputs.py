@@ -8,6 +8,7 @@ for the web's checks (atomically: a finished directory is renamed into place, so
 half-copied one is never used).
 """
 
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -74,6 +75,28 @@ def base_dir(job) -> Path | None:
     return base_model_path(job.base_model, on_progress=phase_reporter(job))
 
 
+def inputs_scratch(job_tmp: Path) -> Path:
+    """Where a running job's input folders go inside its temporary folder."""
+    return job_tmp / "inputs"
+
+
+def input_dir(scratch: Path, position: int) -> Path:
+    return scratch / f"input-{position}"
+
+
+def inputs_named(message: str, job, scratch: Path) -> str:
+    """An engine message with the job's input folders (full paths, or the bare folder names
+    the engine calls adapters by) replaced by the inputs' labels, `owner/name vN`."""
+    labels = [i.label for i in job.inputs.all()]
+    for n, label in enumerate(labels):
+        message = message.replace(str(input_dir(scratch, n)), label)
+    return re.sub(
+        r"\binput-(\d+)\b",
+        lambda m: labels[int(m[1])] if int(m[1]) < len(labels) else m[0],
+        message,
+    )
+
+
 def job_inputs(job, scratch: Path) -> EngineInputs:
     """The job's inputs as local folders, its adapters under `scratch` (the job's own)."""
     inputs = list(job.inputs.select_related("version"))
@@ -83,6 +106,6 @@ def job_inputs(job, scratch: Path) -> EngineInputs:
     weights = [i.weight for i in inputs]
     return EngineInputs(
         base_dir=base_dir(job),
-        adapter_dirs=[version_into(i.version, scratch / str(n)) for n, i in enumerate(inputs)],
+        adapter_dirs=[version_into(i.version, input_dir(scratch, n)) for n, i in enumerate(inputs)],
         weights=weights if all(w is not None for w in weights) else None,
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 from django.core.files import File
 from django.core.files.storage import default_storage
 
-from composer.inputs import job_inputs
+from composer.inputs import inputs_scratch, job_inputs
 from composer.model_cache import process_model_cache
 from composer.model_card import model_card
 from composer.models import Job
@@ -22,7 +22,7 @@ def job_run_engine(job: Job, monitor, device: str, tmp: Path) -> dict:
     from composer.engine import run
     from composer.engine.lorahub import Cancelled
 
-    inputs = job_inputs(job, tmp / "inputs")
+    inputs = job_inputs(job, inputs_scratch(tmp))
     out_dir = tmp / "result"
     params = dict(job.parameters)
     if job.kind == Job.Kind.LORAHUB:
