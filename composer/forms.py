@@ -5,6 +5,7 @@ example format and limits, parameter ranges), so a job that cannot work is never
 from django import forms
 
 from composer.engine.baselines import DEFAULT_DENSITY, DENSITY_METHODS, METHODS
+from composer.engine.lorahub import LoraHubParams
 from composer.launch import job_launch, version_label
 from composer.models import Job
 from hub.models import Adapter, BaseModel
@@ -155,7 +156,7 @@ EXAMPLES_HELP = (
 
 class LoraHubForm(JobForm):
     kind = Job.Kind.LORAHUB
-    advanced_fields = ("budget", "seed", "optimizer", "separator")
+    advanced_fields = ("mode", "top_k", "budget", "seed", "optimizer", "separator")
 
     candidates = forms.ChoiceField(
         choices=[("pick", "The adapters I pick"), ("top", "The N most downloaded compatible")],
@@ -183,7 +184,31 @@ class LoraHubForm(JobForm):
         help_text="Evaluated with the base model and with the result when the job ends.",
     )
     heldout_file = forms.FileField(required=False, label="…or upload them")
-    budget = forms.IntegerField(min_value=1, max_value=1000, initial=40)
+    mode = forms.ChoiceField(
+        choices=[
+            ("screen", "Screen every candidate, then search from the best (recommended)"),
+            ("reference", "The LoraHub paper's search, from all weights at 0"),
+        ],
+        initial="screen",
+        required=False,
+        label="Search",
+        help_text="Screening tries each candidate alone on your examples; the search then "
+        "mixes the K best, starting from the best one, and keeps a mix only when it beats that "
+        "one on your examples with any one of them left out.",
+    )
+    top_k = forms.IntegerField(
+        min_value=1,
+        max_value=MAX_INPUTS,
+        initial=LoraHubParams.top_k,
+        required=False,
+        label="K (screening: candidates mixed)",
+    )
+    budget = forms.IntegerField(
+        min_value=1,
+        max_value=1000,
+        initial=40,
+        help_text="Evaluations on your examples, one per screened candidate included.",
+    )
     seed = forms.IntegerField(min_value=0, max_value=2**31 - 1, initial=0)
     optimizer = forms.ChoiceField(choices=[(o, o) for o in OPTIMIZERS], initial="NGOpt")
     separator = forms.CharField(
@@ -230,6 +255,10 @@ class LoraHubForm(JobForm):
     def parameters(self) -> dict:
         c = self.cleaned_data
         params = {"budget": c["budget"], "seed": c["seed"], "optimizer": c["optimizer"]}
+        mode = c["mode"] or LoraHubParams.mode
+        params |= {"mode": mode} | (
+            {"top_k": c["top_k"] or LoraHubParams.top_k} if mode == "screen" else {}
+        )
         return params | ({"separator": c["separator"]} if c["separator"] else {})
 
     def extra_launch_args(self) -> dict:

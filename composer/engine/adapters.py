@@ -270,6 +270,19 @@ def load_adapters(adapter_dirs: Sequence[str | Path], **kwargs) -> list[LoraAdap
     return adapters
 
 
+def adapter_info(a: LoraAdapter) -> dict:
+    """What a result records of an input adapter."""
+    return {
+        "name": a.label,
+        "path": str(a.path) if a.path else None,
+        "sha256": a.sha256,
+        "r": a.r,
+        "alpha": a.alpha,
+        "dtype": a.stored_dtype,
+        "base_model": a.base_model,
+    }
+
+
 def _plain_number(x: float) -> float | int:
     return int(round(x)) if math.isclose(x, round(x), rel_tol=0, abs_tol=1e-9) else float(x)
 

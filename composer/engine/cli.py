@@ -12,7 +12,7 @@ import warnings
 from composer.engine.adapters import one_line
 from composer.engine.baselines import METHODS
 from composer.engine.lego import UNITS, LegoParams
-from composer.engine.lorahub import LOSS_NORMS, PICKS, LoraHubParams, StepInfo
+from composer.engine.lorahub import GUARDS, LOSS_NORMS, MODES, PICKS, LoraHubParams, StepInfo
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +27,30 @@ def build_parser() -> argparse.ArgumentParser:
     hub.add_argument("--examples", required=True, metavar="FILE", help="JSON lines, CSV or TSV")
     hub.add_argument("--out", required=True, metavar="DIR")
     d = LoraHubParams()
-    hub.add_argument("--steps", type=int, default=d.budget, help="evaluation budget (%(default)s)")
+    hub.add_argument(
+        "--mode",
+        choices=MODES,
+        default=d.mode,
+        help="screen: every adapter alone, then search the K best from the best one "
+        "(%(default)s); reference: the paper's search from w = 0",
+    )
+    hub.add_argument(
+        "--steps",
+        type=int,
+        default=d.budget,
+        help="evaluation budget, screening included (%(default)s)",
+    )
+    hub.add_argument("--top-k", type=int, default=d.top_k, help="screen: adapters searched over")
+    hub.add_argument(
+        "--screen-batch", type=int, default=d.screen_batch, help="screen: adapters per forward"
+    )
+    hub.add_argument(
+        "--guard",
+        choices=GUARDS,
+        default=d.guard,
+        help="screen: keep a mix over the best adapter only if it wins with any example "
+        "left out (loo)",
+    )
     hub.add_argument("--seed", type=int, default=d.seed)
     hub.add_argument("--optimizer", default=d.optimizer, help="nevergrad optimizer (%(default)s)")
     hub.add_argument(
@@ -128,6 +151,10 @@ def run_command(args: argparse.Namespace) -> dict:
 
     if args.command == "lorahub":
         params = LoraHubParams(
+            mode=args.mode,
+            top_k=args.top_k,
+            screen_batch=args.screen_batch,
+            guard=args.guard,
             budget=args.steps,
             optimizer=args.optimizer,
             seed=args.seed,

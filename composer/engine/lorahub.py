@@ -33,6 +33,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -44,6 +45,8 @@ from composer.engine.examples import Example, encode_examples
 
 LOSS_NORMS = ("reference", "token")
 PICKS = ("recommendation", "best")
+MODES = ("screen", "reference")
+GUARDS = ("loo", "none")
 
 
 # The examples' embeddings are looked up once (only Linears are composed, so they never
@@ -80,7 +83,8 @@ class Cancelled(Exception):
 
 @dataclass
 class LoraHubParams:
-    budget: int = 40  # evaluations of the objective
+    mode: str = "screen"  # "screen": screen, select, search from the best; "reference": the paper's
+    budget: int = 40  # evaluations of the objective (screen mode: screening included)
     optimizer: str = "NGOpt"  # any name in nevergrad.optimizers.registry
     seed: int = 0
     l1: float = 0.05  # weight of mean|w| in the objective
@@ -91,6 +95,10 @@ class LoraHubParams:
     pick: str = "recommendation"  # final w: the optimiser's recommendation or the best seen
     separator: str = ""  # causal LMs: text between input and output
     max_length: int | None = 1024  # tokens per example
+    # screen mode only (see `compose_screened`)
+    top_k: int = 5  # candidates the search mixes: the K best by screening loss
+    screen_batch: int = 16  # candidates per screening forward
+    guard: str = "loo"  # accept a mix over the screened winner: "loo" (see _guard) or "none"
 
     def validate(self) -> None:
         if self.budget < 1:
@@ -103,6 +111,12 @@ class LoraHubParams:
             raise ValueError(f"unknown nevergrad optimizer {self.optimizer!r}")
         if self.loss_norm not in LOSS_NORMS:
             raise ValueError(f"loss_norm must be one of {LOSS_NORMS}, got {self.loss_norm!r}")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.guard not in GUARDS:
+            raise ValueError(f"guard must be one of {GUARDS}, got {self.guard!r}")
+        if self.top_k < 1 or self.screen_batch < 1:
+            raise ValueError("top_k and screen_batch must be at least 1")
         if self.pick not in PICKS:
             raise ValueError(f"pick must be one of {PICKS}, got {self.pick!r}")
         if not self.bound > 0 or self.l1 < 0:
@@ -112,8 +126,8 @@ class LoraHubParams:
 
     @classmethod
     def reference(cls, seed: int = 0) -> "LoraHubParams":
-        """The paper's settings: NGOpt, budget 40, l1 0.05, bound 1.5, sequential."""
-        return cls(seed=seed)
+        """The paper's settings: NGOpt, budget 40, l1 0.05, bound 1.5, sequential, from w = 0."""
+        return cls(mode="reference", seed=seed)
 
 
 @dataclass
@@ -142,10 +156,19 @@ class LoraHubResult:
     timings: dict[str, float]
     params: LoraHubParams
     optimizer: str = ""  # what nevergrad actually ran
+    # screen mode: one {"index", "name", "sha256", "ce", "loss"} per candidate, the indices
+    # searched over (best first; `history` weights are over these), how the result was chosen
+    screening: list[dict] | None = None
+    selected: list[int] | None = None
+    choice: dict | None = None
+    inputs: list[dict] | None = None  # screen mode: adapters.adapter_info of every candidate
+    kept: list[LoraAdapter] | None = None  # screen mode: the selected adapters, loaded
 
     def summary(self) -> dict:
         """JSON-serialisable description (no tensors)."""
+        screened = {"screening": self.screening, "selected": self.selected, "choice": self.choice}
         return {
+            **(screened if self.screening is not None else {}),
             "weights": self.weights,
             "loss": self.loss,
             "ce": self.ce,
@@ -395,12 +418,27 @@ class Scorer:
             total += sums / count if norm == "reference" else sums
         return torch.from_numpy(total / (self.n_examples if norm == "reference" else self.n_tokens))
 
-    def _token_ce_sums(self, labels: torch.Tensor, inputs: dict, P: int) -> np.ndarray:
-        """Summed token CE [P] of one batch, in float64."""
-        logits = self.model(**inputs).logits  # [P·b, T, vocab]
+    @torch.inference_mode()
+    def example_ce_sums(self) -> np.ndarray:
+        """Summed token CE [n_examples] of each example under the candidate written first."""
+        out = []
+        for labels, inputs, _ in self._prepared:
+            logits = self._logits(labels, inputs)  # [b, T, vocab]
+            ce = F.cross_entropy(logits.transpose(1, 2), labels, reduction="none")  # [b, T]
+            out.append(ce.sum(1, dtype=torch.float64).cpu().numpy())
+        return np.concatenate(out)
+
+    def _logits(self, labels: torch.Tensor, inputs: dict) -> torch.Tensor:
+        """Float logits [b, T_out, vocab] at the positions that predict `labels` [b, T_out]."""
+        logits = self.model(**inputs).logits  # [b, T, vocab]
         if self.causal:  # predict tokens first..T-1
             logits = logits[:, -(labels.shape[1] + 1) : -1]
-        logits, labels = logits.float().reshape(-1, logits.shape[-1]), labels.view(-1)
+        return logits.float()
+
+    def _token_ce_sums(self, labels: torch.Tensor, inputs: dict, P: int) -> np.ndarray:
+        """Summed token CE [P] of one batch, in float64."""
+        logits = self._logits(labels, inputs)  # [P·b, T_out, vocab]
+        logits, labels = logits.reshape(-1, logits.shape[-1]), labels.view(-1)
         if P == 1:  # one sum: fewer operations where a tiny model's forward is quick
             return np.array([F.cross_entropy(logits, labels, reduction="sum").item()])
         ce = F.cross_entropy(logits, labels, reduction="none")  # ignore_index -100
@@ -440,7 +478,7 @@ def _slice_batch(enc: dict[str, torch.Tensor], i: int, j: int, *, causal: bool) 
 def compose(
     model: torch.nn.Module,
     tokenizer,
-    adapters: Sequence[LoraAdapter],
+    adapters: Sequence[LoraAdapter | str | Path],
     examples: Sequence[Example],
     params: LoraHubParams | None = None,
     *,
@@ -449,18 +487,20 @@ def compose(
 ) -> LoraHubResult:
     """Search the LoraHub weights for `adapters` on `examples` with a loaded base model.
 
-    `on_step(StepInfo)` is called after every evaluation; `should_stop()` is checked before
+    `params.mode` "screen" (the default, `compose_screened`) or "reference" (the paper's
+    search from w = 0). In screen mode `adapters` may also be adapter directories, loaded
+    a chunk at a time. `on_step(StepInfo)` is called after every evaluation (in screen mode
+    after every screening chunk, then every search step); `should_stop()` is checked before
     every forward and raises `Cancelled` when it returns true. The model is left unchanged.
     """
-    import nevergrad as ng
-
     params = params or LoraHubParams()
     params.validate()
-    check_compatible(adapters, "lorahub")
-    check_against_model(adapters, model)
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    scorer = Scorer(
+    run = compose_screened if params.mode == "screen" else _compose_reference
+    return run(model, tokenizer, adapters, examples, params, on_step, should_stop)
+
+
+def _scorer(model, tokenizer, examples, params: LoraHubParams) -> "Scorer":
+    return Scorer(
         model,
         tokenizer,
         examples,
@@ -468,6 +508,17 @@ def compose(
         batch_size=params.batch_size,
         max_length=params.max_length,
     )
+
+
+def _compose_reference(model, tokenizer, adapters, examples, params, on_step, should_stop):
+    """The paper's search: nevergrad from w = 0 over every adapter's weight."""
+    import nevergrad as ng
+
+    check_compatible(adapters, "lorahub")
+    check_against_model(adapters, model)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    scorer = _scorer(model, tokenizer, examples, params)
     live = LiveComposition(model, adapters, population=params.population, tokens=scorer.tokens)
     timings["prepare_s"] = time.perf_counter() - t0
     n = len(adapters)
@@ -477,43 +528,13 @@ def compose(
         optimizer = ng.optimizers.registry[params.optimizer](
             parametrization=param, budget=params.budget, num_workers=params.population
         )
-        history: list[dict] = []
-        best = (math.inf, np.zeros(n))
-        t_search = time.perf_counter()
-        eval_s = 0.0
-        while len(history) < params.budget:
-            if should_stop is not None and should_stop():
-                raise Cancelled(len(history))
-            k = min(params.population, params.budget - len(history))
-            cands = [optimizer.ask() for _ in range(k)]
-            W = np.stack([np.asarray(c.value, dtype=np.float64) for c in cands])
-            t_eval = time.perf_counter()
-            live.set_weights(torch.from_numpy(W))
-            ces = scorer.losses(k, norm=params.loss_norm).numpy()
-            eval_s += time.perf_counter() - t_eval
-            for cand, w, ce in zip(cands, W, ces, strict=True):
-                loss = float(ce) + params.l1 * float(np.mean(np.abs(w)))
-                optimizer.tell(cand, loss)
-                if loss < best[0]:
-                    best = (loss, w.copy())
-                history.append(
-                    {"step": len(history) + 1, "loss": loss, "ce": float(ce), "weights": w.tolist()}
-                )
-                if on_step is not None:
-                    on_step(
-                        StepInfo(
-                            step=len(history),
-                            budget=params.budget,
-                            loss=loss,
-                            best_loss=best[0],
-                            weights=w.tolist(),
-                            best_weights=best[1].tolist(),
-                            ce=float(ce),
-                            seconds=time.perf_counter() - t_search,
-                        )
-                    )
-        timings["search_s"] = time.perf_counter() - t_search
-        timings["eval_mean_s"] = eval_s / max(1, math.ceil(params.budget / params.population))
+        search = _Search(live, scorer, params, n, should_stop, on_step)
+        search.run(optimizer, params.budget)
+        timings["search_s"] = search.seconds
+        timings["eval_mean_s"] = search.eval_s / max(
+            1, math.ceil(params.budget / params.population)
+        )
+        history, best = search.history, search.best
         if params.pick == "best":
             final = best[1]
         else:
@@ -528,18 +549,197 @@ def compose(
     finally:
         live.remove()
     timings["total_s"] = time.perf_counter() - t0
+    return _result(params, final, final_ce, best, history, modules, timings, optimizer)
+
+
+def _result(params, w, ce, best, history, modules, timings, optimizer, **screened):
+    """The LoraHubResult for final weights w [N] with CE `ce`; `best` = (loss, w) seen."""
     return LoraHubResult(
-        weights=final.tolist(),
-        loss=final_ce + params.l1 * float(np.mean(np.abs(final))),
-        ce=final_ce,
+        weights=w.tolist(),
+        loss=ce + params.l1 * float(np.mean(np.abs(w))),
+        ce=ce,
         best_weights=best[1].tolist(),
         best_loss=best[0],
         history=history,
         modules=modules,
         timings={k: round(v, 4) for k, v in timings.items()},
         params=params,
-        optimizer=_optimizer_name(optimizer),
+        optimizer=_optimizer_name(optimizer) if optimizer is not None else "",
+        **screened,
     )
+
+
+class _Search:
+    """The ask / evaluate / tell loop over weights w [n_search] of `live`'s adapters.
+
+    `full(w)` places w among all N candidates (the l1 term and the callbacks see those);
+    `best` is the best (loss, w) seen, which may start at a point seen before the search.
+    """
+
+    def __init__(self, live, scorer, params, n, should_stop, on_step, *, full=None, done=0):
+        self.live, self.scorer, self.params, self.n = live, scorer, params, n
+        self.should_stop, self.on_step = should_stop, on_step
+        self.full = full or (lambda w: w)
+        self.done = done  # evaluations made before the search (screening)
+        self.history: list[dict] = []
+        self.best = (math.inf, np.zeros(n))
+        self.eval_s = self.seconds = 0.0
+
+    def run(self, optimizer, budget: int) -> None:
+        params, history = self.params, self.history
+        t_search = time.perf_counter()
+        total = self.done + budget
+        while len(history) < budget:
+            if self.should_stop is not None and self.should_stop():
+                raise Cancelled(self.done + len(history))
+            k = min(params.population, budget - len(history))
+            cands = [optimizer.ask() for _ in range(k)]
+            W = np.stack([np.asarray(c.value, dtype=np.float64) for c in cands])
+            t_eval = time.perf_counter()
+            self.live.set_weights(torch.from_numpy(W))
+            ces = self.scorer.losses(k, norm=params.loss_norm).numpy()
+            self.eval_s += time.perf_counter() - t_eval
+            for cand, w, ce in zip(cands, W, ces, strict=True):
+                loss = float(ce) + params.l1 * float(np.mean(np.abs(self.full(w))))
+                optimizer.tell(cand, loss)
+                if loss < self.best[0]:
+                    self.best = (loss, w.copy())
+                history.append(
+                    {"step": len(history) + 1, "loss": loss, "ce": float(ce), "weights": w.tolist()}
+                )
+                if self.on_step is not None:
+                    self.on_step(
+                        StepInfo(
+                            step=self.done + len(history),
+                            budget=total,
+                            loss=loss,
+                            best_loss=self.best[0],
+                            weights=self.full(w).tolist(),
+                            best_weights=self.full(self.best[1]).tolist(),
+                            ce=float(ce),
+                            seconds=time.perf_counter() - t_search,
+                        )
+                    )
+        self.seconds = time.perf_counter() - t_search
+
+
+def compose_screened(model, tokenizer, candidates, examples, params, on_step, should_stop):
+    """Screen every candidate alone, search the weights of the K best from the best one,
+    return the best point seen (its objective is never above the best candidate's).
+
+    1. screen: each candidate's loss at w = one-hot (`screening.screen`, batched, N
+       evaluations of the budget);
+    2. select: the `top_k` best by that loss (all of them when N <= top_k);
+    3. search: nevergrad over those K weights, starting at the best one's one-hot, with
+       the budget left (none when screening used it all);
+    4. return the best point seen, unless `_guard` finds the gain over the screened
+       winner too thin for the few examples.
+    """
+    import nevergrad as ng
+
+    from composer.engine.screening import screen
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    scorer = _scorer(model, tokenizer, examples, params)
+    timings["prepare_s"] = time.perf_counter() - t0
+    n = len(candidates)
+    budget = max(params.budget - n, 0)
+    total = n + budget
+
+    def screened(done, row):
+        if on_step is not None:
+            w = [float(i == row.index) for i in range(n)]
+            seconds = time.perf_counter() - t0
+            on_step(StepInfo(done, total, row.loss, row.loss, w, w, row.ce, seconds))
+
+    t_screen = time.perf_counter()
+    table, kept = screen(
+        model,
+        scorer,
+        candidates,
+        l1=params.l1,
+        loss_norm=params.loss_norm,
+        batch=params.screen_batch,
+        keep=min(params.top_k, n),
+        should_stop=should_stop,
+        on_chunk=screened,
+    )
+    timings["screen_s"] = time.perf_counter() - t_screen
+    selected = [i for i, _ in kept]
+    K = len(selected)
+
+    def full(w_k: np.ndarray) -> np.ndarray:  # [K] -> [N]
+        w = np.zeros(n)
+        w[selected] = w_k
+        return w
+
+    winner = np.eye(K)[0]
+    best_seen = (table[selected[0]].loss, full(winner))
+    adapters = [a for _, a in kept]
+    live = LiveComposition(model, adapters, population=params.population, tokens=scorer.tokens)
+    history: list[dict] = []
+    optimizer = None
+    choice = {"start": table[selected[0]].name, "search_budget": budget if K > 1 else 0}
+    try:
+        final = winner
+        if K > 1 and budget > 0:
+            param = ng.p.Array(init=winner, lower=-params.bound, upper=params.bound)
+            param.random_state = np.random.RandomState(params.seed)
+            optimizer = ng.optimizers.registry[params.optimizer](
+                parametrization=param, budget=budget, num_workers=params.population
+            )
+            search = _Search(
+                live, scorer, params, K, should_stop, on_step, full=full, done=len(table)
+            )
+            search.best = (table[selected[0]].loss, winner)  # screening saw it
+            search.run(optimizer, budget)
+            timings["search_s"] = search.seconds
+            history, final = search.history, search.best[1]
+            best_seen = (search.best[0], full(final))
+            if final is not winner and params.guard == "loo":
+                choice["guard"] = _guard(live, scorer, final, winner)
+                final = final if choice["guard"]["mix_kept"] else winner
+        choice["mixed"] = final is not winner
+        if final is winner:
+            final_ce = table[selected[0]].ce
+        else:
+            final_ce = next(h["ce"] for h in history if np.array_equal(h["weights"], final))
+        modules = live.modules(final)
+    finally:
+        live.remove()
+    timings["total_s"] = time.perf_counter() - t0
+    return _result(
+        params,
+        full(final),
+        final_ce,
+        best_seen,
+        history,
+        modules,
+        timings,
+        optimizer,
+        screening=[r.row() for r in table],
+        selected=selected,
+        choice=choice,
+        inputs=[r.info for r in table],
+        kept=adapters,
+    )
+
+
+def _guard(live, scorer, mix: np.ndarray, winner: np.ndarray) -> dict:
+    """Keep the mix only if it beats the screened winner with any one example left out.
+
+    With 5 examples a lower mean loss can come from one example the mix happens to fit;
+    leave-one-out asks that the gain hold without each of them: Σ_{i≠j} d_i < 0 for every
+    j, where d_i is example i's summed token CE under the mix minus under the winner.
+    """
+    d = np.zeros(0)
+    for sign, w in ((1.0, mix), (-1.0, winner)):
+        live.set_weights(torch.from_numpy(np.asarray(w)[None]))
+        sums = scorer.example_ce_sums()
+        d = sign * sums if not len(d) else d + sign * sums
+    worst = float(d.sum() - d.min())  # the gain without the example it relies on most
+    return {"mix_kept": bool(worst < 0), "loo_worst_delta": worst, "delta": float(d.sum())}
 
 
 def _optimizer_name(optimizer) -> str:

@@ -44,6 +44,7 @@ from composer.engine.adapters import (
     WEIGHTS_NAME,
     AdapterError,
     LoraAdapter,
+    adapter_info,
     load_adapter,
     load_adapters,
     one_line,
@@ -110,20 +111,35 @@ def run_lorahub(
     device: str | None = None,
     model_cache=None,
 ) -> dict:
-    """Compose `adapter_dirs` for `examples` with LoraHub; evaluate on `heldout` if given."""
+    """Compose `adapter_dirs` for `examples` with LoraHub; evaluate on `heldout` if given.
+
+    In screen mode the adapters are read a chunk at a time while screening (never all at
+    once) and only the K selected stay loaded; the reference mode loads them all first.
+    """
     params = params or LoraHubParams()
     params.validate()
     t0 = time.perf_counter()
     out = _check_out(out_dir)
     examples = _examples(examples)
     heldout = _examples(heldout) if heldout is not None else None
-    adapters = load_adapters(adapter_dirs)
-    check_compatible(adapters, "lorahub")
+    if not adapter_dirs:
+        raise AdapterError("no adapters given")
+    screened = params.mode == "screen"
+    candidates = list(adapter_dirs) if screened else load_adapters(adapter_dirs)
+    if not screened:
+        check_compatible(candidates, "lorahub")
     t_load = time.perf_counter()
     model, tok = _model(base_dir, device, model_cache)
-    check_against_model(adapters, model)
+    if not screened:
+        check_against_model(candidates, model)
     load_s = time.perf_counter() - t_load
-    res = compose(model, tok, adapters, examples, params, on_step=on_step, should_stop=should_stop)
+    res = compose(
+        model, tok, candidates, examples, params, on_step=on_step, should_stop=should_stop
+    )
+    if screened:
+        inputs, used = res.inputs, res.kept
+    else:
+        inputs, used = [adapter_info(a) for a in candidates], candidates
     evaluation = None
     if heldout is not None:
         t_eval = time.perf_counter()
@@ -142,14 +158,14 @@ def run_lorahub(
     summary = res.summary()
     result = {
         "method": "lorahub",
-        **_header(adapters),
+        **_header(inputs),
         "base_model_dir": str(base_dir),
         "examples": _examples_info(examples),
         **summary,
         "evaluation": evaluation,
         "timings": {"load_model_s": round(load_s, 4), **summary["timings"]},
     }
-    return _write(out, res.modules, adapters, result, t0)
+    return _write(out, res.modules, used, result, t0)
 
 
 def run_lego(
@@ -169,7 +185,7 @@ def run_lego(
     iters = list(res.iterations.values())
     result = {
         "method": "lego",
-        **_header(adapters),
+        **_header([adapter_info(a) for a in adapters]),
         "params": {**asdict(params), "k": res.k},
         "weights": params.weights or [1.0] * len(adapters),
         "kmeans_iterations": {"min": min(iters), "max": max(iters)},
@@ -203,7 +219,7 @@ def run_merge(
     modules = merge(method, adapters, weights=weights, density=density, rank=rank, seed=seed)
     result = {
         "method": method,
-        **_header(adapters),
+        **_header([adapter_info(a) for a in adapters]),
         "params": {"density": density, "rank": rank, "seed": seed},
         "weights": weights,
         "timings": {"merge_s": round(time.perf_counter() - t_merge, 4)},
@@ -239,7 +255,7 @@ def run_evaluate(
         "method": "evaluate",
         "engine_version": ENGINE_VERSION,
         "base_model_dir": str(base_dir),
-        "adapter": _input_info(adapter) if adapter else None,
+        "adapter": adapter_info(adapter) if adapter else None,
         "examples": _examples_info(examples),
         **evaluation,
         "timings": {"total_s": round(time.perf_counter() - t0, 4)},
@@ -341,24 +357,13 @@ def _examples_info(examples: Sequence[Example]) -> dict:
     return {"n": len(examples), "sha256": hashlib.sha256(canon.encode()).hexdigest()}
 
 
-def _input_info(a: LoraAdapter) -> dict:
-    return {
-        "name": a.label,
-        "path": str(a.path) if a.path else None,
-        "sha256": a.sha256,
-        "r": a.r,
-        "alpha": a.alpha,
-        "dtype": a.stored_dtype,
-        "base_model": a.base_model,
-    }
-
-
-def _header(adapters: Sequence[LoraAdapter]) -> dict:
+def _header(inputs: Sequence[dict]) -> dict:
+    """`inputs`: `adapter_info` of each input adapter."""
     return {
         "engine_version": ENGINE_VERSION,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "base_model": adapters[0].base_model,
-        "inputs": [_input_info(a) for a in adapters],
+        "base_model": inputs[0]["base_model"],
+        "inputs": list(inputs),
     }
 
 

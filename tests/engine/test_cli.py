@@ -57,8 +57,18 @@ def test_lorahub_end_to_end(t5, examples_file, tmp_path):
     result = json.loads(stdout)
     assert result["method"] == "lorahub" and len(result["weights"]) == 3
     assert result["params"]["budget"] == 3 and result["params"]["seed"] == 1
+    assert result["params"]["mode"] == "screen" and len(result["screening"]) == 3
     assert json.loads((out / "result.json").read_text())["weights"] == result["weights"]
     PeftModel.from_pretrained(load_base_model(t5.base), out)
+
+
+def test_lorahub_reference_mode_in_process(t5, examples_file, tmp_path, capsys):
+    args = ["lorahub", "--base-model", str(t5.base), "--adapters", *map(str, t5.adapters)]
+    args += ["--examples", str(examples_file), "--out", str(tmp_path / "ref"), "--quiet"]
+    assert main([*args, "--mode", "reference", "--steps", "4"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["params"]["mode"] == "reference" and "screening" not in result
+    assert result["optimizer"] == "NGOpt/Cobyla"
 
 
 def test_merge_command(t5, tmp_path, capsys):

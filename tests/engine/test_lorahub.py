@@ -19,6 +19,11 @@ from tests.engine.conftest import wrappers_left
 W = [0.7, -0.4, 1.2]
 
 
+def REF(**kwargs) -> LoraHubParams:
+    """The paper's search (the default is the screened mode, tested in test_screening)."""
+    return LoraHubParams(mode="reference", **kwargs)
+
+
 def peft_composed(kit, w):
     """The reference composition: A' = Σ w A, B' = Σ w B loaded into peft's own LoRA layers."""
     model = PeftModel.from_pretrained(load_base_model(kit.base), kit.adapters[0])
@@ -146,7 +151,7 @@ def test_reference_loss_sums_batch_means(t5, examples):
 
 def test_zero_weights_give_the_base_model_loss(kit, examples):
     base = hf_loss(kit.model, kit.tok, examples)
-    res = compose(kit.model, kit.tok, kit.loaded(), examples, LoraHubParams(budget=2))
+    res = compose(kit.model, kit.tok, kit.loaded(), examples, REF(budget=2))
     first = res.history[0]
     assert first["weights"] == [0.0, 0.0, 0.0]  # the search starts from w = 0
     assert first["ce"] == pytest.approx(base / len(examples), rel=1e-6)
@@ -163,7 +168,7 @@ def test_population_losses_equal_one_by_one(kit, examples):
 
 def test_callback_history_and_l1_term(t5, examples):
     steps: list[StepInfo] = []
-    params = LoraHubParams(budget=6, l1=0.3)
+    params = REF(budget=6, l1=0.3)
     res = compose(t5.model, t5.tok, t5.loaded(), examples, params, on_step=steps.append)
     assert [s.step for s in steps] == list(range(1, 7)) and all(s.budget == 6 for s in steps)
     assert [s.loss for s in steps] == [h["loss"] for h in res.history]
@@ -179,7 +184,7 @@ def test_callback_history_and_l1_term(t5, examples):
 
 def test_deterministic_for_a_seed(t5, examples):
     def run(seed, **kw):
-        p = LoraHubParams(budget=6, seed=seed, **kw)
+        p = REF(budget=6, seed=seed, **kw)
         return compose(t5.model, t5.tok, t5.loaded(), examples, p)
 
     a, b = run(0), run(0)
@@ -198,7 +203,7 @@ def test_cancellation_within_one_step_leaves_the_model_clean(llama, examples):
             llama.tok,
             llama.loaded(),
             examples,
-            LoraHubParams(budget=20),
+            REF(budget=20),
             on_step=seen.append,
             should_stop=lambda: len(seen) >= 3,
         )
@@ -207,12 +212,15 @@ def test_cancellation_within_one_step_leaves_the_model_clean(llama, examples):
 
 
 def test_pick_best_and_bad_params(t5, examples):
-    res = compose(t5.model, t5.tok, t5.loaded(), examples, LoraHubParams(budget=5, pick="best"))
+    res = compose(t5.model, t5.tok, t5.loaded(), examples, REF(budget=5, pick="best"))
     assert res.weights == res.best_weights and res.loss == pytest.approx(res.best_loss)
     for bad, msg in [
         (dict(budget=0), "budget"),
         (dict(optimizer="Nope"), "unknown nevergrad optimizer"),
         (dict(loss_norm="x"), "loss_norm"),
+        (dict(mode="x"), "mode"),
+        (dict(guard="x"), "guard"),
+        (dict(top_k=0), "top_k"),
     ]:
         with pytest.raises(ValueError, match=msg):
             compose(t5.model, t5.tok, t5.loaded(), examples, LoraHubParams(**bad))
@@ -237,6 +245,32 @@ def test_mixed_ranks_and_scales_fold_into_b(t5, examples):
 
 def test_ngopt_runs_past_its_metamodel_switch(t5, examples):
     """With a large budget NGOpt fits a metamodel on the losses; the run must still finish."""
-    res = compose(t5.model, t5.tok, t5.loaded(), examples, LoraHubParams(budget=200, seed=0))
+    res = compose(t5.model, t5.tok, t5.loaded(), examples, REF(budget=200, seed=0))
     assert len(res.history) == 200
     assert res.best_loss <= res.history[0]["loss"]
+
+
+def test_reference_mode_is_the_papers_search(kit, examples):
+    """`mode="reference"`: NGOpt from w = 0, each evaluation told CE + l1 · mean|w|, the
+    optimiser's recommendation returned. The loop is written out here on its own."""
+    import nevergrad as ng
+
+    adapters = kit.loaded()
+    res = compose(kit.model, kit.tok, adapters, examples, REF(budget=12, seed=3))
+    scorer = Scorer(kit.model, kit.tok, examples)
+    live = LiveComposition(kit.model, adapters, tokens=scorer.tokens)
+    try:
+        param = ng.p.Array(init=np.zeros(3), lower=-1.5, upper=1.5)
+        param.random_state = np.random.RandomState(3)
+        opt = ng.optimizers.registry["NGOpt"](parametrization=param, budget=12, num_workers=1)
+        losses = []
+        for _ in range(12):
+            cand = opt.ask()
+            live.set_weights(torch.tensor(np.asarray(cand.value)[None]))
+            losses.append(float(scorer.losses(1)[0]) + 0.05 * float(np.mean(np.abs(cand.value))))
+            opt.tell(cand, losses[-1])
+        final = opt.provide_recommendation().value.tolist()
+    finally:
+        live.remove()
+    assert [h["loss"] for h in res.history] == losses
+    assert res.weights == final and res.screening is None

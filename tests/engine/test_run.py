@@ -38,7 +38,7 @@ def test_run_lorahub_writes_a_peft_adapter_and_result(kit, examples, tmp_path):
         kit.adapters,
         examples,
         out,
-        LoraHubParams(budget=6, l1=0.0),
+        LoraHubParams(mode="reference", budget=6, l1=0.0),
         heldout=examples[:2],
         model_cache=cache,
     )
@@ -66,6 +66,23 @@ def test_run_lorahub_writes_a_peft_adapter_and_result(kit, examples, tmp_path):
         peft_loss(kit.base, out, kit.tok, examples[:2]), rel=1e-5
     )
     assert load_adapter(out).r == 4 and load_adapter(out).alpha == 8
+
+
+def test_run_lorahub_screened_records_the_table_and_the_search(t5, examples, tmp_path):
+    """The default mode reads the adapters while screening; result.json holds the screening
+    table, the K selected and the search path, and the adapter written is the result's."""
+    out = tmp_path / "screened"
+    result = run_lorahub(
+        t5.base, t5.adapters, examples, out, LoraHubParams(budget=9, top_k=2), model_cache=Cache(t5)
+    )
+    assert result["params"]["mode"] == "screen"
+    assert [r["name"] for r in result["screening"]] == [d.name for d in t5.adapters]
+    assert [i["sha256"] for i in result["inputs"]] == [r["sha256"] for r in result["screening"]]
+    assert len(result["selected"]) == 2 and len(result["history"]) == 6
+    assert result["choice"]["search_budget"] == 6 and len(result["weights"]) == 3
+    assert {"screen_s", "search_s"} <= set(result["timings"])
+    loss = peft_loss(t5.base, out, t5.tok, examples)
+    assert result["ce"] == pytest.approx(loss / len(examples), rel=1e-5)
 
 
 def test_mixed_ranks_and_scales_compose_into_a_loadable_adapter(t5, examples, tmp_path):

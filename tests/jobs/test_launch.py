@@ -38,7 +38,13 @@ def test_lorahub_submit_queues_a_job_after_commit(
     assert r.status_code == 302 and r["Location"] == job.get_absolute_url()
     assert len(callbacks) == 1  # the Celery message goes out only after commit
     assert (job.owner, job.kind, job.status) == (alice, "lorahub", "queued")
-    assert job.parameters == {"budget": 12, "seed": 3, "optimizer": "NGOpt"}
+    assert job.parameters == {
+        "budget": 12,
+        "seed": 3,
+        "optimizer": "NGOpt",
+        "mode": "screen",  # the default
+        "top_k": 5,
+    }
     assert [i.version_id for i in job.inputs.all()] == [
         catalog["t5-a"].current_version_id,
         catalog["t5-b"].current_version_id,
