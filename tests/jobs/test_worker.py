@@ -81,7 +81,9 @@ def test_lorahub_job_runs_on_the_worker(worker, client_alice, catalog, toys, tmp
     job = job_wait(launch(client_alice, "lorahub", data), Job.FINISHED, worker=worker)
     assert job.status == Job.Status.SUCCEEDED, job.error
     assert (job.step, job.budget, job.device, job.attempts) == (15, 15, "cpu", 1)
-    assert len(job.history) == 15 and job.best_loss == min(h["loss"] for h in job.history)
+    # the default mode: one progress step for screening the 3 candidates, then the search
+    assert [h["step"] for h in job.history] == [3, *range(4, 16)]
+    assert job.best_loss == min(h["loss"] for h in job.history)
     assert job.worker_host and job.started_at <= job.finished_at
     assert set(job.result["evaluation"]) >= {"base", "composed"}
 
