@@ -187,3 +187,40 @@ def unzip_result(job, dest):
     with default_storage.open(job.result_file.name, "rb") as fh, zipfile.ZipFile(fh) as zf:
         zf.extractall(dest)
     return dest
+
+
+# The fast lane ("Try it"): its own queue and worker.
+@pytest.fixture(scope="module")
+def fast_queue():
+    return f"fast-test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def fast_lane(test_broker, job_queue, fast_queue):
+    """This process routes trials to the session's fast queue (and jobs to its job queue)."""
+    from config.celery import app
+
+    saved = app.conf.task_routes
+    app.conf.task_routes = {
+        "composer.tasks.*": {"queue": job_queue},
+        "composer.fast.*": {"queue": fast_queue},
+    }
+    _reset_producers(app)
+    yield fast_queue
+    app.conf.task_routes = saved
+    _reset_producers(app)
+
+
+@pytest.fixture(scope="module")
+def fast_worker(django_db_setup, django_db_blocker, broker_url, fast_queue, worker_dirs):
+    worker = Worker(
+        broker_url,
+        worker_dirs / "media",
+        worker_dirs / "work",
+        worker_dirs / "logs",
+        fast_queue,
+    )
+    with django_db_blocker.unblock():
+        worker.start()
+    yield worker
+    worker.stop()

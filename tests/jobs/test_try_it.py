@@ -14,32 +14,10 @@ from composer.try_it import trial_launch, try_examples
 from hub.models import AdapterVersion, BaseModel
 from tests.jobs.conftest import _reset_producers, job_wait, wait_for
 from tests.jobs.toys import T5_NAME
-from tests.jobs.worker import Worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HTMX = {"HTTP_HX_REQUEST": "true"}
 EXAMPLES = '{"input": "abc", "output": "cba"}\n{"input": "lora", "output": "arol"}'
-
-
-@pytest.fixture(scope="module")
-def fast_queue():
-    return f"fast-test-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-def fast_lane(test_broker, job_queue, fast_queue):
-    """This process routes trials to the session's fast queue (and jobs to its job queue)."""
-    from config.celery import app
-
-    saved = app.conf.task_routes
-    app.conf.task_routes = {
-        "composer.tasks.*": {"queue": job_queue},
-        "composer.fast.*": {"queue": fast_queue},
-    }
-    _reset_producers(app)
-    yield fast_queue
-    app.conf.task_routes = saved
-    _reset_producers(app)
 
 
 @pytest.fixture
@@ -53,21 +31,6 @@ def idle_lane(test_broker):
     yield
     app.conf.task_routes = saved
     _reset_producers(app)
-
-
-@pytest.fixture(scope="module")
-def fast_worker(django_db_setup, django_db_blocker, broker_url, fast_queue, worker_dirs):
-    worker = Worker(
-        broker_url,
-        worker_dirs / "media",
-        worker_dirs / "work",
-        worker_dirs / "logs",
-        fast_queue,
-    )
-    with django_db_blocker.unblock():
-        worker.start()
-    yield worker
-    worker.stop()
 
 
 @pytest.fixture
