@@ -47,7 +47,7 @@ run: seed
 	worker=$$!; \
 	$(VENV)/bin/celery -A config worker -Q fast -n fast@%h --concurrency 1 --loglevel INFO & \
 	fast=$$!; \
-	$(VPY) manage.py runserver $(HOST):$(PORT)
+	DEBUG=$${DEBUG:-1} $(VPY) manage.py runserver $(HOST):$(PORT)
 
 test: $(STAMP)
 	@url="$${DATABASE_URL:-}"; \

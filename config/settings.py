@@ -1,8 +1,9 @@
 """Django settings, read from environment variables.
 
 Defaults are the embedded ones a new user gets from `make run`: SQLite, a file-system
-Celery broker that needs no server, files under ./var. Production sets DATABASE_URL
-(PostgreSQL), CELERY_BROKER_URL (Redis), SECRET_KEY and DEBUG=0.
+Celery broker that needs no server, files under ./var. DEBUG is off unless DEBUG=1 (`make
+run` asks for it). Production sets DATABASE_URL (PostgreSQL), CELERY_BROKER_URL (Redis),
+SECRET_KEY, ALLOWED_HOSTS and, behind HTTPS, LORAHUB_HTTPS=1.
 """
 
 import os
@@ -26,17 +27,50 @@ def env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
-DEBUG = env_bool("DEBUG", True)
-SECRET_KEY = os.environ.get("SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise RuntimeError("SECRET_KEY must be set when DEBUG is off")
-    SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"
+def generated_secret_key(path: Path) -> str:
+    """A random key kept in `path`, created once (atomically: concurrent processes agree),
+    for a site whose SECRET_KEY is not set; several machines must set SECRET_KEY."""
+    if not path.exists():
+        from django.core.management.utils import get_random_secret_key
+
+        tmp = path.with_name(f"{path.name}.{os.getpid()}")
+        tmp.write_text(get_random_secret_key())
+        tmp.chmod(0o600)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()
+
+
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = os.environ.get("SECRET_KEY") or generated_secret_key(VAR_DIR / "secret_key")
 
 
 def env_list(name: str, default: str = "") -> list[str]:
     return [item for item in os.environ.get(name, default).split(",") if item]
 
+
+# HTTPS (LORAHUB_HTTPS=1, e.g. behind deploy/nginx.conf, which sets X-Forwarded-Proto):
+# redirect to HTTPS, HSTS, secure cookies; `manage.py check --deploy` is then clean.
+HTTPS = env_bool("LORAHUB_HTTPS", False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", HTTPS)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", HTTPS)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", HTTPS)
+if env_bool("SECURE_PROXY_SSL_HEADER", HTTPS):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Pages may load scripts, styles, images and fonts from this site only (model cards cannot
+# pull third-party images or scripts); set by hub.request_checks.ContentSecurityPolicyMiddleware.
+CONTENT_SECURITY_POLICY = os.environ.get(
+    "CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'",
+)
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
@@ -58,6 +92,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "hub.request_checks.NulCharacterMiddleware",
+    "hub.request_checks.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -162,9 +197,11 @@ if os.environ.get("LORAHUB_S3_BUCKET"):
 LORAHUB_S3_REDIRECT_MIN_BYTES = env_int("LORAHUB_S3_REDIRECT_MIN_BYTES", 1024 * 1024)
 STORAGES = {
     "default": _default_storage,
+    # Hashed names (far-future caching) once `collectstatic` has written its manifest, as
+    # the Docker image does; plain names otherwise (development, tests).
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
-        if not DEBUG
+        if (STATIC_ROOT / "staticfiles.json").exists()
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }

@@ -138,6 +138,10 @@ def base_model_list(request):
 def base_model_detail(request, identifier):
     base = get_object_or_404(BaseModel, identifier=identifier)
     adapters = adapters_visible(request.user).filter(base_model=base).order_by("-downloads")
+    # A base model named only by someone's private adapters is not public knowledge; one
+    # registered with its files (base model by id) is.
+    if not (base.commit or base.local_path or adapters.exists()):
+        raise Http404("no such base model")
     page = Paginator(adapters.prefetch_related("tags"), PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "hub/base_model_detail.html", {"base": base, "page": page})
 
