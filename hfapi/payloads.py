@@ -36,6 +36,9 @@ def card_data(adapter: Adapter, tag_names) -> dict:
         data["license"] = adapter.license
     if adapter.task:
         data["pipeline_tag"] = adapter.task
+    # The card's own metadata: datasets, language, and for a merge its parents as
+    # base_model with base_model_relation.
+    data.update(adapter.card_data)
     return data
 
 

@@ -68,6 +68,9 @@ class Adapter(models.Model):
     description_html = models.TextField(blank=True, editable=False)
     task = models.CharField(max_length=40, blank=True)
     license = models.CharField(max_length=40, blank=True)
+    # From the model card's front matter: datasets, language, base_model (a list, e.g. a
+    # merge's parents), base_model_relation (hub.services.card_metadata).
+    card_data = models.JSONField(default=dict, blank=True)
     private = models.BooleanField(default=False)
     base_model = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="adapters")
     tags = models.ManyToManyField(Tag, blank=True, related_name="adapters")

@@ -14,6 +14,7 @@ from composer.engine.compat import IncompatibleAdapters, shapes_from_header
 
 from ..choices import TASK_FOR_PEFT_TASK_TYPE
 from ..models import Adapter, AdapterFile, AdapterVersion, BaseModel, Tag
+from .card_metadata import card_metadata
 from .cards import card_check, card_render
 from .search import adapters_reindex
 from .shapes import check_fits_base_model
@@ -56,6 +57,9 @@ def adapter_create(
     meta = validate_adapter_files(files)
     card = card_body(meta.model_card) if meta.model_card else description
     card_check(card)
+    # The card's front matter fills what the uploader left empty (tags: both).
+    from_card = card_metadata(meta.model_card, MAX_TAGS)
+    tags = list(dict.fromkeys([*tags, *from_card.tags]))[:MAX_TAGS]
     identifier = base_model.strip() or meta.base_model
     if not BASE_MODEL_ID.fullmatch(identifier):
         raise ValidationError(
@@ -74,8 +78,9 @@ def adapter_create(
                     name=name,
                     description=card,
                     description_html=card_render(card),
-                    task=task or TASK_FOR_PEFT_TASK_TYPE.get(meta.task_type, ""),
-                    license=license,
+                    task=task or from_card.task or TASK_FOR_PEFT_TASK_TYPE.get(meta.task_type, ""),
+                    license=license or from_card.license,
+                    card_data=from_card.extra,
                     private=private,
                     base_model=base_model_get_or_create(identifier),
                 )
@@ -98,6 +103,7 @@ def adapter_upload(
     files are for another base model or identical to the current version.
     """
     meta = validate_adapter_files(files)
+    from_card = card_metadata(meta.model_card, MAX_TAGS)
     declared = meta.base_model
     if declared and BASE_MODEL_ID.fullmatch(declared) and declared != adapter.base_model.identifier:
         raise ValidationError(
@@ -112,7 +118,18 @@ def adapter_upload(
         if meta.model_card:
             adapter.description = card_body(meta.model_card)
             adapter.description_html = card_render(adapter.description)
-            adapter.save(update_fields=["description", "description_html", "updated"])
+            # A new card's metadata replaces what the last one said.
+            adapter.license = from_card.license or adapter.license
+            adapter.task = from_card.task or adapter.task
+            adapter.card_data = from_card.extra
+            adapter.save(
+                update_fields=[
+                    *("description", "description_html", "license", "task", "card_data"),
+                    "updated",
+                ]
+            )
+            if from_card.tags:
+                adapter.tags.set(tags_get_or_create(from_card.tags))
             adapters_reindex(Adapter.objects.filter(pk=adapter.pk))
     return version
 

@@ -185,3 +185,30 @@ def test_home_says_what_a_visitor_can_do(client, site):
     # The placeholder suggests words that find something: the most used tags.
     assert 'placeholder="Search 2 adapters: reverse, vowels…"' in page
     assert '<a href="/adapters/?q=vowels">vowels</a>' in page
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["390px", "1366px"])
+def test_upload_takes_metadata_from_the_cards_front_matter(
+    browser, live_server, site, adapter_dirs, tmp_path, viewport
+):
+    card = tmp_path / "README.md"
+    card.write_text(
+        "---\nlicense: mit\ntags: [palindromes]\ndatasets: [acme/palindromes]\n"
+        "language: [en, fr]\n---\n# Palindromes\n"
+    )
+    folder = adapter_dirs["r4"]
+    files = [folder / "adapter_config.json", folder / "adapter_model.safetensors", card]
+    page = browser.new_page(viewport=viewport)
+    log_in(page, live_server.url, "alice")
+    page.goto(f"{live_server.url}/new/")
+    page.fill("#id_name", "palindromes")
+    page.set_input_files("#id_files", [str(f) for f in files])
+    page.click("main button[type=submit]")  # license and tags left empty in the form
+    page.wait_for_url(f"{live_server.url}/alice/palindromes")
+    header = page.inner_text("main")
+    assert "MIT" in header and "palindromes" in page.inner_text(".tags")
+    assert "acme/palindromes" in page.inner_text("#card-datasets")
+    assert page.inner_text("#card-language").strip().endswith("en, fr")
+    assert "license: mit" not in header  # the block is metadata, not card text
+    assert page.evaluate(WIDE)
+    page.close()
