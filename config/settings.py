@@ -217,6 +217,9 @@ LORAHUB_MAX_BODY_BYTES = env_int("LORAHUB_MAX_BODY_BYTES", 1024 * 1024)
 
 # Largest single adapter file accepted (bytes); default 2 GiB.
 LORAHUB_MAX_FILE_BYTES = env_int("LORAHUB_MAX_FILE_BYTES", 2 * 1024**3)
+# Proxies in front of the site that append to X-Forwarded-For (1 behind deploy/nginx.conf):
+# download counts tell clients apart by the address the first of them saw.
+LORAHUB_PROXY_HOPS = env_int("LORAHUB_PROXY_HOPS", 0)
 # Largest model card (README.md or the card typed in a form), bytes of UTF-8.
 LORAHUB_MAX_CARD_BYTES = env_int("LORAHUB_MAX_CARD_BYTES", 64 * 1024)
 # Uploaded zips: most entries, and highest compression ratio of a large entry (zip bombs).

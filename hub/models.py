@@ -57,6 +57,17 @@ class SearchWord(models.Model):
         return self.word
 
 
+class DownloadMark(models.Model):
+    """One client has downloaded one adapter file on `day`: a download counts once per
+    client, file and day (hub.services.downloads)."""
+
+    key = models.CharField(max_length=64, primary_key=True)  # sha256 of client, file, day
+    day = models.DateField(db_index=True)
+
+    def __str__(self):
+        return f"{self.key[:12]} {self.day}"
+
+
 class Adapter(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="adapters"

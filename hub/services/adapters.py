@@ -6,7 +6,6 @@ from collections.abc import Iterable, Mapping
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils.text import slugify
 
 from composer.engine.adapters import LORA_KEY
@@ -166,10 +165,6 @@ def adapter_delete(*, adapter: Adapter) -> None:
         Adapter.objects.filter(pk=adapter.pk).update(current_version=None, current_r=None)
         adapter.delete()
         blobs_delete_unreferenced(shas)
-
-
-def adapter_download_record(adapter: Adapter) -> None:
-    Adapter.objects.filter(pk=adapter.pk).update(downloads=F("downloads") + 1)
 
 
 def _check_fits(meta: AdapterMeta, base: BaseModel, label: str) -> None:

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET
 
 from ..models import Adapter, AdapterVersion
 from ..selectors import adapter_get_visible, version_resolve
-from ..services.adapters import adapter_download_record
+from ..services.downloads import adapter_download_record
 from ..services.storage import blob_open, download_link
 from ..services.validation import WEIGHTS_FILE
 from ..services.zips import zip_stream
@@ -63,14 +63,14 @@ def adapter_resolve(request, owner, name, revision, filename):
     adapter, version = _visible_version(request, owner, name, revision)
     response = file_response(version, filename)
     if filename == WEIGHTS_FILE:
-        adapter_download_record(adapter)
+        adapter_download_record(adapter, request, filename)
     return response
 
 
 @require_GET
 def adapter_archive(request, owner, name, revision):
     adapter, version = _visible_version(request, owner, name, revision)
-    adapter_download_record(adapter)
+    adapter_download_record(adapter, request, "archive.zip")
     return archive_response(version)
 
 

@@ -16,6 +16,8 @@ def secret(alice, make_adapter):
 
 def private_urls():
     return [
+        # Only the private adapter uses this base model: its page is no one else's business.
+        reverse("hub:base_model_detail", args=["lorahub/tiny-t5"]),
         reverse("hub:adapter_detail", args=SECRET),
         reverse("hub:adapter_revision", args=[*SECRET, "v1"]),
         reverse("hub:adapter_resolve", args=[*SECRET, "main", "adapter_config.json"]),
@@ -32,7 +34,6 @@ def listing_urls():
         reverse("hub:adapter_list") + "?q=needle",
         reverse("hub:adapter_list") + "?tag=hidden-tag",
         reverse("hub:user_detail", args=["alice"]),
-        reverse("hub:base_model_detail", args=["lorahub/tiny-t5"]),
         reverse("hub:base_model_list"),
     ]
 
