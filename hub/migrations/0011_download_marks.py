@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('hub', '0009_base_model_files'),
+        ('hub', '0010_card_data'),
     ]
 
     operations = [
