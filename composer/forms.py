@@ -8,6 +8,7 @@ from composer.engine.baselines import DEFAULT_DENSITY, DENSITY_METHODS, METHODS
 from composer.engine.lorahub import LoraHubParams
 from composer.launch import job_launch, version_label
 from composer.models import Job
+from hub.choices import LICENSES
 from hub.models import Adapter, BaseModel
 from hub.selectors import adapters_visible
 
@@ -448,9 +449,27 @@ FORMS = {Job.Kind.LORAHUB: LoraHubForm, Job.Kind.LEGO: LegoForm, Job.Kind.MERGE:
 
 class PublishForm(forms.Form):
     name = forms.SlugField(max_length=96, help_text="The new adapter's name in your namespace.")
+    license = forms.ChoiceField(choices=[("", "Not specified"), *LICENSES], required=False)
     private = forms.BooleanField(required=False, label="Private")
 
     def __init__(self, *args, job, **kwargs):
         super().__init__(*args, **kwargs)
         self.job = job
         self.fields["name"].initial = f"{job.kind}-job{job.pk}"
+        licenses = parent_licenses(job)
+        field = self.fields["license"]
+        if len(licenses) == 1 and "" not in licenses:
+            field.initial = licenses.pop()
+            field.help_text = "Proposed: the license of every parent."
+        elif licenses - {""}:
+            shown = ", ".join(sorted(lic or "none" for lic in licenses))
+            field.help_text = (
+                f"The parents' licenses differ ({shown}): choose one that all of them allow."
+            )
+
+
+def parent_licenses(job) -> set[str]:
+    """The licenses of the job's inputs still in the catalog."""
+    return set(
+        job.inputs.filter(version__isnull=False).values_list("version__adapter__license", flat=True)
+    )

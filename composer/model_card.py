@@ -1,25 +1,91 @@
-"""The generated model card (README.md) of a job's result."""
+"""The generated model card (README.md) of a job's result.
+
+Its YAML front matter carries the lineage as the Hugging Face Hub reads it: the parents as
+`base_model` (sorted by weight) with `base_model_relation: merge`, and the license chosen
+at publishing; the catalog reads the same block back (hub.services.card_metadata)."""
 
 import json
 
+from django.urls import reverse
 
-def model_card(job, labels: list[str]) -> str:
+from composer.summary import parameters_in_words
+
+SHOWN_EXAMPLES = 5
+
+
+def parent_rows(job, labels: list[str]) -> list[dict]:
+    """The inputs with their weight and catalog link, largest weight first."""
+    result = job.result or {}
+    inputs = list(job.inputs.select_related("version__adapter__owner"))
+    weights = result.get("weights") or job.best_weights or [i.weight for i in inputs]
+    rows = []
+    for n, label in enumerate(labels):
+        w = weights[n] if n < len(weights) and weights[n] is not None else None
+        version = inputs[n].version if n < len(inputs) else None
+        adapter = version.adapter if version else None
+        rows.append(
+            {
+                "label": label,
+                "weight": w,
+                "repo_id": adapter.full_name if adapter else None,
+                "url": reverse(
+                    "hub:adapter_revision",
+                    args=[adapter.owner.get_username(), adapter.name, f"v{version.number}"],
+                )
+                if adapter
+                else None,
+            }
+        )
+    return sorted(rows, key=lambda r: -(r["weight"] if r["weight"] is not None else -1e300))
+
+
+def front_matter(job, parents: list[dict], license: str) -> list[str]:
+    data = {"library_name": "peft"}
+    if license:
+        data["license"] = license
+    # JSON is YAML: values are quoted and escaped whatever the names hold.
+    data["base_model"] = [p["repo_id"] for p in parents if p["repo_id"]]
+    data["base_model_relation"] = "merge"
+    data["tags"] = ["lorahub", "composed", job.kind]
+    return ["---", *(f"{key}: {json.dumps(value)}" for key, value in data.items()), "---", ""]
+
+
+def _cell(text: str) -> str:
+    return "`" + text.replace("|", "\\|").replace("`", "'").replace("\n", " ")[:200] + "`"
+
+
+def model_card(job, labels: list[str], license: str = "") -> str:
     """Markdown describing what the adapter was made from and how."""
     result = job.result or {}
-    weights = result.get("weights") or job.best_weights or [i.weight for i in job.inputs.all()]
-    lines = [
-        f"# {job.get_kind_display()} of {len(labels)} adapters",
-        "",
-        f"Made on LoRA Hub by job #{job.pk} ({job.get_kind_display()}).",
-        "",
-    ]
+    parents = parent_rows(job, labels)
+    title = job.name or f"{job.get_kind_display()} of {len(labels)} adapters"
+    lines = [*front_matter(job, parents, license), f"# {title}", ""]
+    lines += [f"Made on LoRA Hub by job #{job.pk} ({job.get_kind_display()}).", ""]
+    if job.name:
+        lines += [f"Task: **{job.name}**", ""]
     if job.base_model_id:
         lines += [f"Base model: `{job.base_model.identifier}`", ""]
+    if license:
+        lines += [f"License: `{license}`", ""]
     lines += ["## Parents", "", "| adapter | weight |", "| --- | --- |"]
-    for i, label in enumerate(labels):
-        w = weights[i] if weights and i < len(weights) and weights[i] is not None else None
-        lines.append(f"| {label} | {'' if w is None else f'{w:.4f}'} |")
-    lines += ["", "## Parameters", "", "```json", json.dumps(job.parameters, indent=2), "```"]
+    for p in parents:
+        name = f"[{p['label']}]({p['url']})" if p["url"] else f"{p['label']} (removed)"
+        weight = "" if p["weight"] is None else f"{p['weight']:.4f}"
+        lines.append(f"| {name} | {weight} |")
+    if job.examples:
+        shown = job.examples[:SHOWN_EXAMPLES]
+        lines += ["", "## Examples", ""]
+        count = f"{len(job.examples)} few-shot example{'s' if len(job.examples) != 1 else ''}"
+        if len(shown) < len(job.examples):
+            count += f" ({len(shown)} shown)"
+        heldout = (
+            f"; {len(job.heldout)} held-out examples evaluate the result" if job.heldout else ""
+        )
+        lines.append(f"The weights were searched on {count}{heldout}.")
+        lines += ["", "| input | output |", "| --- | --- |"]
+        lines += [f"| {_cell(e['input'])} | {_cell(e['output'])} |" for e in shown]
+    lines += ["", "## Parameters", ""]
+    lines += [f"- {words}" for words in parameters_in_words(job)]
     evaluation = result.get("evaluation")
     if evaluation:
         lines += ["", "## Evaluation on held-out examples", "", "| model | loss | exact match |"]

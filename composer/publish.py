@@ -37,7 +37,7 @@ def method_name(job: Job) -> str:
     return job.kind
 
 
-def job_publish(job: Job, *, name: str, private: bool = False):
+def job_publish(job: Job, *, name: str, private: bool = False, license: str = ""):
     """Create `owner/name` from the job's result; returns the new AdapterVersion."""
     if job.status != Job.Status.SUCCEEDED or not job.result_file:
         raise PublishError("Only the result of a succeeded job can be published.")
@@ -46,7 +46,8 @@ def job_publish(job: Job, *, name: str, private: bool = False):
     inputs = list(job.inputs.select_related("version"))
     with tempfile.TemporaryDirectory() as tmp:
         files = _extract(job, Path(tmp))
-        (Path(tmp) / CARD_FILE).write_text(model_card(job, [i.label for i in inputs]))
+        card = model_card(job, [i.label for i in inputs], license=license)
+        (Path(tmp) / CARD_FILE).write_text(card)
         files[CARD_FILE] = Path(tmp) / CARD_FILE
         with transaction.atomic():
             locked = Job.objects.select_for_update().get(pk=job.pk)
@@ -58,6 +59,7 @@ def job_publish(job: Job, *, name: str, private: bool = False):
                     name=name,
                     files=files,
                     private=private,
+                    license=license,
                     base_model=job.base_model.identifier if job.base_model else "",
                     tags=["composed", method_name(job).replace("_", "-")],
                     message=f"Made by job #{job.pk} ({job.get_kind_display()})",
