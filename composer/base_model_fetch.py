@@ -60,6 +60,8 @@ def _download(base_model, target: Path, on_progress: Progress) -> None:
     from huggingface_hub import HfApi, hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError
 
+    from hfapi.progress import counting_bar
+
     endpoint = settings.COMPOSER_BASE_MODEL_ENDPOINT
     identifier, commit = base_model.identifier, base_model.commit
     try:
@@ -87,7 +89,7 @@ def _download(base_model, target: Path, on_progress: Progress) -> None:
                     endpoint=endpoint,
                     token=False,
                     local_dir=tmp,
-                    tqdm_class=_counting_bar(advance),
+                    tqdm_class=counting_bar(advance),
                 )
             shutil.rmtree(tmp / ".cache", ignore_errors=True)  # huggingface_hub's metadata
             (tmp / READY).touch()
@@ -105,22 +107,6 @@ def _download(base_model, target: Path, on_progress: Progress) -> None:
         ) from None
     except OSError as error:
         raise ValueError(f"Could not download the base model {identifier}: {error}") from None
-
-
-def _counting_bar(advance: Callable[[int], None]):
-    """A tqdm class for huggingface_hub's downloads that reports bytes and prints nothing."""
-    from tqdm.auto import tqdm
-
-    class CountingBar(tqdm):
-        def __init__(self, *args, **kwargs):
-            kwargs["disable"] = True
-            super().__init__(*args, **kwargs)
-
-        def update(self, n=1):
-            advance(int(n or 0))
-            return super().update(n)
-
-    return CountingBar
 
 
 def _make_room(needed: int, identifier: str) -> None:

@@ -281,6 +281,8 @@ COMPOSER_FAST_QUEUE = os.environ.get("COMPOSER_FAST_QUEUE", "fast")
 CELERY_TASK_ROUTES = {
     "composer.tasks.*": {"queue": COMPOSER_QUEUE},
     "composer.fast.*": {"queue": COMPOSER_FAST_QUEUE},
+    # Imports from and pushes to an upstream hub: network work, on the fast lane too.
+    "hfapi.tasks.*": {"queue": COMPOSER_FAST_QUEUE},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

@@ -71,3 +71,51 @@ class AdapterSource(models.Model):
 
     def __str__(self) -> str:
         return f"{self.endpoint}/{self.repo_id}@{self.revision}"
+
+
+class Transfer(models.Model):
+    """An import from, or a push to, an upstream hub, run as a job on a worker (tokens travel
+    in the task message only, never stored)."""
+
+    class Kind(models.TextChoices):
+        IMPORT = "import", "Import from Hugging Face"
+        PUSH = "push", "Push to Hugging Face"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="transfers"
+    )
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    endpoint = models.CharField(max_length=300)
+    # Import: the upstream `repo[@revision]` and the name here; push: the upstream repo.
+    repo_id = models.CharField(max_length=250)
+    name = models.CharField(max_length=96, blank=True)
+    private = models.BooleanField(default=False)
+    version = models.ForeignKey(
+        "hub.AdapterVersion", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    progress = models.CharField(max_length=200, blank=True)
+    error = models.TextField(blank=True)
+    adapter = models.ForeignKey(
+        "hub.Adapter", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    url = models.URLField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)

@@ -8,6 +8,7 @@ browser upload; only the adapter's own files are fetched (never a pickle).
 
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx2
@@ -30,6 +31,7 @@ from hub.services.storage import blob_open
 from hub.services.validation import ALLOWED_FILES, CARD_FILE
 
 from .models import AdapterSource
+from .progress import counting_bar
 
 REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}")
 COPY_CHUNK = 1024 * 1024
@@ -51,8 +53,12 @@ def parse_source(text: str) -> tuple[str, str]:
     return repo_id, revision.strip() or "main"
 
 
-def _client(token: str | None) -> HfApi:
-    return HfApi(endpoint=settings.LORAHUB_UPSTREAM_ENDPOINT, token=token or False)
+def _client(token: str | None, endpoint: str = "") -> HfApi:
+    return HfApi(endpoint=endpoint or settings.LORAHUB_UPSTREAM_ENDPOINT, token=token or False)
+
+
+def _no_progress(text: str) -> None:
+    pass
 
 
 def _explain(error: Exception, repo_id: str, revision: str, where: str = "") -> UpstreamError:
@@ -66,19 +72,45 @@ def _explain(error: Exception, repo_id: str, revision: str, where: str = "") -> 
     if isinstance(error, HfHubHTTPError):
         message = error.server_message or str(error).splitlines()[0]
         return UpstreamError(f"{where} refused: {message}")
-    return UpstreamError(f"Could not reach {where}: {error}")
+    if isinstance(error, httpx2.HTTPError | LocalEntryNotFoundError):
+        return UpstreamError(f"Could not reach {where}: {error}")
+    return UpstreamError(f"The transfer with {where} failed: {error}")
 
 
-def adapter_import(*, user, source: str, name: str = "", token: str = "") -> Adapter:
-    """Fetch `owner/name[@revision]` from upstream and catalog it under `user`."""
+def adapter_import(
+    *,
+    user,
+    source: str,
+    name: str = "",
+    token: str = "",
+    endpoint: str = "",
+    on_progress: Callable[[str], None] = _no_progress,
+) -> Adapter:
+    """Fetch `owner/name[@revision]` from upstream and catalog it under `user`; the
+    download's progress goes to `on_progress` as a line of text."""
     repo_id, revision = parse_source(source)
-    client = _client(token)
+    endpoint = endpoint or settings.LORAHUB_UPSTREAM_ENDPOINT
+    client = _client(token, endpoint)
     try:
-        info = client.model_info(repo_id, revision=revision)
+        info = client.model_info(repo_id, revision=revision, files_metadata=True)
+        wanted = [s for s in info.siblings if s.rfilename in ALLOWED_FILES]
+        total, done = sum(s.size or 0 for s in wanted), 0
+
+        def advance(n: int) -> None:
+            nonlocal done
+            done += n
+            on_progress(f"Downloading {repo_id}: {done / 1e6:.1f} of {total / 1e6:.1f} MB")
+
         with tempfile.TemporaryDirectory() as tmp:
-            client.snapshot_download(
-                repo_id, revision=info.sha, local_dir=tmp, allow_patterns=list(ALLOWED_FILES)
-            )
+            for sibling in wanted:
+                client.hf_hub_download(
+                    repo_id,
+                    sibling.rfilename,
+                    revision=info.sha,
+                    local_dir=tmp,
+                    tqdm_class=counting_bar(advance),
+                )
+            on_progress(f"Downloaded {repo_id} ({total / 1e6:.1f} MB); checking the files")
             files = {f: Path(tmp, f) for f in ALLOWED_FILES if Path(tmp, f).is_file()}
             card = info.card_data.to_dict() if info.card_data else {}
             with transaction.atomic():
@@ -92,14 +124,14 @@ def adapter_import(*, user, source: str, name: str = "", token: str = "") -> Ada
                 )
                 AdapterSource.objects.create(
                     adapter=adapter,
-                    endpoint=settings.LORAHUB_UPSTREAM_ENDPOINT,
+                    endpoint=endpoint,
                     repo_id=repo_id,
                     revision=info.sha,
                 )
     except ValidationError as error:
         raise UpstreamError(" ".join(error.messages)) from None
     except UPSTREAM_ERRORS as error:
-        raise _explain(error, repo_id, revision) from None
+        raise _explain(error, repo_id, revision, endpoint) from None
     return adapter
 
 
@@ -146,13 +178,21 @@ def model_card(version: AdapterVersion) -> str:
 
 
 def adapter_push(
-    *, version: AdapterVersion, repo_id: str, token: str, private: bool = False
+    *,
+    version: AdapterVersion,
+    repo_id: str,
+    token: str,
+    private: bool = False,
+    endpoint: str = "",
+    on_progress: Callable[[str], None] = _no_progress,
 ) -> str:
     """Push `version` to `repo_id` upstream with upload_folder; returns the commit URL."""
     if not REPO_ID.fullmatch(repo_id):
         raise UpstreamError(f"{repo_id!r} is not a repository id such as owner/name")
-    client = _client(token)
+    endpoint = endpoint or settings.LORAHUB_UPSTREAM_ENDPOINT
+    client = _client(token, endpoint)
     try:
+        on_progress(f"Creating {repo_id}")
         client.create_repo(repo_id, private=private, exist_ok=True)
         with tempfile.TemporaryDirectory() as tmp:
             for item in version.files.select_related("blob"):
@@ -162,11 +202,13 @@ def adapter_push(
                     while chunk := src.read(COPY_CHUNK):
                         out.write(chunk)
             Path(tmp, CARD_FILE).write_text(model_card(version), encoding="utf-8")
+            size = sum(p.stat().st_size for p in Path(tmp).iterdir())
+            on_progress(f"Uploading {repo_id}: {size / 1e6:.1f} MB")
             commit = client.upload_folder(
                 repo_id=repo_id,
                 folder_path=tmp,
                 commit_message=f"{version.adapter.full_name} v{version.number} from LoRA Hub",
             )
     except (*UPSTREAM_ERRORS, ValueError) as error:
-        raise _explain(error, repo_id, "main") from None
+        raise _explain(error, repo_id, "main", endpoint) from None
     return commit.commit_url

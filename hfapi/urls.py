@@ -20,6 +20,7 @@ urlpatterns = [
     # "new" is a reserved user name, so this never hides an adapter page.
     path("new/from-hugging-face/", views_upstream.import_adapter, name="import"),
     path("<str:owner>/<str:name>/push-to-hub", views_upstream.push_adapter, name="push"),
+    path("new/transfers/<int:pk>/", views_upstream.transfer_detail, name="transfer"),
     # Registered base models by identifier; only their identifiers match these routes.
     path("api/models/<base:base>", base_models.model_info, name="base_info"),
     path("api/models/<base:base>/revision/<str:revision>", base_models.model_info),

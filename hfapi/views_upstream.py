@@ -1,16 +1,18 @@
-"""Pages: "Import from Hugging Face" and "Push to Hugging Face"."""
+"""Pages: "Import from Hugging Face" and "Push to Hugging Face" (both run as jobs on a
+worker, see transfers.py), and a transfer's page that follows it."""
 
 from django.conf import settings
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.shortcuts import redirect, render
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
 
 from hub.selectors import adapter_get_owned
 
 from .forms import ImportForm, PushForm
-from .upstream import UpstreamError, adapter_import, adapter_push
+from .models import Transfer
+from .transfers import transfer_launch
+from .upstream import REPO_ID, UpstreamError, parse_source
 
 
 @sensitive_post_parameters("token")
@@ -18,13 +20,22 @@ from .upstream import UpstreamError, adapter_import, adapter_push
 def import_adapter(request):
     form = ImportForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
         try:
-            adapter = adapter_import(user=request.user, **form.cleaned_data)
+            parse_source(data["source"])  # a bad id is said now, not by a failed job
+            transfer = transfer_launch(
+                user=request.user,
+                kind=Transfer.Kind.IMPORT,
+                token=data["token"],
+                repo_id=data["source"].strip(),
+                name=data["name"].strip(),
+            )
         except UpstreamError as error:
-            form.add_error(None, str(error))
+            form.add_error("source", str(error))
+        except ValidationError as error:
+            form.add_error(None, " ".join(error.messages))
         else:
-            messages.success(request, f"Imported {adapter.full_name}.")
-            return redirect(adapter)
+            return redirect("hfapi:transfer", transfer.pk)
     context = {
         "form": form,
         "upstream": settings.LORAHUB_UPSTREAM_ENDPOINT,
@@ -43,12 +54,33 @@ def push_adapter(request, owner, name):
         raise PermissionDenied("Only the owner can push this adapter.")
     form = PushForm(request.POST or None, initial={"repo_id": f"{owner}/{name}"})
     if request.method == "POST" and form.is_valid():
-        try:
-            url = adapter_push(version=adapter.current_version, **form.cleaned_data)
-        except UpstreamError as error:
-            form.add_error(None, str(error))
+        data = form.cleaned_data
+        if not REPO_ID.fullmatch(data["repo_id"]):
+            form.add_error("repo_id", f"{data['repo_id']!r} is not a repository id: owner/name")
         else:
-            messages.success(request, f"Pushed to {url}")
-            return redirect(adapter)
+            try:
+                transfer = transfer_launch(
+                    user=request.user,
+                    kind=Transfer.Kind.PUSH,
+                    token=data["token"],
+                    version=adapter.current_version,
+                    repo_id=data["repo_id"],
+                    private=data["private"],
+                )
+            except ValidationError as error:
+                form.add_error(None, " ".join(error.messages))
+            else:
+                return redirect("hfapi:transfer", transfer.pk)
     context = {"form": form, "adapter": adapter, "upstream": settings.LORAHUB_UPSTREAM_ENDPOINT}
     return render(request, "hfapi/push.html", context)
+
+
+@login_required
+def transfer_detail(request, pk: int):
+    transfer = get_object_or_404(
+        Transfer.objects.select_related("adapter__owner", "version__adapter"),
+        pk=pk,
+        owner=request.user,
+    )
+    template = "hfapi/_transfer.html" if request.headers.get("HX-Request") else None
+    return render(request, template or "hfapi/transfer.html", {"transfer": transfer})

@@ -204,6 +204,7 @@ def fast_lane(test_broker, job_queue, fast_queue):
     app.conf.task_routes = {
         "composer.tasks.*": {"queue": job_queue},
         "composer.fast.*": {"queue": fast_queue},
+        "hfapi.tasks.*": {"queue": fast_queue},
     }
     _reset_producers(app)
     yield fast_queue
@@ -219,6 +220,7 @@ def fast_worker(django_db_setup, django_db_blocker, broker_url, fast_queue, work
         worker_dirs / "work",
         worker_dirs / "logs",
         fast_queue,
+        HF_HUB_OFFLINE="0",  # it downloads base models and runs imports and pushes
     )
     with django_db_blocker.unblock():
         worker.start()
