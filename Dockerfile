@@ -24,8 +24,8 @@ COPY . .
 ENV STATIC_ROOT=/app/staticfiles LORAHUB_VAR_DIR=/data DEBUG=0
 RUN SECRET_KEY=collectstatic-only LORAHUB_VAR_DIR=/tmp/build python manage.py collectstatic --noinput \
     && useradd --create-home --uid 1000 lorahub \
-    && mkdir -p /data \
-    && chown lorahub /data
+    && mkdir -p /data /work \
+    && chown lorahub /data /work
 USER lorahub
 
 EXPOSE 8000

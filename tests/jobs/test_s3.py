@@ -17,7 +17,7 @@ from django.urls import reverse
 
 from composer.models import Job
 from hub.models import Adapter
-from tests.jobs.conftest import job_wait, publish_toys
+from tests.jobs.conftest import job_wait, publish_toys, wait_for
 from tests.s3_server import S3Server
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -152,3 +152,60 @@ def test_hub_api_lfs_upload_and_resolve_through_the_bucket(
     )
     with open(path, "rb") as fh:
         assert fh.read() == weights
+
+
+def holder(job, workers):
+    """The worker whose pool child runs `job`."""
+    import psutil
+
+    parent = psutil.Process(job.worker_pid).ppid()
+    return next(w for w in workers if w.proc.pid == parent)
+
+
+@celery
+def test_two_workers_without_a_shared_disk_share_jobs_and_one_survives_the_others_death(
+    on_s3, worker_factory, jobs_env, settings, alice, bob, toys, tmp_path
+):
+    from tests.jobs.test_reliability import LONG, lorahub, running_at_step
+
+    settings.MEDIA_ROOT = tmp_path / "no-media-here"
+    catalog = publish_toys(bob, toys, ["t5-a", "t5-b"])
+    workers = [
+        worker_factory(
+            **on_s3.env(),
+            MEDIA_ROOT=tmp_path / f"no-media-on-worker-{n}",
+            COMPOSER_WORK_DIR=tmp_path / f"worker-{n}",
+            COMPOSER_MAINTENANCE_SECONDS=1,
+        )
+        for n in (1, 2)
+    ]
+    try:
+        doomed = running_at_step(lorahub(alice, catalog, budget=LONG), 2, workers[0])
+        first = holder(doomed, workers)
+        other = workers[1 - workers.index(first)]
+        finishing = running_at_step(lorahub(bob, catalog, budget=300), 1, other)
+        assert holder(finishing, workers) is other  # the jobs went to both workers
+
+        first.kill()  # the machine with the long job is lost mid-job
+        job_wait(finishing, Job.FINISHED, timeout=180, worker=other)
+        assert (finishing.status, finishing.attempts) == (Job.Status.SUCCEEDED, 1)
+        assert finishing.result_file.name in on_s3.keys()
+
+        # The survivor settles the lost job and runs it again (then it is cancelled here).
+        def again():
+            doomed.refresh_from_db()
+            return doomed.status == Job.Status.RUNNING and doomed.attempts == 2
+
+        wait_for(again, 180, message=other.log_tail())
+        assert holder(doomed, workers) is other and "stopped during attempt 1" in doomed.notes[0]
+        from composer.lifecycle import job_request_cancel
+
+        job_request_cancel(doomed)
+        job_wait(doomed, Job.FINISHED, timeout=120, worker=other)
+        # Each worker fetched the inputs into its own cache; no media folder anywhere.
+        for n in (1, 2):
+            assert any((tmp_path / f"worker-{n}" / "blobs").iterdir())
+            assert not (tmp_path / f"no-media-on-worker-{n}").exists()
+    finally:
+        for w in workers:
+            w.stop()
