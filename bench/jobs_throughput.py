@@ -1,15 +1,19 @@
 """Jobs through the queue: throughput with one and two Celery workers against direct engine
-calls (the queue's overhead as a ratio), and the time from submit to first progress update.
+calls (the queue's overhead as a ratio), the same with workers that share no disk (each its
+own work directory, every file through an S3-compatible server, `rclone serve s3`) against
+the shared-disk setup, the time from submit to first progress update, and the time from a
+Redis restart (its queued messages lost) to every lost job running again.
 
 Runs in a child process with its own PostgreSQL database (`lorahub_bench_jobs`, re-created
 each run) and its own Redis database (LORAHUB_BENCH_REDIS, default db 10), so it never
-touches the catalog benchmark's data. The workload is short LoraHub compositions on a tiny
-T5 (the case where queue overhead matters most): every job is the same composition, so the
-direct run and the queued runs do identical engine work. Workers run with the production
-defaults for heartbeat and progress throttling, one thread each, CPU.
-Writes bench/results/jobs.json.
+touches the catalog benchmark's data; the restart is of a private redis-server. The workload
+is short LoraHub compositions on a tiny T5 (the case where queue overhead matters most):
+every job is the same composition, so the direct run and the queued runs do identical
+engine work. Workers run with the production defaults for heartbeat and progress
+throttling, one thread each, CPU. Writes bench/results/jobs.json.
 
-Environment: LORAHUB_BENCH_JOBS (default 12 per configuration), LORAHUB_BENCH_BUDGET (20).
+Environment: LORAHUB_BENCH_JOBS (default 12 per configuration), LORAHUB_BENCH_BUDGET (20),
+LORAHUB_BENCH_QUEUED_STALE (seconds before a queued job's message is sent again, 15).
 """
 
 import os
@@ -29,12 +33,15 @@ DB_NAME = "lorahub_bench_jobs"
 REDIS_URL = os.environ.get("LORAHUB_BENCH_REDIS", "redis://127.0.0.1:6379/10")
 N_JOBS = int(os.environ.get("LORAHUB_BENCH_JOBS", 12))
 BUDGET = int(os.environ.get("LORAHUB_BENCH_BUDGET", 20))
+QUEUED_STALE = float(os.environ.get("LORAHUB_BENCH_QUEUED_STALE", 15))
 FIRST_PROGRESS_SAMPLES = 5
 PRODUCTION_WORKER_ENV = {
     "COMPOSER_HEARTBEAT_SECONDS": "10",
     "COMPOSER_HEARTBEAT_STALE_SECONDS": "120",
     "COMPOSER_PROGRESS_SECONDS": "1.0",
     "COMPOSER_CANCEL_POLL_SECONDS": "0.5",
+    # One user launches every job here.
+    "COMPOSER_MAX_ACTIVE_JOBS_PER_USER": "1000",
 }
 EXAMPLES = [("abc", "cba"), ("hello", "olleh"), ("lora", "arol"), ("merge", "egrem")]
 
@@ -72,7 +79,7 @@ def _setup():
     redis.Redis.from_url(REDIS_URL).flushdb()
 
 
-def _catalog():
+def _catalog(username: str = "bench"):
     """A user and three toy adapters for a tiny T5, through the catalog's upload service."""
     from django.contrib.auth import get_user_model
 
@@ -88,7 +95,7 @@ def _catalog():
                 toys / "t5", toys / f"a{i}", seed=i, init_std=0.2, base_model_name="bench/t5"
             )
         (toys / "done").write_text("1")
-    user = get_user_model().objects.create_user("bench")
+    user = get_user_model().objects.create_user(username)
     versions = []
     for i in range(3):
         names = ("adapter_config.json", "adapter_model.safetensors")
@@ -101,7 +108,7 @@ def _catalog():
     return user, base, versions
 
 
-def _launch(user, base, versions):
+def _launch(user, base, versions, budget: int = BUDGET):
     from composer.engine.examples import Example
     from composer.launch import job_launch
     from composer.models import Job
@@ -110,7 +117,7 @@ def _launch(user, base, versions):
         owner=user,
         kind=Job.Kind.LORAHUB,
         versions=versions,
-        parameters={"budget": BUDGET, "seed": 0, "optimizer": "NGOpt"},
+        parameters={"budget": budget, "seed": 0, "optimizer": "NGOpt"},
         base_model=base,
         examples=[Example(i, o) for i, o in EXAMPLES],
     )
@@ -163,13 +170,20 @@ def _direct(base, versions) -> dict:
     return {"jobs": N_JOBS, "seconds": round(seconds, 3), "jobs_per_min": 60 * N_JOBS / seconds}
 
 
-def _queued(n_workers: int, user, base, versions) -> dict:
+def _queued(n_workers: int, user, base, versions, s3=None) -> dict:
+    """Throughput through the queue; with `s3`, each worker has its own work directory and
+    no media folder, and every file goes through the S3 server."""
     from tests.jobs.worker import Worker
 
     workers = []
     try:
-        for _ in range(n_workers):
-            w = Worker(REDIS_URL, VAR / "media", VAR / "work", VAR, **PRODUCTION_WORKER_ENV)
+        for n in range(n_workers):
+            if s3 is None:
+                w = Worker(REDIS_URL, VAR / "media", VAR / "work", VAR, **PRODUCTION_WORKER_ENV)
+            else:
+                own = VAR / "s3-workers" / str(n)
+                env = {**PRODUCTION_WORKER_ENV, **s3.env()}
+                w = Worker(REDIS_URL, own / "no-media", own / "work", VAR, **env)
             workers.append(w.start(timeout=120))
         cold_start = time.perf_counter()
         warm = [_launch(user, base, versions) for _ in range(n_workers * 2)]
@@ -179,7 +193,7 @@ def _queued(n_workers: int, user, base, versions) -> dict:
         jobs = [_launch(user, base, versions) for _ in range(N_JOBS)]
         _wait(jobs)
         seconds = time.perf_counter() - start
-        first = _first_progress(user, base, versions) if n_workers == 1 else None
+        first = _first_progress(user, base, versions) if n_workers == 1 and not s3 else None
     finally:
         for w in workers:
             w.stop()
@@ -214,6 +228,81 @@ def _first_progress(user, base, versions) -> dict:
     }
 
 
+def _through_s3() -> dict:
+    """1 and 2 workers sharing no disk: files through `rclone serve s3`, own work dirs."""
+    import shutil
+
+    from django.test import override_settings
+
+    from tests.s3_server import S3Server
+
+    folder = VAR / "s3"
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(VAR / "s3-workers", ignore_errors=True)
+    folder.mkdir(parents=True)
+    s3 = S3Server(folder).start()
+    try:
+        storages = {"default": s3.storage(), "staticfiles": {"BACKEND": _STATIC}}
+        with override_settings(STORAGES=storages, MEDIA_ROOT=VAR / "no-media"):
+            user, base, versions = _catalog("bench-s3")
+            return {n: _queued(n, user, base, versions, s3=s3) for n in (1, 2)}
+    finally:
+        s3.stop()
+
+
+_STATIC = "django.contrib.staticfiles.storage.StaticFilesStorage"
+
+
+def _redis_restart(user, base, versions) -> dict:
+    """One worker busy with a longer job, four short ones queued behind it; Redis restarts
+    without its data. Seconds from the restart until every lost job is running (or done):
+    the re-send after COMPOSER_QUEUED_STALE_SECONDS, checked every maintenance round."""
+    from tests.jobs.redis_server import RedisServer
+    from tests.jobs.worker import Worker, celery_sending_to
+
+    folder = VAR / "redis"
+    folder.mkdir(parents=True, exist_ok=True)
+    redis_server = RedisServer(folder).start()
+    env = {
+        **PRODUCTION_WORKER_ENV,
+        "COMPOSER_QUEUED_STALE_SECONDS": str(QUEUED_STALE),
+        "COMPOSER_MAINTENANCE_SECONDS": "1",
+    }
+    worker = Worker(redis_server.url, VAR / "media", VAR / "work", VAR, **env)
+    try:
+        with celery_sending_to(redis_server.url, "gpu"):
+            worker.start(timeout=120)
+            recovered, lost = _lose_messages(redis_server, user, base, versions, worker)
+    finally:
+        worker.stop()
+        redis_server.stop()
+    return {
+        "lost_jobs": len(lost),
+        "queued_stale_s": QUEUED_STALE,
+        "maintenance_s": 1,
+        "restart_to_all_running_s": round(recovered, 2),
+    }
+
+
+def _lose_messages(redis_server, user, base, versions, worker):
+    from composer.models import Job
+
+    long_job = _launch(user, base, versions, budget=400)
+    while not Job.objects.filter(pk=long_job.pk, status=Job.Status.RUNNING).exists():
+        time.sleep(0.01)
+    lost = [_launch(user, base, versions) for _ in range(4)]
+    redis_server.restart()
+    restarted = time.perf_counter()
+    ids = [j.pk for j in lost]
+    while Job.objects.filter(pk__in=ids, status=Job.Status.QUEUED).exists():
+        time.sleep(0.05)
+        if time.perf_counter() - restarted > 10 * QUEUED_STALE + 120:
+            raise RuntimeError(f"lost jobs never ran\n{worker.log_tail()}")
+    recovered = time.perf_counter() - restarted
+    _wait(lost + [long_job])
+    return recovered, lost
+
+
 def _run() -> None:
     _setup()
     from bench.catalog_report import machine_info, write_result
@@ -222,6 +311,8 @@ def _run() -> None:
     direct = _direct(base, versions)
     one = _queued(1, user, base, versions)
     two = _queued(2, user, base, versions)
+    s3 = _through_s3()
+    restart = _redis_restart(user, base, versions)
     result = {
         "benchmark": "jobs",
         "machine": {**machine_info(), "load_avg_1min_at_end": os.getloadavg()[0]},
@@ -231,14 +322,29 @@ def _run() -> None:
         "queue_2_workers": two,
         "overhead_ratio_1_worker": round(direct["jobs_per_min"] / one["jobs_per_min"], 3),
         "speedup_2_vs_1_workers": round(two["jobs_per_min"] / one["jobs_per_min"], 3),
+        "s3_separate_dirs_1_worker": s3[1],
+        "s3_separate_dirs_2_workers": s3[2],
+        "s3_vs_shared_disk_1_worker": round(s3[1]["jobs_per_min"] / one["jobs_per_min"], 3),
+        "s3_vs_shared_disk_2_workers": round(s3[2]["jobs_per_min"] / two["jobs_per_min"], 3),
+        "redis_restart": restart,
     }
-    for key in ("direct_engine", "queue_1_worker", "queue_2_workers"):
+    for key in (
+        "direct_engine",
+        "queue_1_worker",
+        "queue_2_workers",
+        "s3_separate_dirs_1_worker",
+        "s3_separate_dirs_2_workers",
+    ):
         result[key]["jobs_per_min"] = round(result[key]["jobs_per_min"], 1)
     path = write_result("jobs", result)
     print(
         f"direct {direct['jobs_per_min']:.1f} jobs/min; 1 worker {one['jobs_per_min']:.1f}; "
         f"2 workers {two['jobs_per_min']:.1f}; ratio {result['overhead_ratio_1_worker']}; "
-        f"first progress {one['submit_to_first_progress_ms']} ms -> {path}"
+        f"first progress {one['submit_to_first_progress_ms']} ms; through S3, own dirs: "
+        f"1 worker {s3[1]['jobs_per_min']:.1f} ({result['s3_vs_shared_disk_1_worker']}x), "
+        f"2 workers {s3[2]['jobs_per_min']:.1f} ({result['s3_vs_shared_disk_2_workers']}x); "
+        f"Redis restart to all lost jobs running {restart['restart_to_all_running_s']} s "
+        f"(stale {QUEUED_STALE} s) -> {path}"
     )
 
 

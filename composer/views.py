@@ -67,7 +67,9 @@ def job_new(request, kind: str):
             initial = {"adapters": request.POST.getlist("adapters")}
             initial |= {k: v for k, v in request.POST.items() if k != "adapters"}
             form = form_class(initial=initial, user=request.user)
-            return render(request, "composer/job_new.html", new_context(form, kind, refusal), 429)
+            return render(
+                request, "composer/job_new.html", new_context(form, kind, refusal), status=429
+            )
     else:
         # A link may preset the adapters, the name and, for LoraHub, the examples (the
         # demo's do), or copy a job of the user's ("clone and edit").

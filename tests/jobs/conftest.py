@@ -2,12 +2,11 @@
 
 import time
 import uuid
-from contextlib import contextmanager
 
 import pytest
 from django.db import connection
 
-from tests.jobs.worker import Worker
+from tests.jobs.worker import Worker, celery_sending_to
 from tests.services import REDIS_HOST, REDIS_PORT, TEST_REDIS_URL, port_open, require
 
 
@@ -75,44 +74,11 @@ def worker_factory(django_db_setup, django_db_blocker, broker_url, job_queue, wo
         w.stop()
 
 
-@contextmanager
-def celery_sending_to(broker_url: str, queue: str):
-    """This process sends its Celery messages to `broker_url`, on `queue`."""
-    from django.conf import settings
-
-    from config.celery import app
-
-    saved = app.conf.broker_url, app.conf.broker_transport_options, app.conf.task_routes
-    app.conf.broker_url = broker_url
-    app.conf.broker_transport_options = {
-        "visibility_timeout": 3600,
-        **settings.BROKER_REDIS_TIMEOUTS,
-    }
-    app.conf.task_routes = {"composer.tasks.*": {"queue": queue}}
-    _reset_producers(app)
-    try:
-        yield broker_url
-    finally:
-        app.conf.broker_url, app.conf.broker_transport_options, app.conf.task_routes = saved
-        _reset_producers(app)
-
-
 @pytest.fixture(scope="module")
 def test_broker(broker_url, job_queue):
     """This process sends its Celery messages to the test Redis and the session's queue."""
     with celery_sending_to(broker_url, job_queue):
         yield broker_url
-
-
-def _reset_producers(app) -> None:
-    """Forget connections and routes built from the previous configuration."""
-    from kombu import pools
-
-    pools.reset()
-    app._pool = None
-    app.amqp._producer_pool = None
-    app.amqp.flush_routes()
-    app.amqp.__dict__.pop("router", None)  # a cached_property holding the old routes
 
 
 @pytest.fixture

@@ -218,3 +218,18 @@ def test_merge_form_passes_rank_to_rank_methods(alice_client, catalog, extra, pa
     job = Job.objects.get()
     assert job.parameters == parameters
     assert [i.weight for i in job.inputs.all()] == [0.5, 0.5]
+
+
+def test_a_user_at_the_job_limit_gets_a_clear_refusal(alice_client, alice, catalog, settings):
+    settings.COMPOSER_MAX_ACTIVE_JOBS_PER_USER = 1
+    Job.objects.create(owner=alice, kind=Job.Kind.LEGO)  # queued
+    data = lorahub_data(catalog, "t5-a", "t5-b")
+    r = alice_client.post(reverse("composer:new", args=["lorahub"]), data)
+    assert r.status_code == 429 and Job.objects.count() == 1
+    page = r.content.decode()
+    assert "You have 1 jobs queued or running, the most allowed at once (1)" in page
+    assert 'id="job-limit"' in page and "t5-a" in page  # the form comes back filled in
+    # Once that job is done, the same submit goes through.
+    Job.objects.update(status=Job.Status.SUCCEEDED)
+    r = alice_client.post(reverse("composer:new", args=["lorahub"]), data)
+    assert r.status_code == 302 and Job.objects.count() == 2

@@ -20,8 +20,9 @@ from composer.engine.examples import Example
 from composer.launch import job_launch
 from composer.lifecycle import job_request_cancel
 from composer.models import Job
-from tests.jobs.conftest import _reset_producers, celery_sending_to, job_wait, wait_for
+from tests.jobs.conftest import job_wait, wait_for
 from tests.jobs.redis_server import RedisServer
+from tests.jobs.worker import celery_sending_to, reset_producers
 from tests.services import require
 
 pytestmark = [pytest.mark.celery, pytest.mark.django_db(transaction=True)]
@@ -52,7 +53,7 @@ def storage_dirs(settings, own_broker, worker_dirs):
     own_broker.cli("flushall")
     from config.celery import app
 
-    _reset_producers(app)
+    reset_producers(app)
 
 
 @pytest.fixture

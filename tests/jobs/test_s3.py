@@ -36,11 +36,11 @@ def s3(tmp_path_factory):
 def on_s3(settings, s3, tmp_path):
     """This process stores through the bucket only."""
     settings.STORAGES = {**settings.STORAGES, "default": s3.storage()}
-    settings.MEDIA_ROOT = tmp_path / "no-media-here"
+    settings.MEDIA_ROOT = nowhere = tmp_path / "no-media-here"
     settings.COMPOSER_WORK_DIR = tmp_path / "web-work"
     settings.LORAHUB_S3_REDIRECT_MIN_BYTES = 4000  # the weights, not the config
     yield s3
-    assert not settings.MEDIA_ROOT.exists()
+    assert not nowhere.exists()
 
 
 def sha(data: bytes) -> str:

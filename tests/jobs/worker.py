@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.db import connection
@@ -96,3 +97,36 @@ class Worker:
 
     def log_tail(self, n: int = 4000) -> str:
         return self.log_path.read_bytes()[-n:].decode(errors="replace") if self.log_path else ""
+
+
+@contextmanager
+def celery_sending_to(broker_url: str, queue: str):
+    """This process sends its Celery messages to `broker_url`, on `queue`."""
+    from django.conf import settings
+
+    from config.celery import app
+
+    saved = app.conf.broker_url, app.conf.broker_transport_options, app.conf.task_routes
+    app.conf.broker_url = broker_url
+    app.conf.broker_transport_options = {
+        "visibility_timeout": 3600,
+        **settings.BROKER_REDIS_TIMEOUTS,
+    }
+    app.conf.task_routes = {"composer.tasks.*": {"queue": queue}}
+    reset_producers(app)
+    try:
+        yield broker_url
+    finally:
+        app.conf.broker_url, app.conf.broker_transport_options, app.conf.task_routes = saved
+        reset_producers(app)
+
+
+def reset_producers(app) -> None:
+    """Forget connections and routes built from the previous configuration."""
+    from kombu import pools
+
+    pools.reset()
+    app._pool = None
+    app.amqp._producer_pool = None
+    app.amqp.flush_routes()
+    app.amqp.__dict__.pop("router", None)  # a cached_property holding the old routes
