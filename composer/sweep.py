@@ -92,6 +92,8 @@ def scratch_sweep(grace: timedelta) -> list[str]:
         return bool(match) and int(match.group(1)) in running
 
     swept = local_sweep(work / "jobs", grace, keep=still_running)
-    for cache in ("adapters", "blobs", "base-models"):  # half-copied entries start with "."
-        swept += local_sweep(work / cache, grace, keep=lambda p: not p.name.startswith("."))
+    # In the caches, half-copied entries start with "." (a lock file stays).
+    unfinished = lambda p: p.name.startswith(".") and p.name != ".lock"  # noqa: E731
+    for cache in ("adapters", "blobs", "base-models"):
+        swept += local_sweep(work / cache, grace, keep=lambda p: not unfinished(p))
     return swept

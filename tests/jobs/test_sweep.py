@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 def aged(path: Path, hours: float = 2) -> Path:
     """Create `path` (a folder unless it has a suffix) and make it `hours` old."""
-    if path.suffix:
+    if path.suffix or path.name == ".lock":
         path.write_bytes(b"x")
     else:
         path.mkdir()
@@ -52,6 +52,9 @@ def test_leftovers_are_swept_by_age(alice, settings, tmp_path):
     live = aged(work / "jobs" / f"job-{running.pk}-def")
     half = aged(work / "adapters" / ".abc123-tmp")
     cached = aged(work / "adapters" / "abc123")
+    (work / "base-models").mkdir()
+    lock = aged(work / "base-models" / ".lock")
+    download = aged(work / "base-models" / ".download-x1")
 
     out = StringIO()
     call_command("blobs_sweep", "--grace-minutes", "60", stdout=out)
@@ -59,6 +62,7 @@ def test_leftovers_are_swept_by_age(alice, settings, tmp_path):
     assert not old_upload.exists() and new_upload.exists()
     assert not killed.exists() and live.exists()
     assert not half.exists() and cached.exists()
+    assert not download.exists() and lock.exists()
     text = out.getvalue()
     assert "results: 1 deleted" in text and "uploads: 1 deleted" in text
-    assert "scratch: 2 deleted" in text
+    assert "scratch: 3 deleted" in text
