@@ -6,7 +6,7 @@ import uuid
 import pytest
 from django.db import connection
 
-from tests.jobs.worker import Worker, celery_sending_to
+from tests.jobs.worker import Worker, celery_sending_to, reset_producers
 from tests.services import REDIS_HOST, REDIS_PORT, TEST_REDIS_URL, port_open, require
 
 
@@ -172,10 +172,10 @@ def fast_lane(test_broker, job_queue, fast_queue):
         "composer.fast.*": {"queue": fast_queue},
         "hfapi.tasks.*": {"queue": fast_queue},
     }
-    _reset_producers(app)
+    reset_producers(app)
     yield fast_queue
     app.conf.task_routes = saved
-    _reset_producers(app)
+    reset_producers(app)
 
 
 @pytest.fixture(scope="module")

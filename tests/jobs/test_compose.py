@@ -52,27 +52,30 @@ def test_every_variable_the_apps_get_is_one_the_settings_read(compose):
         assert not unknown, f"{name} sets variables no setting reads: {unknown}"
 
 
-def test_workers_consume_the_queue_one_job_per_gpu_each_on_its_own_volume(compose):
+def test_workers_consume_the_queues_one_job_per_gpu_each_on_its_own_volume(compose):
     from django.conf import settings
 
     found = workers(compose)
-    assert len(found) >= 2
-    names, gpus, volumes = set(), set(), []
-    for service in found.values():
+    queues = {name: option(argv(s), "-Q") for name, s in found.items()}
+    # Where the web sends jobs and trials (CELERY_TASK_ROUTES): each queue has a worker.
+    assert set(queues.values()) == {settings.COMPOSER_QUEUE, settings.COMPOSER_FAST_QUEUE}
+    assert list(queues.values()).count(settings.COMPOSER_QUEUE) >= 2
+    names, gpus, volumes = set(), [], []
+    for name, service in found.items():
         args = argv(service)
         assert args[:4] == ["celery", "-A", "config", "worker"]
-        assert option(args, "-Q") == settings.COMPOSER_QUEUE  # where the web sends jobs
         assert (option(args, "-c"), option(args, "-P")) == ("1", "prefork")
         names.add(option(args, "-n"))
-        (device,) = service["deploy"]["resources"]["reservations"]["devices"]
-        gpus.add(tuple(device["device_ids"]))
+        if queues[name] == settings.COMPOSER_QUEUE:
+            (device,) = service["deploy"]["resources"]["reservations"]["devices"]
+            gpus.append(tuple(device["device_ids"]))
         work = default(service["environment"]["COMPOSER_WORK_DIR"])
         (volume,) = service["volumes"]
         source, target = volume.split(":")[:2]
         assert target == work and source in compose["volumes"]
         volumes.append(source)
         assert "MEDIA_ROOT" not in service["environment"]
-    assert len(names) == len(gpus) == len(set(volumes)) == len(found)
+    assert len(names) == len(set(volumes)) == len(found) and len(set(gpus)) == len(gpus)
     web = compose["services"]["web"]
     assert not web.get("volumes"), "the web shares no disk with the workers"
 
