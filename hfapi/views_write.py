@@ -9,6 +9,7 @@ from django.http import JsonResponse
 from composer.engine import strict_json, strict_yaml
 from hub.models import Adapter
 from hub.services.adapters import ADAPTER_NAME, adapter_delete
+from hub.services.throttle import write_check
 from hub.uploads import body_limit
 
 from .commits import commit_apply, commit_read
@@ -31,6 +32,12 @@ def _json(request) -> dict:
     if not isinstance(data, dict):
         raise ApiError(400, "The request body must be a JSON object")
     return data
+
+
+def _count_write(auth) -> None:
+    message = write_check(auth.user)
+    if message:
+        raise ApiError(429, message)
 
 
 def _site(request) -> str:
@@ -76,6 +83,7 @@ def validate_yaml(request, auth):
 @api_view(("POST",))
 def repo_create(request, auth):
     require_write(auth)
+    _count_write(auth)
     data = _json(request)
     name = _repo_name(auth, data)
     if not ADAPTER_NAME.fullmatch(name):
@@ -160,6 +168,7 @@ def _lines(request):
 @api_view(("POST",))
 def commit(request, auth, owner, name, revision):
     require_write(auth)
+    _count_write(auth)
     repo = get_repo(auth, owner, name, for_write=True)
     _on_main(revision, request)
     with ExitStack() as stack:

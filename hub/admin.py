@@ -1,7 +1,11 @@
 from django.contrib import admin
 
+from .forms import AdminLoginForm
 from .models import Adapter, AdapterFile, AdapterVersion, BaseModel, Blob, Tag
 from .services.adapters import adapter_delete
+
+# The admin's log-in is throttled like the site's.
+admin.site.login_form = AdminLoginForm
 
 
 @admin.register(BaseModel)

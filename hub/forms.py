@@ -1,13 +1,15 @@
 import re
 
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import get_user_model
-from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 from django.core.exceptions import ValidationError
 
 from .choices import LICENSES, TASKS
 from .services.adapters import ADAPTER_NAME, tags_parse
 from .services.cards import card_check
+from .services.throttle import login_check, login_failed
 
 USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,38}")
 # First path segments the site itself uses: no account may take them (URLs are /<owner>/<name>).
@@ -16,6 +18,29 @@ RESERVED_NAMES = {
     "login", "logout", "media", "models", "new", "search", "settings", "signup", "spaces",
     "static", "upload", "user", "users",
 }  # fmt: skip
+
+
+class ThrottledLogin:
+    """Log-in forms refuse an account or address with too many recent failures, before
+    checking the password, and count each failure."""
+
+    def clean(self):
+        username = str(self.data.get("username", ""))
+        login_check(self.request, username)
+        try:
+            return super().clean()
+        except ValidationError as exc:
+            if getattr(exc, "code", None) == "invalid_login":
+                login_failed(self.request, username)
+            raise
+
+
+class LoginForm(ThrottledLogin, AuthenticationForm):
+    pass
+
+
+class AdminLoginForm(ThrottledLogin, AdminAuthenticationForm):
+    pass
 
 
 class SignupForm(UserCreationForm):

@@ -57,6 +57,20 @@ class SearchWord(models.Model):
         return self.word
 
 
+class ThrottleEvent(models.Model):
+    """Something a user or address did that is limited per period (hub.services.throttle)."""
+
+    scope = models.CharField(max_length=20)  # "login" (failures), "write"
+    key = models.CharField(max_length=200)  # "user:<id or name>", "address:<ip>"
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["scope", "key", "at"], name="hub_throttle_scope_key_at")]
+
+    def __str__(self):
+        return f"{self.scope} {self.key} {self.at}"
+
+
 class DownloadMark(models.Model):
     """One client has downloaded one adapter file on `day`: a download counts once per
     client, file and day (hub.services.downloads)."""

@@ -17,6 +17,8 @@ from django.http import HttpResponse, JsonResponse
 from django.template.defaultfilters import filesizeformat
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
+from .services.throttle import write_check
+
 
 class HashingUploadHandler(TemporaryFileUploadHandler):
     """Spools every uploaded file to disk (never memory) and records its sha256 as
@@ -53,8 +55,9 @@ def body_limit(limit: int | None):
 def upload_view(check=None):
     """Decorate a view that receives adapter files.
 
-    Anonymous users are sent to the login page and `check(request, *args, **kwargs)` (which
-    raises Http404 / PermissionDenied) runs, before anything reads the body. Then uploads
+    Anonymous users are sent to the login page, `check(request, *args, **kwargs)` (which
+    raises Http404 / PermissionDenied) runs and a POST counts against the user's hourly
+    writes (429 past LORAHUB_WRITES_PER_HOUR), before anything reads the body. Then uploads
     are hashed as they arrive; upload handlers must be set before the body is read, and
     CSRF checking reads it, so CSRF is checked here (csrf_protect), after the handlers.
     """
@@ -70,6 +73,8 @@ def upload_view(check=None):
                 return redirect_to_login(request.get_full_path())
             if check is not None:
                 check(request, *args, **kwargs)
+            if request.method == "POST" and (message := write_check(request.user)):
+                return HttpResponse(message, status=429, content_type="text/plain; charset=utf-8")
             request.upload_handlers = [HashingUploadHandler(request)]
             return protected(request, *args, **kwargs)
 

@@ -1,0 +1,66 @@
+"""Limits on how often one user or address may do something: failed log-ins, uploads and
+Hub API writes. Events are rows in the database, so every web process sees the same counts;
+each check drops its key's events older than the period."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from ..models import ThrottleEvent
+
+
+def throttle_count(scope: str, key: str, period: timedelta) -> int:
+    """Events of (scope, key) within the last `period`; older ones are deleted."""
+    events = ThrottleEvent.objects.filter(scope=scope, key=key[:200])
+    events.filter(at__lt=timezone.now() - period).delete()
+    return events.count()
+
+
+def throttle_record(scope: str, key: str) -> None:
+    ThrottleEvent.objects.create(scope=scope, key=key[:200])
+
+
+LOGIN_PERIOD = timedelta(minutes=15)
+
+
+def login_keys(request, username: str) -> list[tuple[str, int]]:
+    """(key, limit) pairs a log-in attempt is counted under: the account and the address."""
+    address = request.META.get("REMOTE_ADDR", "") if request is not None else ""
+    return [
+        (f"user:{(username or '').strip().lower()}", settings.LORAHUB_LOGIN_FAILURES),
+        (f"address:{address}", settings.LORAHUB_LOGIN_FAILURES_PER_ADDRESS),
+    ]
+
+
+def login_check(request, username: str) -> None:
+    """Refuse a log-in attempt while the account or address has too many recent failures."""
+    for key, limit in login_keys(request, username):
+        if throttle_count("login", key, LOGIN_PERIOD) >= limit:
+            minutes = int(LOGIN_PERIOD.total_seconds() // 60)
+            raise ValidationError(
+                f"Too many failed log-ins for this account or from this address: try again in "
+                f"{minutes} minutes.",
+                code="throttled",
+            )
+
+
+def login_failed(request, username: str) -> None:
+    for key, _ in login_keys(request, username):
+        throttle_record("login", key)
+
+
+WRITE_PERIOD = timedelta(hours=1)
+
+
+def write_check(user) -> str | None:
+    """Count one upload or Hub API write by `user`; a message when over the hourly limit."""
+    limit = settings.LORAHUB_WRITES_PER_HOUR
+    if throttle_count("write", f"user:{user.pk}", WRITE_PERIOD) >= limit:
+        return (
+            f"You have uploaded or changed adapters {limit} times in the last hour, the limit: "
+            "please try again later."
+        )
+    throttle_record("write", f"user:{user.pk}")
+    return None
