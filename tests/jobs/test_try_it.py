@@ -173,3 +173,36 @@ def test_card_examples_are_offered(client, alice, catalog):
     client.force_login(alice)
     page = client.get(adapter.get_absolute_url()).content.decode()
     assert 'data-input="xy="' in page and 'value="abc="' in page
+
+
+@pytest.mark.celery
+def test_a_finished_job_can_be_tried(
+    fast_lane, fast_worker, worker_factory, client, alice, catalog, toys
+):
+    gpu_worker = worker_factory()
+    client.force_login(alice)
+    data = {
+        "candidates": "pick",
+        "adapters": [catalog[n].pk for n in ("t5-a", "t5-b")],
+        "top_n": 2,
+        "examples": EXAMPLES,
+        "budget": 3,
+        "seed": 0,
+        "optimizer": "NGOpt",
+    }
+    assert client.post(reverse("composer:new", args=["lorahub"]), data).status_code == 302
+    job = job_wait(Job.objects.latest("pk"), Job.FINISHED, worker=gpu_worker)
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    page = client.get(job.get_absolute_url()).content.decode()
+    assert 'id="try-it"' in page and 'data-input="abc"' in page  # the job's examples
+    trial = trial_wait(launch_trial(client, {"job": job.pk, "text": "abc"}), fast_worker)
+    assert trial.status == Trial.Status.DONE, trial.error
+    from composer.try_it import result_dir
+
+    direct = run.run_try(toys / "t5", result_dir(job), "abc")
+    assert (trial.base_output, trial.adapter_output) == (direct["base"], direct["adapter"])
+    # Someone else's job cannot be tried.
+    client.force_login(catalog["t5-a"].owner)
+    assert (
+        client.post(reverse("composer:trial_new"), {"job": job.pk, "text": "x"}).status_code == 404
+    )
