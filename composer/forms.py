@@ -2,6 +2,8 @@
 (adapters visible to the user, one base model, compatibility by the engine's own check,
 example format and limits, parameter ranges), so a job that cannot work is never queued."""
 
+import re
+
 from django import forms
 
 from composer.engine.baselines import DEFAULT_DENSITY, DENSITY_METHODS, METHODS
@@ -130,21 +132,66 @@ class JobForm(forms.Form):
         return {}
 
 
+def examples_text(text: str, upload, what: str) -> str:
+    """Pasted text, or the uploaded file's text when there is one."""
+    from composer.engine.examples import MAX_FILE_BYTES
+
+    if upload is None:
+        return text
+    if upload.size > MAX_FILE_BYTES:
+        raise forms.ValidationError(f"The {what} file is larger than {MAX_FILE_BYTES} bytes.")
+    try:
+        return upload.read().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise forms.ValidationError(f"The {what} file is not UTF-8 text.") from None
+
+
 def read_examples(text: str, upload, what: str) -> list:
     """Examples from pasted text or an uploaded file (JSON lines, CSV or tab-separated)."""
-    from composer.engine.examples import MAX_FILE_BYTES, ExamplesError, parse_examples
+    from composer.engine.examples import ExamplesError, parse_examples
 
-    if upload is not None:
-        if upload.size > MAX_FILE_BYTES:
-            raise forms.ValidationError(f"The {what} file is larger than {MAX_FILE_BYTES} bytes.")
-        try:
-            text = upload.read().decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise forms.ValidationError(f"The {what} file is not UTF-8 text.") from None
     try:
-        return parse_examples(text)
+        return parse_examples(examples_text(text, upload, what))
     except ExamplesError as exc:
         raise forms.ValidationError(f"{what.capitalize()}: {exc}") from None
+
+
+SET_SEPARATOR = re.compile(r"^---[ \t]*\r?$", re.MULTILINE)
+
+
+def read_example_sets(text: str, upload, what: str) -> list[list]:
+    """Sets of examples separated by a line `---` (each set in any of the formats); [] for
+    none; at most MAX_CHECK_EXAMPLES in all."""
+    from composer.engine.examples import MAX_CHECK_EXAMPLES, ExamplesError, parse_examples
+
+    text = examples_text(text, upload, what)
+    if not text.strip():
+        return []
+    chunks = SET_SEPARATOR.split(text)
+    if len(chunks) > 1 and not chunks[-1].strip():
+        chunks.pop()  # a separator after the last set
+    sets = []
+    for i, chunk in enumerate(chunks, 1):
+        where = f"{what.capitalize()}, set {i}" if len(chunks) > 1 else what.capitalize()
+        try:
+            sets.append(parse_examples(chunk, max_examples=MAX_CHECK_EXAMPLES))
+        except ExamplesError as exc:
+            raise forms.ValidationError(f"{where}: {exc}") from None
+        if sum(map(len, sets)) > MAX_CHECK_EXAMPLES:
+            raise forms.ValidationError(
+                f"{what.capitalize()}: more than {MAX_CHECK_EXAMPLES} examples in all."
+            )
+    return sets
+
+
+def base_model_unavailable(base_model) -> str | None:
+    """Why the workers cannot run `base_model`, or None."""
+    if base_model.commit or base_model.local_path:
+        return None
+    return (
+        f"The base model {base_model.identifier} is not available to the workers: "
+        "its files are not registered on this hub."
+    )
 
 
 MAX_SEPARATOR = 16
@@ -246,11 +293,9 @@ class LoraHubForm(JobForm):
 
     def clean(self):
         cleaned = super().clean()
-        if not self.errors and not (self.base_model.commit or self.base_model.local_path):
-            raise forms.ValidationError(
-                f"The base model {self.base_model.identifier} is not available to the workers: "
-                "its files are not registered on this hub."
-            )
+        problem = None if self.errors else base_model_unavailable(self.base_model)
+        if problem:
+            raise forms.ValidationError(problem)
         return cleaned
 
     def parameters(self) -> dict:
@@ -286,7 +331,50 @@ def top_compatible(user, base_model, n: int) -> list:
     return chosen
 
 
-class LegoForm(JobForm):
+class MergeExamplesForm(JobForm):
+    """A merge scored on optional examples: each parent and the result, by exact match."""
+
+    examples = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}),
+        required=False,
+        label="Examples to score the parents and the merge on (optional)",
+        help_text=EXAMPLES_HELP
+        + " One set for all the adapters, or one set per adapter in the order listed, "
+        "separated by a line ---.",
+    )
+    examples_file = forms.FileField(required=False, label="…or upload them")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("examples", "examples_file"):  # after the method's own fields
+            self.fields[name] = self.fields.pop(name)
+
+    def clean_examples(self):
+        upload = self.files.get("examples_file")
+        return read_example_sets(self.cleaned_data.get("examples", ""), upload, "examples")
+
+    def clean(self):
+        cleaned = super().clean()
+        sets = cleaned.get("examples")
+        if self.errors or not sets:
+            return cleaned
+        n = len(self.versions)
+        if len(sets) not in (1, n):
+            self.add_error(
+                "examples",
+                f"{len(sets)} sets of examples for {n} adapters: give one set for all of "
+                "them, or one per adapter.",
+            )
+        problem = base_model_unavailable(self.base_model)
+        if problem:
+            self.add_error("examples", problem)
+        return cleaned
+
+    def extra_launch_args(self) -> dict:
+        return {"example_sets": self.cleaned_data.get("examples") or []}
+
+
+class LegoForm(MergeExamplesForm):
     kind = Job.Kind.LEGO
     method = "lego"
     advanced_fields = ()
@@ -358,7 +446,7 @@ def weight_field(adapter_pk) -> str:
     return f"weight_{adapter_pk}"
 
 
-class MergeForm(JobForm):
+class MergeForm(MergeExamplesForm):
     kind = Job.Kind.MERGE
     advanced_fields = ()
 
@@ -441,7 +529,7 @@ class MergeForm(JobForm):
     def extra_launch_args(self) -> dict:
         n = len(self.versions)
         weights = self.cleaned_data.get("weights") or [1.0 / n] * n
-        return {"weights": weights}
+        return super().extra_launch_args() | {"weights": weights}
 
 
 FORMS = {Job.Kind.LORAHUB: LoraHubForm, Job.Kind.LEGO: LegoForm, Job.Kind.MERGE: MergeForm}

@@ -70,8 +70,8 @@ def base_dir(job) -> Path | None:
     """The job's base model as a local folder, downloaded (the job's phase) if needed."""
     from composer.base_model_fetch import base_model_path, phase_reporter
 
-    if job.base_model is None or job.kind != job.Kind.LORAHUB:
-        return None  # merges work on the adapters alone
+    if job.base_model is None or (job.kind != job.Kind.LORAHUB and not job.examples):
+        return None  # merges work on the adapters alone, unless scored on examples
     return base_model_path(job.base_model, on_progress=phase_reporter(job))
 
 

@@ -3,6 +3,7 @@
 from django.db import transaction
 
 from composer.dispatch import job_enqueue
+from composer.example_sets import example_set_rows
 from composer.lifecycle import job_check_limit
 from composer.models import Job, JobInput
 
@@ -35,8 +36,10 @@ def job_launch(
     examples=(),
     heldout=(),
     name: str = "",
+    example_sets=(),
 ) -> Job:
     """A QUEUED job over `versions` (in order); its message goes out after commit.
+    `example_sets` (merges): one set, or one per input, stored as `examples` rows.
     Raises lifecycle.JobLimitReached when `owner` already has their most active jobs."""
     job_check_limit(owner)
     job = Job.objects.create(
@@ -45,7 +48,8 @@ def job_launch(
         name=name.strip() or job_default_name(kind, versions),
         base_model=base_model,
         parameters=parameters,
-        examples=[{"input": e.input, "output": e.output} for e in examples],
+        examples=[{"input": e.input, "output": e.output} for e in examples]
+        + example_set_rows(example_sets),
         heldout=[{"input": e.input, "output": e.output} for e in heldout],
         budget=parameters.get("budget", 0),
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 from django.core.files import File
 from django.core.files.storage import default_storage
 
+from composer.example_sets import example_sets_of
 from composer.inputs import inputs_scratch, job_inputs
 from composer.model_cache import process_model_cache
 from composer.model_card import model_card
@@ -41,19 +42,30 @@ def job_run_engine(job: Job, monitor, device: str, tmp: Path) -> dict:
             device=device,
             model_cache=process_model_cache(),
         )
-    elif job.kind == Job.Kind.LEGO:
-        from composer.engine.lego import LegoParams
-
-        result = run.run_lego(inputs.adapter_dirs, out_dir, LegoParams(**params, device=device))
     else:
-        method = params.pop("method")
-        result = run.run_merge(
-            method,
-            inputs.adapter_dirs,
-            out_dir,
-            weights=inputs.weights,
-            **params,
-        )
+        check = None
+        if job.examples:  # scored on examples: the base model, each parent and the merge
+            check = run.MergeCheck(
+                inputs.base_dir,
+                example_sets_of(job.examples),
+                device,
+                model_cache=process_model_cache(),
+            )
+        if job.kind == Job.Kind.LEGO:
+            from composer.engine.lego import LegoParams
+
+            params = LegoParams(**params, device=device)
+            result = run.run_lego(inputs.adapter_dirs, out_dir, params, check=check)
+        else:
+            method = params.pop("method")
+            result = run.run_merge(
+                method,
+                inputs.adapter_dirs,
+                out_dir,
+                weights=inputs.weights,
+                check=check,
+                **params,
+            )
     if monitor.should_stop():  # cancelled while the last step ran: keep nothing
         raise Cancelled()
     job.result = result

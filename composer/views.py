@@ -144,6 +144,7 @@ def status_context(job: Job, publish_form=None) -> dict:
         "job_tables": job_tables(),
         "evaluation": evaluation_rows((job.result or {}).get("evaluation")),
         "predictions": prediction_rows((job.result or {}).get("evaluation")),
+        "merge_check": merge_check_table((job.result or {}).get("merge_evaluation"), labels),
         "publish_form": publish_form or PublishForm(job=job),
         "queue_position": queue_position(job) if job.status == Job.Status.QUEUED else None,
     }
@@ -155,6 +156,35 @@ def evaluation_rows(evaluation: dict | None) -> list[tuple[str, dict]]:
         return []
     names = {"base": "Base model", "composed": "Result"}
     return [(label, evaluation[key]) for key, label in names.items() if key in evaluation]
+
+
+def merge_check_table(evaluation: dict | None, labels: list[str]) -> dict | None:
+    """A merge scored on examples: with one set, a row per model (base, each parent, the
+    merge); with one set per input, a row per set (base, its parent, the merge)."""
+    if not evaluation:
+        return None
+    sets = evaluation["sets"]
+
+    def label(i: int) -> str:
+        return labels[i] if i < len(labels) else f"input {i + 1}"
+
+    if len(sets) == 1 and sets[0]["input"] is None:
+        (s,) = sets
+        rows = [("Base model", s["base"])]
+        rows += [(label(p["input"]), p) for p in s["parents"]]
+        rows.append(("Merged adapter", s["merged"]))
+        return {"per_task": False, "n": s["n"], "rows": rows}
+    rows = [
+        {
+            "label": label(s["input"]),
+            "n": s["n"],
+            "base": s["base"],
+            "parent": s["parents"][0],
+            "merged": s["merged"],
+        }
+        for s in sets
+    ]
+    return {"per_task": True, "rows": rows}
 
 
 def prediction_rows(evaluation: dict | None) -> list[dict]:

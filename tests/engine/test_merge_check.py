@@ -5,9 +5,9 @@ import json
 import pytest
 
 from composer.engine.cli import main
-from composer.engine.examples import Example
+from composer.engine.examples import MAX_CHECK_EXAMPLES, Example
 from composer.engine.lego import LegoParams
-from composer.engine.run import MAX_CHECK_EXAMPLES, MergeCheck, run_evaluate, run_lego, run_merge
+from composer.engine.run import MergeCheck, run_evaluate, run_lego, run_merge
 from tests.engine.test_run import Cache
 
 

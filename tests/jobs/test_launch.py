@@ -233,3 +233,49 @@ def test_a_user_at_the_job_limit_gets_a_clear_refusal(alice_client, alice, catal
     Job.objects.update(status=Job.Status.SUCCEEDED)
     r = alice_client.post(reverse("composer:new", args=["lorahub"]), data)
     assert r.status_code == 302 and Job.objects.count() == 2
+
+
+def test_merge_forms_take_one_example_set_or_one_per_adapter(alice_client, catalog):
+    adapters = ids(catalog, "t5-a", "t5-b")
+    lego = {"adapters": adapters, "param_reweight": "on", "output_reweight": "on"}
+    r = alice_client.post(reverse("composer:new", args=["lego"]), {**lego, "examples": EXAMPLES})
+    assert r.status_code == 302
+    assert Job.objects.get().examples == [
+        {"input": "abc", "output": "cba"},
+        {"input": "hello", "output": "olleh"},
+    ]
+    url = reverse("composer:new", args=["merge"])
+    per_task = "abc\tcba\n---  \r\nlora\tarol\nkey\tyek\n---\n"
+    data = {"adapters": adapters, "merge_method": "cat", "examples": per_task}
+    assert alice_client.post(url, data).status_code == 302
+    assert [(e["input"], e["task"]) for e in Job.objects.latest("pk").examples] == [
+        ("abc", 0),
+        ("lora", 1),
+        ("key", 1),
+    ]
+
+
+@pytest.mark.parametrize(
+    "examples, message",
+    [
+        ("a\tb\n---\nc\td\n---\ne\tf\n", "3 sets of examples for 2 adapters"),
+        ("a\tb\n---\n\n---\nc\td\n", "Examples, set 2: no examples"),
+        ("a\tb\n" * 1001, "Examples: too many examples: more than 1000"),
+        ("a\tb\n" * 600 + "---\n" + "a\tb\n" * 401, "more than 1000 examples in all"),
+    ],
+)
+def test_merge_form_refuses_bad_example_sets(alice_client, catalog, examples, message):
+    url = reverse("composer:new", args=["merge"])
+    data = {"adapters": ids(catalog, "t5-a", "t5-b"), "merge_method": "cat"}
+    r = alice_client.post(url, {**data, "examples": examples})
+    assert r.status_code == 200 and message in r.content.decode()
+    assert not Job.objects.exists()
+
+
+def test_merge_examples_need_a_base_model_the_workers_have(alice_client, catalog):
+    BaseModel.objects.update(local_path="", commit="")
+    url = reverse("composer:new", args=["merge"])
+    data = {"adapters": ids(catalog, "t5-a", "t5-b"), "merge_method": "cat"}
+    r = alice_client.post(url, {**data, "examples": EXAMPLES})
+    assert "is not available to the workers" in r.content.decode()
+    assert alice_client.post(url, data).status_code == 302  # without examples it needs none

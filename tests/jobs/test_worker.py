@@ -162,3 +162,55 @@ def test_cancel_stops_a_running_job(worker, client_alice, catalog):
     assert job.status == Job.Status.CANCELLED
     assert time.monotonic() - asked < 10 and job.step < 1000
     assert not job.result_file
+
+
+def test_merge_jobs_score_parents_and_result_on_examples(
+    worker, client_alice, catalog, toys, tmp_path
+):
+    """One set per adapter for a KnOTS merge, one set for all for LoRA-LEGO: the worker
+    records what the engine measures when called directly, and the page shows it."""
+    pks = [catalog[n].pk for n in ("t5-a", "t5-b")]
+    two_sets = "abc\tcba\nhello\tolleh\n---\nlora\tarol\n"
+    merge = launch(
+        client_alice,
+        "merge",
+        {"adapters": pks, "merge_method": "knots_ties", "density": 0.5, "examples": two_sets},
+    )
+    lego_data = {"adapters": pks, "k": 4, "param_reweight": "on", "output_reweight": "on"}
+    lego = launch(client_alice, "lego", {**lego_data, "examples": EXAMPLES})
+    assert merge.examples[-1] == {"input": "lora", "output": "arol", "task": 1}
+    for job in (merge, lego):
+        job_wait(job, Job.FINISHED, worker=worker)
+        assert job.status == Job.Status.SUCCEEDED, job.error
+    from composer.engine.examples import parse_examples
+    from composer.engine.lego import LegoParams
+
+    dirs = [_dir(merge, 0), _dir(merge, 1)]
+    sets = [parse_examples("abc\tcba\nhello\tolleh\n"), parse_examples("lora\tarol\n")]
+    direct = run.run_merge(
+        "knots_ties",
+        dirs,
+        tmp_path / "knots",
+        weights=[0.5, 0.5],
+        density=0.5,
+        check=run.MergeCheck(toys / "t5", sets, "cpu"),
+    )
+    got = merge.result["merge_evaluation"]["sets"]
+    assert [(s["input"], s["n"]) for s in got] == [(0, 2), (1, 1)]
+    for mine, theirs in zip(got, direct["merge_evaluation"]["sets"], strict=True):
+        assert mine["parents"][0] == pytest.approx(theirs["parents"][0])
+        assert mine["merged"] == pytest.approx(theirs["merged"])
+    direct = run.run_lego(
+        dirs,
+        tmp_path / "lego",
+        LegoParams(k=4),
+        check=run.MergeCheck(toys / "t5", [parse_examples(EXAMPLES)], "cpu"),
+    )
+    (got,) = lego.result["merge_evaluation"]["sets"]
+    assert [p["input"] for p in got["parents"]] == [0, 1]
+    assert got["merged"] == pytest.approx(direct["merge_evaluation"]["sets"][0]["merged"])
+
+    page = client_alice.get(reverse("composer:status", args=[merge.pk])).content.decode()
+    assert 'id="merge-check"' in page and page.count("<tr><th>bob/t5-") == 2
+    page = client_alice.get(reverse("composer:status", args=[lego.pk])).content.decode()
+    assert 'id="merge-check"' in page and "Merged adapter" in page and "Base model" in page
