@@ -56,9 +56,9 @@ def adapter_create(
     meta = validate_adapter_files(files)
     card = card_body(meta.model_card) if meta.model_card else description
     card_check(card)
-    # The card's front matter fills what the uploader left empty (tags: both).
+    # The card's front matter fills what the uploader left empty.
     from_card = card_metadata(meta.model_card, MAX_TAGS)
-    tags = list(dict.fromkeys([*tags, *from_card.tags]))[:MAX_TAGS]
+    tags = list(tags) or from_card.tags
     identifier = base_model.strip() or meta.base_model
     if not BASE_MODEL_ID.fullmatch(identifier):
         raise ValidationError(
@@ -117,7 +117,7 @@ def adapter_upload(
         if meta.model_card:
             adapter.description = card_body(meta.model_card)
             adapter.description_html = card_render(adapter.description)
-            # A new card's metadata replaces what the last one said.
+            # A new card's metadata replaces what the last one said (tags: added).
             adapter.license = from_card.license or adapter.license
             adapter.task = from_card.task or adapter.task
             adapter.card_data = from_card.extra
@@ -127,8 +127,10 @@ def adapter_upload(
                     "updated",
                 ]
             )
-            if from_card.tags:
-                adapter.tags.set(tags_get_or_create(from_card.tags))
+            if from_card.tags:  # added to the adapter's own, never dropping one
+                have = list(adapter.tags.values_list("name", flat=True))
+                names = list(dict.fromkeys([*have, *from_card.tags]))[:MAX_TAGS]
+                adapter.tags.set(tags_get_or_create(names))
             adapters_reindex(Adapter.objects.filter(pk=adapter.pk))
     return version
 

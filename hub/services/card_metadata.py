@@ -75,18 +75,24 @@ def card_metadata(card: str, max_tags: int) -> CardMetadata:
     if data.get("pipeline_tag") in TASK_LABELS:
         meta.task = data["pipeline_tag"]
     if "tags" in data:
-        tags = [slugify(t)[:50] for t in _strings(data["tags"], "tags")]
+        # "base_model:adapter:<id>", "license:mit"...: the Hub derives such tags itself.
+        tags = [slugify(t)[:50] for t in _strings(data["tags"], "tags") if ":" not in t]
         meta.tags = list(dict.fromkeys(t for t in tags if t))
         if len(meta.tags) > max_tags:
             raise ValidationError(f"The model card lists more than {max_tags} tags.")
     lists = {
         "datasets": ("datasets", REPO_ID, "dataset"),
         "language": ("languages", LANGUAGE, "language"),
-        "base_model": ("base models", REPO_ID, "base model"),
     }
     for key, (plural, pattern, singular) in lists.items():
         if key in data:
             meta.extra[key] = _checked(_strings(data[key], plural), pattern, singular)
+    if "base_model" in data:
+        # peft's save_pretrained writes the local folder it loaded the base from: only
+        # repository ids are lineage.
+        models = [m for m in _strings(data["base_model"], "base models") if REPO_ID.fullmatch(m)]
+        if models:
+            meta.extra["base_model"] = list(dict.fromkeys(models))
     if data.get("base_model_relation") in RELATIONS:
         meta.extra["base_model_relation"] = data["base_model_relation"]
     return meta
