@@ -171,8 +171,36 @@ def respelled(q: str) -> str:
     words = list(dict.fromkeys(w for w in typed if WORD.fullmatch(w)))[:MAX_RESPELLED]
     if not words:
         return q
-    fixes = _nearest_indexed(words) if is_postgres() else _nearest_scanned(words)
+    fixes = _swapped(words)
+    rest = [w for w in words if w not in fixes]
+    if rest:
+        fixes |= _nearest_indexed(rest) if is_postgres() else _nearest_scanned(rest)
     return QUERY_WORD.sub(lambda m: fixes.get(m.group().lower(), m.group()), q)
+
+
+def swaps(word: str) -> list[str]:
+    """`word` with two neighbouring letters swapped, at each place, left to right."""
+    return [
+        word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+        for i in range(len(word) - 1)
+        if word[i] != word[i + 1]
+    ]
+
+
+def _swapped(words: list[str]) -> dict[str, str]:
+    """{typed: catalog word} for the words that are not catalog words but become one by
+    swapping two neighbouring letters ("revrese" -> "reverse"), a typo that trigrams judge
+    far off (each swap changes up to four trigrams). One lookup of at most
+    MAX_RESPELLED * 63 strings, by primary key."""
+    variants = {typed: swaps(typed) for typed in words}
+    wanted = set(words).union(*variants.values())
+    known = set(SearchWord.objects.filter(word__in=wanted).values_list("word", flat=True))
+    fixes = {}
+    for typed, options in variants.items():
+        found = [o for o in options if o in known]
+        if typed not in known and found:
+            fixes[typed] = found[0]
+    return fixes
 
 
 def _nearest_indexed(words: list[str]) -> dict[str, str]:
