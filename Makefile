@@ -14,7 +14,7 @@ PORT ?= 8000
 PG_URL := postgres://postgres@127.0.0.1:5432/lorahub
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint fmt venv migrate seed worker web clean
+.PHONY: run test fuzz bench lint fmt venv migrate seed worker web clean
 
 venv: $(STAMP)
 
@@ -54,6 +54,11 @@ test: $(STAMP)
 	if [ -z "$$url" ] && $(VPY) -c "import socket,sys; sys.exit(socket.socket().connect_ex(('127.0.0.1',5432)))" 2>/dev/null; then url=$(PG_URL); fi; \
 	echo "tests on $${url:-SQLite}"; \
 	DATABASE_URL="$$url" $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# The parsers of hostile input under 100,000 generated inputs (25,000 per parser; make test
+# runs 300 per parser).
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=25000 $(VENV)/bin/pytest tests/security/test_fuzz.py -q -p no:cacheprovider
 
 bench: $(STAMP)
 	$(VPY) -m bench

@@ -57,6 +57,8 @@ class CommitPlan:
 def _decode_inline(value: dict, stack: ExitStack) -> InlineFile:
     if value.get("encoding", "base64") != "base64":
         raise ApiError(400, "Inline files must be base64-encoded")
+    if not isinstance(value.get("content", ""), str):
+        raise ApiError(400, f"{str(value.get('path'))[:200]}: content must be a base64 string")
     try:
         content = base64.b64decode(value.get("content", ""), validate=True)
     except (binascii.Error, ValueError):

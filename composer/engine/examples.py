@@ -15,12 +15,13 @@ tokenizer's BOS, if it has one) and are scored on the output + EOS tokens only.
 
 import csv
 import io
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from . import strict_json
 
 MAX_EXAMPLES = 5000
 MAX_CHARS = 8000
@@ -63,6 +64,8 @@ def parse_examples(
                 raise ExamplesError(
                     f"line {line}: {field} has {len(value)} characters (limit {max_chars})"
                 )
+        if "\x00" in inp or "\x00" in out:
+            raise ExamplesError(f"line {line}: a NUL character (\\u0000) is not text")
         if not inp.strip() and not out.strip():
             raise ExamplesError(f"line {line}: both input and output are empty")
         if not out:
@@ -108,9 +111,9 @@ def _parse_jsonl(text: str) -> list[tuple[int, str, str]]:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ExamplesError(f"line {n}: invalid JSON ({e.msg})") from None
+            obj = strict_json.loads(line)
+        except strict_json.JSONInputError as e:
+            raise ExamplesError(f"line {n}: invalid JSON ({e})") from None
         if not isinstance(obj, dict):
             raise ExamplesError(f'line {n}: expected an object {{"input": ..., "output": ...}}')
         missing = [k for k in ("input", "output") if k not in obj]

@@ -5,13 +5,14 @@ names to {dtype, shape, data_offsets: [start, end]} (offsets relative to the dat
 follows the header), plus an optional "__metadata__" of strings.
 """
 
-import json
 import math
 import struct
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from django.core.exceptions import ValidationError
+
+from composer.engine import strict_json
 
 # Bytes per element for the dtypes safetensors writes.
 DTYPE_BYTES = {
@@ -64,10 +65,17 @@ def read_safetensors_header(
         return ValidationError(f"{filename} is not a valid safetensors file: {reason}.", code=code)
 
     fileobj.seek(0)
-    prefix = fileobj.read(8)
+    prefix = fileobj.read(9)
     if len(prefix) < 8:
         raise invalid("it is shorter than the 8-byte header length", "truncated")
-    (header_len,) = struct.unpack("<Q", prefix)
+    (header_len,) = struct.unpack("<Q", prefix[:8])
+    if (header_len > max_header_bytes or 8 + header_len > size) and prefix[8:] != b"{":
+        # An impossible length not followed by JSON: another kind of file (a pickle, text).
+        raise ValidationError(
+            f"{filename} is not a safetensors file (one starts with an 8-byte header length "
+            "and a JSON header): save the weights with safetensors.",
+            code="malformed",
+        )
     if header_len < 2:
         raise invalid("the header is empty")
     if header_len > max_header_bytes:
@@ -80,13 +88,14 @@ def read_safetensors_header(
             "the length (the file is truncated)",
             "truncated",
         )
+    fileobj.seek(8)
     raw = fileobj.read(header_len)
     if len(raw) < header_len:
         raise invalid("the file ended inside the header (truncated)", "truncated")
     try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise invalid("the header is not valid JSON") from None
+        header = strict_json.loads(raw)
+    except strict_json.JSONInputError as exc:
+        raise invalid(f"the header is not valid JSON ({exc})") from None
     if not isinstance(header, dict):
         raise invalid("the header is not a JSON object")
 
@@ -102,7 +111,7 @@ def read_safetensors_header(
         if not isinstance(entry, dict):
             raise invalid(f"the entry for tensor {name!r} is not an object")
         dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
-        if dtype not in DTYPE_BYTES:
+        if not isinstance(dtype, str) or dtype not in DTYPE_BYTES:
             raise invalid(f"tensor {name!r} has an unsupported dtype {dtype!r}")
         if not (isinstance(shape, list) and all(_is_count(d) for d in shape)):
             raise invalid(f"tensor {name!r} has an invalid shape {shape!r}")

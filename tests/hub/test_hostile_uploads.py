@@ -97,11 +97,12 @@ def test_pickle_inside_zip_is_refused(alice_client, adapter_dirs, media_root, tm
     [
         (b"\x05\x00", "shorter than the 8-byte header length"),
         (struct.pack("<Q", 20) + b'{"a": ', "the file is truncated"),
+        (struct.pack("<Q", 1 << 40) + b"not json", "is not a safetensors file"),
         (struct.pack("<Q", 8) + b"not json", "the header is not valid JSON"),
         (struct.pack("<Q", 1 << 40) + b"{}", "more than the 16,777,216 allowed"),
         (struct.pack("<Q", 2) + b"[]", "not a JSON object"),
     ],
-    ids=["short", "truncated-header", "not-json", "huge-header", "not-object"],
+    ids=["short", "truncated-header", "not-safetensors", "not-json", "huge-header", "not-object"],
 )
 def test_malformed_safetensors_header(alice_client, adapter_dirs, media_root, weights, message):
     files = {CONFIG: read(adapter_dirs["r4"], CONFIG), WEIGHTS: weights}
