@@ -71,9 +71,10 @@ DOMAIN_TEXT = {
 }
 
 
-def demo_suite() -> Suite:
-    """The demo's trained suite, built on first use (minutes) and then read from the cache."""
-    return ensure_suite(DEMO_KIND, quick=DEMO_QUICK)
+def demo_suite(progress=None) -> Suite:
+    """The demo's trained suite, built on first use (minutes) and then read from the cache;
+    `progress` receives a line now and then while it trains."""
+    return ensure_suite(DEMO_KIND, quick=DEMO_QUICK, progress=progress)
 
 
 def base_model_id(suite: Suite) -> str:

@@ -18,7 +18,7 @@ import os
 import random
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,16 +99,28 @@ def cache_root() -> Path:
     return Path(os.environ.get("LORAHUB_CACHE", Path.home() / ".cache" / "lorahub"))
 
 
-def ensure_suite(kind: str = "t5", *, quick: bool = False, root: Path | None = None) -> Suite:
-    """The trained suite of `kind` ("t5" or "llama"), built on first use and then reused."""
+def ensure_suite(
+    kind: str = "t5",
+    *,
+    quick: bool = False,
+    root: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Suite:
+    """The trained suite of `kind` ("t5" or "llama"), built on first use and then reused.
+    `progress` receives a line now and then while a build runs (or waits for another)."""
+    say = progress or (lambda _line: None)
     spec = SuiteSpec.for_kind(kind, quick=quick)
     suite_dir = (root or cache_root()) / f"suite-{SUITE_VERSION}" / spec.key
     suite_dir.parent.mkdir(parents=True, exist_ok=True)
     with open(suite_dir.parent / f"{spec.key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say("Another process is building these models; waiting for it to finish...")
+            fcntl.flock(lock, fcntl.LOCK_EX)
         manifest = suite_dir / "manifest.json"
         if not manifest.exists():
-            _build_suite(spec, suite_dir)
+            _build_suite(spec, suite_dir, say)
     return _load_suite(suite_dir)
 
 
@@ -192,7 +204,7 @@ def _load_suite(suite_dir: Path) -> Suite:
     )
 
 
-def _build_suite(spec: SuiteSpec, suite_dir: Path) -> None:
+def _build_suite(spec: SuiteSpec, suite_dir: Path, say: Callable[[str], None]) -> None:
     """Build into a temporary sibling directory, then rename: never a half-built suite.
 
     An interrupted build resumes: a finished stage (the base model, each adapter) leaves a
@@ -204,7 +216,8 @@ def _build_suite(spec: SuiteSpec, suite_dir: Path) -> None:
     if not (base_dir / "training.json").exists():
         shutil.rmtree(base_dir, ignore_errors=True)
         (base_dir.parent).mkdir(parents=True, exist_ok=True)
-        info = train_base(spec, base_dir)
+        say(f"Training the base model ({spec.base_steps} steps)...")
+        info = train_base(spec, base_dir, on_step=_every_tenth(spec.base_steps, start, say))
         (base_dir / "training.json").write_text(json.dumps(info, indent=2))
     jobs = []
     for task in synthetic.TRAIN_TASKS:
@@ -221,7 +234,14 @@ def _build_suite(spec: SuiteSpec, suite_dir: Path) -> None:
                 "base_model_name": f"lorahub-tiny-{spec.kind}",
             }
             jobs.append((str(base_dir), task.name, spec.suffix, 2000, str(out), kwargs))
-    _run_parallel(_train_task_adapter, jobs, spec.workers)
+    if jobs:
+        say(f"Training {len(jobs)} task adapters ({spec.lora_steps} steps each)...")
+
+    def finished(done: int, job: tuple) -> None:
+        elapsed = time.perf_counter() - start
+        say(f"  adapter {done}/{len(jobs)} ({job[1]}) trained, {elapsed:.0f} s so far")
+
+    _run_parallel(_train_task_adapter, jobs, spec.workers, on_done=finished)
     adapters = {t.name: f"adapters/{t.name.replace('@', '-at-')}" for t in synthetic.TRAIN_TASKS}
     manifest = {
         "version": SUITE_VERSION,
@@ -250,26 +270,53 @@ def _train_task_adapter(base_dir: str, task: str, suffix: str, n: int, out: str,
     train_lora(base_dir, examples, out, **kwargs)
 
 
-def _run_parallel(fn, jobs: list[tuple], workers: int) -> None:
-    """Run fn(*job) for every job, in `workers` spawned processes (each one thread)."""
+def _run_parallel(fn, jobs: list[tuple], workers: int, on_done=None) -> None:
+    """Run fn(*job) for every job, in `workers` spawned processes (each one thread);
+    `on_done(count, job)` after each one finishes."""
+    on_done = on_done or (lambda _n, _job: None)
     if workers <= 1 or len(jobs) <= 1:
-        for job in jobs:
+        for n, job in enumerate(jobs, 1):
             fn(*job)
+            on_done(n, job)
         return
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
     ctx = multiprocessing.get_context("spawn")  # no fork of a process that ran OpenMP
     with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-        for future in [pool.submit(fn, *job) for job in jobs]:
+        futures = {pool.submit(fn, *job): job for job in jobs}
+        for n, future in enumerate(as_completed(futures), 1):
             future.result()
+            on_done(n, futures[future])
+
+
+def _every_tenth(steps: int, start: float, say: Callable[[str], None]):
+    """An on_step callback that reports steps, loss and time at each tenth of `steps`."""
+    tenth = max(1, steps // 10)
+
+    def on_step(step: int, loss: float) -> None:
+        if step % tenth == 0 or step == steps:
+            elapsed = time.perf_counter() - start
+            say(f"  base model: step {step}/{steps}, loss {loss:.3f}, {elapsed:.0f} s")
+
+    return on_step
 
 
 # ---------------------------------------------------------------- training
 
 
 def _train(
-    model, tok, pool: Sequence[Example], *, steps, batch_size, lr, seed, params, neutral=None
+    model,
+    tok,
+    pool: Sequence[Example],
+    *,
+    steps,
+    batch_size,
+    lr,
+    seed,
+    params,
+    neutral=None,
+    on_step=None,
 ) -> dict:
     """AdamW with linear warm-up and decay on random batches (with replacement) of `pool`.
 
@@ -290,7 +337,7 @@ def _train(
     torch.set_num_threads(1)
     try:
         losses = _steps(
-            model, tok, pool, opt, sched, params, gen, steps, batch_size, causal, neutral
+            model, tok, pool, opt, sched, params, gen, steps, batch_size, causal, neutral, on_step
         )
     finally:
         torch.set_num_threads(threads)
@@ -305,7 +352,7 @@ def _train(
 
 
 def _steps(
-    model, tok, pool, opt, sched, params, gen, steps, batch_size, causal, neutral
+    model, tok, pool, opt, sched, params, gen, steps, batch_size, causal, neutral, on_step=None
 ) -> list[float]:
     losses = []
     outputs: list[torch.Tensor] = []
@@ -330,6 +377,8 @@ def _steps(
         opt.step()
         sched.step()
         losses.append(loss.item())
+        if on_step is not None:
+            on_step(len(losses), losses[-1])
     for h in hooks:
         h.remove()
     return losses
@@ -340,7 +389,7 @@ def _seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train_base(spec: SuiteSpec, out_dir: Path) -> dict:
+def train_base(spec: SuiteSpec, out_dir: Path, on_step=None) -> dict:
     """A tiny base model of `spec.kind` trained on `synthetic.base_mixture`."""
     _seed_all(spec.seed)
     if spec.kind == "t5":
@@ -379,6 +428,7 @@ def train_base(spec: SuiteSpec, out_dir: Path) -> dict:
         lr=spec.base_lr,
         seed=spec.seed,
         params=[p for p in model.parameters() if p.requires_grad],
+        on_step=on_step,
     )
     model.save_pretrained(out_dir)
     return info

@@ -31,6 +31,10 @@ class Command(BaseCommand):
         "offline on first use, then cached), and ready few-shot examples of held-out tasks."
     )
 
+    def progress(self, line: str) -> None:
+        self.stdout.write(line)
+        self.stdout.flush()
+
     def handle(self, *args, **options):
         user, created = get_user_model().objects.get_or_create(username=DEMO_USER)
         if created:
@@ -38,7 +42,7 @@ class Command(BaseCommand):
             user.save()
         start = time.perf_counter()
         self.stdout.write("Preparing the demo models (the first time trains them: minutes)...")
-        suite = demo_suite()
+        suite = demo_suite(progress=self.progress)
         base, _ = BaseModel.objects.update_or_create(
             identifier=base_model_id(suite),
             defaults={
