@@ -43,6 +43,7 @@ from composer.engine.lowrank import singular_factors
 
 OUTPUT_RANKS = ("mean", "max", "min")
 UNITS = ("svd", "raw")
+CENTROIDS = ("mean", "rank1")
 
 
 @dataclass
@@ -54,6 +55,9 @@ class LegoParams:
     output_rank: str = "mean"  # r in √(r/k): the "mean", "max" or "min" input rank
     normalize: bool = False  # L2-normalise the a and b parts of the features for the distance
     units: str = "svd"  # an input's units: its ΔW's singular directions ("svd") or "raw"
+    # a cluster's unit: the "mean" of its members (the paper), or "rank1": the best rank-1
+    # approximation of their summed b aᵀ (parameter reweighting then does not apply)
+    centroid: str = "mean"
     weights: list[float] | None = None  # per-input weights folded into b (default: 1 each)
     max_iter: int = 100
     seed: int = 0
@@ -67,6 +71,8 @@ class LegoParams:
             raise ValueError(f"max_iter must be at least 1, got {self.max_iter}")
         if self.units not in UNITS:
             raise ValueError(f"units must be one of {UNITS}, got {self.units!r}")
+        if self.centroid not in CENTROIDS:
+            raise ValueError(f"centroid must be one of {CENTROIDS}, got {self.centroid!r}")
         if self.output_rank not in OUTPUT_RANKS:
             raise ValueError(f"output_rank must be one of {OUTPUT_RANKS}, got {self.output_rank!r}")
         if not self.norm_ord > 0:
@@ -80,6 +86,7 @@ class LegoResult:
     modules: dict[str, LoraModule]
     k: int
     iterations: dict[str, int]  # Lloyd iterations per module
+    mixed: dict[str, int]  # per module: clusters whose members come from several inputs
     seconds: float
 
 
@@ -107,7 +114,9 @@ def lego_merge(adapters: Sequence[LoraAdapter], params: LegoParams | None = None
         groups.setdefault(shape, []).append(n)
     modules: dict[str, LoraModule] = {}
     iterations: dict[str, int] = {}
+    mixed: dict[str, int] = {}
     for (d_in, d_out, ranks), group in groups.items():
+        owner = torch.repeat_interleave(torch.arange(len(ranks)), torch.tensor(ranks)).to(device)
         R, D = sum(ranks), d_in + d_out
         per_module = R * D * 4 * (2 if params.normalize else 1)
         chunk = max(1, (params.chunk_mb << 20) // per_module)
@@ -117,15 +126,19 @@ def lego_merge(adapters: Sequence[LoraAdapter], params: LegoParams | None = None
             feats = _normalized(X, d_in) if params.normalize else X
             labels, iters = kmeans(feats, k, generator=gen, max_iter=params.max_iter)
             del feats
-            norm_ord = params.norm_ord if params.param_reweight else None
-            A, B = _centroids(X, labels, k, d_in, norm_ord=norm_ord)
+            if params.centroid == "rank1":
+                A, B = _rank1_centroids(X, labels, k, d_in)
+            else:
+                norm_ord = params.norm_ord if params.param_reweight else None
+                A, B = _centroids(X, labels, k, d_in, norm_ord=norm_ord)
+            n_mixed = _mixed_clusters(labels, owner, k)
             if params.output_reweight:
                 r = {"mean": sum(ranks) / len(ranks), "max": max(ranks), "min": min(ranks)}
                 B *= math.sqrt(r[params.output_rank] / k)
             for j, n in enumerate(part):
                 modules[n] = LoraModule(A=A[j].cpu(), B=B[j].cpu(), scale=1.0)
-                iterations[n] = iters
-    return LegoResult(modules, k, iterations, time.perf_counter() - start)
+                iterations[n], mixed[n] = iters, int(n_mixed[j])
+    return LegoResult(modules, k, iterations, mixed, time.perf_counter() - start)
 
 
 def _pooled_units(adapters, names, weights, device, units: str) -> torch.Tensor:
@@ -204,6 +217,29 @@ def _sq_dist(X: torch.Tensor, x2: torch.Tensor, C: torch.Tensor) -> torch.Tensor
     """[M, R, k] squared distances between points X [M, R, D] and centres C [M, k, D]."""
     c2 = (C * C).sum(-1)  # [M, k]
     return (x2[:, :, None] - 2 * torch.bmm(X, C.transpose(1, 2)) + c2[:, None, :]).clamp_min(0)
+
+
+def _mixed_clusters(labels: torch.Tensor, owner: torch.Tensor, k: int) -> torch.Tensor:
+    """[M]: clusters holding units of more than one input (labels [M, R], owner [R])."""
+    n_inputs = int(owner.max()) + 1
+    slot = labels * n_inputs + owner  # [M, R]: (cluster, input) pairs
+    hits = torch.zeros(labels.shape[0], k * n_inputs, device=labels.device)
+    hits.scatter_add_(1, slot, torch.ones_like(slot, dtype=hits.dtype))
+    return hits.view(-1, k, n_inputs).gt(0).sum(-1).gt(1).sum(-1)
+
+
+def _rank1_centroids(X, labels, k, d_in):
+    """Merged A [M, k, d_in] and B [M, d_out, k]: unit j is the best rank-1 approximation of
+    Σ b_i a_iᵀ over cluster j's members (each cluster's sum, not its mean)."""
+    M, _, D = X.shape
+    A = X.new_zeros(M, k, d_in)
+    B = X.new_zeros(M, D - d_in, k)
+    for j in range(k):
+        members = (labels == j).to(X.dtype)[..., None]  # [M, R, 1]
+        Xj = X * members
+        a, b = singular_factors(Xj[..., :d_in], Xj[..., d_in:].mT, 1)
+        A[:, j], B[..., j] = a[:, 0], b[..., 0]
+    return A, B
 
 
 def _centroids(X, labels, k, d_in, *, norm_ord: float | None):

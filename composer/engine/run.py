@@ -186,6 +186,11 @@ def run_lego(
         "params": {**asdict(params), "k": res.k},
         "weights": params.weights or [1.0] * len(adapters),
         "kmeans_iterations": {"min": min(iters), "max": max(iters)},
+        # clusters mixing several inputs' units, per module (of k)
+        "mixed_clusters": {
+            "mean": round(sum(res.mixed.values()) / len(res.mixed), 3),
+            "max": max(res.mixed.values()),
+        },
         "timings": {"merge_s": round(res.seconds, 4)},
     }
     if check:

@@ -112,3 +112,37 @@ def test_compose_follow_download_publish(browser, live_server, worker, demo, tmp
     page.goto(f"{base}/demo/{PARENTS[1]}")
     assert "demo/composed-demo" in page.inner_text("#lineage-children")
     page.close()
+
+
+@pytest.mark.parametrize("width", [1366, 390])
+def test_merge_with_examples_shows_parents_and_merge(browser, live_server, worker, demo, width):
+    from hub.models import Adapter
+
+    pks = [Adapter.objects.get(owner__username="demo", name=n).pk for n in PARENTS[:2]]
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    page.set_default_timeout(30_000)
+    base = live_server.url
+    page.goto(f"{base}/accounts/login/")
+    page.fill("input[name=username]", "demo")
+    page.fill("input[name=password]", "demo-password")
+    page.click("form button[type=submit]")
+    page.goto(f"{base}/jobs/new/merge/?adapters={pks[0]}&adapters={pks[1]}")
+    page.select_option("select[name=merge_method]", "task_arithmetic")
+    # one set per adapter, in the order listed: reverse, then upper
+    page.fill(
+        "textarea[name=examples]",
+        "abc=\tcba\nhello=\tolleh\nlora=\tarol\n---\nabc=\tABC\nhello=\tHELLO\n",
+    )
+    page.click("form button[type=submit]:has-text('Launch')")
+    page.wait_for_url(re.compile(r"/jobs/\d+/$"))
+    page.wait_for_selector("#merge-check", timeout=120_000)
+    job = Job.objects.get()
+    assert job.status == "succeeded", job.error
+    rows = page.locator("#merge-check tbody tr")
+    assert rows.count() == 2
+    assert f"demo/{PARENTS[0]}" in rows.nth(0).inner_text()
+    assert rows.nth(1).locator("td").first.inner_text() == "2"  # examples in the second set
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT_DIR / f"merge_check_{width}.png"), full_page=True)
+    page.close()
