@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 # The plot area sits inside margins that hold the tick labels (left) and steps (bottom).
 WIDTH, HEIGHT = 480, 200
-LEFT, RIGHT, TOP, BOTTOM = 70, 10, 10, 36
+LEFT, RIGHT, TOP, BOTTOM = 70, 24, 10, 36
 
 
 def _ticks(lo: float, hi: float, n: int = 4) -> list[float]:
@@ -58,8 +58,9 @@ def loss_curve(history: Sequence[dict], width: int = WIDTH, height: int = HEIGHT
 
 
 def weight_rows(weights: Sequence[float], labels: Sequence[str]) -> list[dict]:
-    """One row per input adapter, largest weight first; `percent` is the bar's length
-    relative to the largest magnitude (a negative weight's bar is drawn red)."""
+    """One row per input adapter, the largest in magnitude first (a weight of -0.9 moves the
+    result more than one of 0.1); `percent` is the bar's length relative to the largest
+    magnitude (a negative weight's bar is drawn red)."""
     scale = max((abs(w) for w in weights), default=0.0) or 1.0
     rows = [
         {
@@ -70,4 +71,4 @@ def weight_rows(weights: Sequence[float], labels: Sequence[str]) -> list[dict]:
         }
         for i, w in enumerate(weights)
     ]
-    return sorted(rows, key=lambda r: -r["value"])
+    return sorted(rows, key=lambda r: -abs(r["value"]))

@@ -8,13 +8,13 @@ import json
 
 from django.urls import reverse
 
-from composer.summary import parameters_in_words
+from composer.summary import parameters_in_words, plural
 
 SHOWN_EXAMPLES = 5
 
 
 def parent_rows(job, labels: list[str]) -> list[dict]:
-    """The inputs with their weight and catalog link, largest weight first."""
+    """The inputs with their weight and catalog link, the largest in magnitude first."""
     result = job.result or {}
     inputs = list(job.inputs.select_related("version__adapter__owner"))
     weights = result.get("weights") or job.best_weights or [i.weight for i in inputs]
@@ -36,7 +36,7 @@ def parent_rows(job, labels: list[str]) -> list[dict]:
                 else None,
             }
         )
-    return sorted(rows, key=lambda r: -(r["weight"] if r["weight"] is not None else -1e300))
+    return sorted(rows, key=lambda r: -abs(r["weight"] or 0.0))
 
 
 def front_matter(job, parents: list[dict], license: str) -> list[str]:
@@ -75,12 +75,11 @@ def model_card(job, labels: list[str], license: str = "") -> str:
     if job.examples:
         shown = job.examples[:SHOWN_EXAMPLES]
         lines += ["", "## Examples", ""]
-        count = f"{len(job.examples)} few-shot example{'s' if len(job.examples) != 1 else ''}"
+        count = plural(len(job.examples), "few-shot example")
         if len(shown) < len(job.examples):
             count += f" ({len(shown)} shown)"
-        heldout = (
-            f"; {len(job.heldout)} held-out examples evaluate the result" if job.heldout else ""
-        )
+        heldout = f"; the result is evaluated on {plural(len(job.heldout), 'held-out example')}"
+        heldout = heldout if job.heldout else ""
         lines.append(f"The weights were searched on {count}{heldout}.")
         lines += ["", "| input | output |", "| --- | --- |"]
         lines += [f"| {_cell(e['input'])} | {_cell(e['output'])} |" for e in shown]

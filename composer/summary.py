@@ -20,6 +20,10 @@ def job_score(job: Job) -> dict | None:
     return None
 
 
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _on_off(value) -> str:
     return "on" if value else "off"
 
@@ -42,9 +46,9 @@ def parameters_in_words(job: Job) -> list[str]:
             )
         if "separator" in p:
             words.append(f"“{p.pop('separator')}” between each input and its output")
-        words.append(f"{len(job.examples)} few-shot examples")
+        words.append(plural(len(job.examples), "few-shot example"))
         if job.heldout:
-            words.append(f"{len(job.heldout)} held-out examples")
+            words.append(plural(len(job.heldout), "held-out example"))
     elif job.kind == Job.Kind.LEGO:
         k = p.pop("k", None)
         words.append(f"merged rank {k}" if k else "merged rank: the largest input rank")

@@ -61,7 +61,7 @@ def test_job_page_reads_at_a_glance(alice_client, catalog):
         "base": {"n": 1, "loss": 3.2, "exact_match": 0.0, "predictions": []},
         "composed": {"n": 1, "loss": 0.4, "exact_match": 1.0, "predictions": []},
     }
-    finished(job, [-0.25, 0.9], evaluation)
+    finished(job, [-0.95, 0.9], evaluation)
     page = alice_client.get(job.get_absolute_url()).content.decode()
     # Status and the result's score come before the charts and the inputs.
     status, score = page.index('data-status="succeeded"'), page.index('id="job-score"')
@@ -72,10 +72,10 @@ def test_job_page_reads_at_a_glance(alice_client, catalog):
     assert '<details id="job-inputs">' in page and "Inputs: 2 adapters" in page
     assert "12 search steps with the OnePlusOne optimiser, seed 3" in page
     assert "{'budget'" not in page and "&#x27;budget&#x27;" not in page
-    # Weights: a table sorted by value with bars, labelled final once done.
+    # Weights: a table with bars, the largest in magnitude first, labelled final once done.
     assert "<caption>Weights (final)</caption>" in page
     rows = re.findall(r'<td class="weight-label">([^<]+)</td><td class="num">([^<]+)</td>', page)
-    assert rows == [("bob/t5-b v1", "0.900"), ("bob/t5-a v1", "-0.250")]
+    assert rows == [("bob/t5-a v1", "-0.950"), ("bob/t5-b v1", "0.900")]
     assert page.count('class="weight-bar"') == 1 and page.count("weight-bar negative") == 1
     # The loss curve has value ticks and step numbers.
     curve = page[page.index('id="loss-curve"') : page.index("</svg>")]

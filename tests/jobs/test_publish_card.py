@@ -44,7 +44,7 @@ def test_published_card_and_lineage(alice_client, alice, named_job, live_server)
     assert child.license == "mit"
     card = child.description
     assert card.startswith("# reverse words") and "Task: **reverse words**" in card
-    assert "7 few-shot examples (5 shown); 1 held-out examples evaluate" in card
+    assert "7 few-shot examples (5 shown); the result is evaluated on 1 held-out example." in card
     assert "| `w4` | `4w` |" in card and "`w5`" not in card
     b, a = (
         card.index("[bob/t5-b v1](/bob/t5-b/tree/v1)"),
