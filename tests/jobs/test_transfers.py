@@ -190,5 +190,6 @@ def test_an_unreachable_upstream_is_a_message(
         page = alice_client.get(f"/new/transfers/{transfer.pk}/")
         assert page.status_code == 200 and f"Could not reach {DEAD}" in page.content.decode()
         assert secret not in page.content.decode()
+        assert "Try again" in page.content.decode()
     assert secret.encode() not in fast_worker.log_path.read_bytes()
     assert not Adapter.objects.filter(owner__username="alice").exclude(name="sql-lora").exists()
