@@ -14,6 +14,7 @@ BENCHMARKS = {
     "jobs": "bench.jobs_throughput",
     "engine_quality": "bench.engine_quality",
     "engine_speed": "bench.engine_speed",
+    "engine_screening": "bench.engine_screening",
     "engine_lego": "bench.engine_lego",
     "engine_merge": "bench.engine_merge",
 }

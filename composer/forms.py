@@ -15,6 +15,9 @@ from hub.models import Adapter, BaseModel
 from hub.selectors import adapters_visible
 
 MAX_INPUTS = 32
+# "All compatible adapters": at most this many candidates (the most downloaded first), each
+# checked from its safetensors header on submit and screened by the worker in chunks.
+MAX_SCREENED = 500
 # The picker lists the adapters asked for plus at most this many others (the catalog can
 # hold 100,000s: listing all of them would make the form unusable).
 PICKER_EXTRA = 40
@@ -87,6 +90,9 @@ class JobForm(forms.Form):
     def chosen_adapters(self, cleaned) -> list:
         return list(cleaned.get("adapters") or [])
 
+    def max_inputs(self, cleaned) -> int:
+        return MAX_INPUTS
+
     def clean(self):
         cleaned = super().clean()
         if self.errors:
@@ -94,8 +100,8 @@ class JobForm(forms.Form):
         adapters = self.chosen_adapters(cleaned)
         if len(adapters) < self.min_inputs:
             raise forms.ValidationError(f"Choose at least {self.min_inputs} adapters.")
-        if len(adapters) > MAX_INPUTS:
-            raise forms.ValidationError(f"Choose at most {MAX_INPUTS} adapters.")
+        if len(adapters) > self.max_inputs(cleaned):
+            raise forms.ValidationError(f"Choose at most {self.max_inputs(cleaned)} adapters.")
         bases = {a.base_model for a in adapters}
         if len(bases) > 1:
             names = ", ".join(sorted(b.identifier for b in bases))
@@ -207,15 +213,22 @@ class LoraHubForm(JobForm):
     advanced_fields = ("mode", "top_k", "budget", "seed", "optimizer", "separator")
 
     candidates = forms.ChoiceField(
-        choices=[("pick", "The adapters I pick"), ("top", "The N most downloaded compatible")],
-        initial="pick",
+        choices=[
+            ("all", f"Every compatible adapter I can see (up to {MAX_SCREENED}), screened"),
+            ("pick", "The adapters I pick"),
+            ("top", "The N most downloaded compatible"),
+        ],
+        initial="all",
         widget=forms.RadioSelect,
         label="Candidates",
+        help_text="Screened: each public adapter (and each of yours) for the base model is "
+        "tried alone on your examples and the K best are mixed.",
     )
     base_model = forms.ModelChoiceField(
         queryset=BaseModel.objects.exclude(local_path="", commit=""),
         required=False,
-        help_text="For “the N most downloaded”: the base model they must be trained for.",
+        help_text="For “every compatible” and “the N most downloaded”: the base model the "
+        "adapters must be trained for.",
     )
     top_n = forms.IntegerField(min_value=2, max_value=MAX_INPUTS, initial=5, label="N")
     examples = forms.CharField(
@@ -283,13 +296,29 @@ class LoraHubForm(JobForm):
             return []
         return read_examples(text, upload, "held-out examples")
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.initial.get("adapters"):  # sent here with adapters: those are the candidates
+            self.fields["candidates"].initial = "pick"
+
     def chosen_adapters(self, cleaned) -> list:
-        if cleaned.get("candidates") != "top":
+        how = cleaned.get("candidates")
+        if how == "pick":
             return super().chosen_adapters(cleaned)
         base = cleaned.get("base_model")
         if base is None:
-            raise forms.ValidationError("Choose the base model of the N most downloaded adapters.")
+            raise forms.ValidationError("Choose the base model the candidates are trained for.")
+        if how == "all":
+            if cleaned.get("mode") == "reference":
+                raise forms.ValidationError(
+                    f"The paper's search mixes at most {MAX_INPUTS} adapters: screen every "
+                    "compatible one, or pick the candidates."
+                )
+            return top_compatible(self.user, base, MAX_SCREENED, scan=MAX_SCREENED)
         return top_compatible(self.user, base, cleaned["top_n"])
+
+    def max_inputs(self, cleaned) -> int:
+        return MAX_SCREENED if cleaned.get("candidates") == "all" else MAX_INPUTS
 
     def clean(self):
         cleaned = super().clean()
@@ -311,13 +340,14 @@ class LoraHubForm(JobForm):
         return {"examples": self.cleaned_data["examples"], "heldout": self.cleaned_data["heldout"]}
 
 
-def top_compatible(user, base_model, n: int) -> list:
-    """The `n` most downloaded visible adapters for `base_model` that fit with the first."""
+def top_compatible(user, base_model, n: int, *, scan: int | None = None) -> list:
+    """The `n` most downloaded adapters `user` can see for `base_model` that fit with the
+    first, among the `scan` (4n by default) most downloaded: one header read each."""
     from composer.engine.compat import IncompatibleAdapters, check_compatible
     from hub.services.shapes import version_shapes
 
     chosen, first = [], None
-    for adapter in visible_adapters(user).filter(base_model=base_model)[: 4 * n]:
+    for adapter in visible_adapters(user).filter(base_model=base_model)[: scan or 4 * n]:
         try:
             loaded = version_shapes(adapter.current_version, adapter.full_name)
             if first is not None:

@@ -86,7 +86,9 @@ def model_card(job, labels: list[str], license: str = "") -> str:
     lines += ["", "## Parameters", ""]
     lines += [f"- {words}" for words in parameters_in_words(job)]
     evaluation = result.get("evaluation")
-    if evaluation:
+    if result.get("comparison"):
+        lines += comparison_section(result["comparison"])
+    elif evaluation:
         lines += ["", "## Evaluation on held-out examples", "", "| model | loss | exact match |"]
         lines.append("| --- | --- | --- |")
         for key, name in (("base", "base model"), ("composed", "this adapter")):
@@ -95,3 +97,19 @@ def model_card(job, labels: list[str], license: str = "") -> str:
                 lines.append(f"| {name} | {row['loss']:.4f} | {row['exact_match']:.3f} |")
     lines += ["", "Load it with `PeftModel.from_pretrained(base_model, this_directory)`.", ""]
     return "\n".join(lines)
+
+
+def comparison_section(comparison: dict) -> list[str]:
+    """Markdown lines: the result beside the base model, the uniform average and the best
+    single candidate (a LoraHub result's `comparison`)."""
+    n = comparison["n"]
+    if comparison["on"] == "heldout":
+        title, note = f"## Evaluation on {n} held-out examples", []
+    else:
+        title = f"## Evaluation on the {n} few-shot examples"
+        note = ["No held-out examples were given: these are the examples the search used.", ""]
+    lines = ["", title, "", *note, "| model | exact match | loss |", "| --- | --- | --- |"]
+    for row in comparison["rows"]:
+        name = row["name"].replace("|", "\\|")
+        lines.append(f"| {name} | {row['exact_match']:.3f} | {row['loss']:.4f} |")
+    return lines

@@ -41,6 +41,7 @@ def job_run_engine(job: Job, monitor, device: str, tmp: Path) -> dict:
             heldout=[Example(e["input"], e["output"]) for e in job.heldout] or None,
             device=device,
             model_cache=process_model_cache(),
+            names=[i.label for i in job.inputs.all()],
         )
     else:
         check = None

@@ -58,7 +58,8 @@ from composer.engine.compat import check_against_model, check_compatible
 from composer.engine.evaluate import evaluate_model, generate
 from composer.engine.examples import MAX_CHECK_EXAMPLES, Example, load_examples
 from composer.engine.lego import LegoParams, lego_merge
-from composer.engine.lorahub import LiveComposition, LoraHubParams, StepInfo, compose
+from composer.engine.lorahub import LiveComposition, LoraHubParams, Scorer, StepInfo, compose
+from composer.engine.screening import screen, uniform_average
 
 ENGINE_VERSION = 1
 Examples = Sequence[Example] | str | Path
@@ -107,8 +108,10 @@ def run_lorahub(
     heldout: Examples | None = None,
     device: str | None = None,
     model_cache=None,
+    names: Sequence[str] | None = None,
 ) -> dict:
     """Compose `adapter_dirs` for `examples` with LoraHub; evaluate on `heldout` if given.
+    `names` (one per adapter, e.g. catalog labels) name the candidates in the comparison.
 
     In screen mode the adapters are read a chunk at a time while screening (never all at
     once) and only the K selected stay loaded; the reference mode loads them all first.
@@ -137,20 +140,25 @@ def run_lorahub(
         inputs, used = res.inputs, res.kept
     else:
         inputs, used = [adapter_info(a) for a in candidates], candidates
+    t_eval = time.perf_counter()
+    evals = lorahub_baselines(
+        model, tok, heldout or examples, candidates, examples, res, params, names
+    )
+    comparison = {
+        "on": "heldout" if heldout else "examples",
+        "n": len(heldout or examples),
+        "rows": [
+            {"key": k, "name": name, **{m: evals[k][m] for m in ("loss", "exact_match")}}
+            for k, name in evals["names"].items()
+        ],
+        "seconds": round(time.perf_counter() - t_eval, 3),
+    }
     evaluation = None
     if heldout is not None:
-        t_eval = time.perf_counter()
         evaluation = {
-            "base": evaluate_model(model, tok, heldout, separator=params.separator),
-            "composed": evaluate_composed(
-                model,
-                tok,
-                heldout,
-                [LoraAdapter(path=None, config={}, modules=res.modules)],
-                [1.0],
-                separator=params.separator,
-            ),
-            "seconds": round(time.perf_counter() - t_eval, 3),
+            "base": evals["base"],
+            "composed": evals["result"],
+            "seconds": comparison["seconds"],
         }
     summary = res.summary()
     result = {
@@ -160,9 +168,40 @@ def run_lorahub(
         "examples": _examples_info(examples),
         **summary,
         "evaluation": evaluation,
+        "comparison": comparison,
         "timings": {"load_model_s": round(load_s, 4), **summary["timings"]},
     }
     return _write(out, res.modules, used, result, t0)
+
+
+def lorahub_baselines(model, tok, on, candidates, examples, res, params, names=None) -> dict:
+    """Evaluations on `on` of the base model, the uniform average of the candidates, the
+    best single candidate by its loss on the few-shot `examples` (the screened winner;
+    screened here in the reference mode) and the result `res`; "names" says what each is."""
+    if res.screening is not None:
+        index, best = res.selected[0], res.kept[0]
+    else:
+        scorer = Scorer(model, tok, examples, separator=params.separator)
+        _, kept = screen(
+            model, scorer, candidates, l1=params.l1, loss_norm=params.loss_norm, batch=16, keep=1
+        )
+        index, best = kept[0]
+    name = names[index] if names else best.label
+    kwargs = {"separator": params.separator}
+    result = LoraAdapter(path=None, config={}, modules=res.modules)
+    uniform = uniform_average(candidates)
+    return {
+        "base": evaluate_model(model, tok, on, **kwargs),
+        "uniform": evaluate_composed(model, tok, on, [uniform], [1.0], **kwargs),
+        "best_single": evaluate_composed(model, tok, on, [best], [1.0], **kwargs),
+        "result": evaluate_composed(model, tok, on, [result], [1.0], **kwargs),
+        "names": {
+            "base": "base model",
+            "uniform": f"uniform average of the {len(candidates)} candidates",
+            "best_single": f"best single candidate on the examples: {name}",
+            "result": "this result",
+        },
+    }
 
 
 def run_lego(

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
-from composer.engine.adapters import LoraAdapter, adapter_info, load_adapter
+from composer.engine.adapters import LoraAdapter, LoraModule, adapter_info, load_adapter
 from composer.engine.compat import check_against_model, check_compatible
 
 # Stacked weights of one screening chunk (float32; the composition buffer holds as much again).
@@ -131,3 +132,25 @@ def _chunk_losses(model, scorer, adapters: list[LoraAdapter], loss_norm: str):
         return scorer.losses(len(adapters), norm=loss_norm).numpy()
     finally:
         live.remove()
+
+
+def uniform_average(candidates: Sequence[Candidate]) -> LoraAdapter:
+    """The uniform average of the candidates as LoraHub mixes them (w_i = 1/N, A and B
+    averaged separately; scalings folded into B, ranks zero-padded), read one at a time."""
+    n = len(candidates)
+    sums: dict[str, list[torch.Tensor]] = {}  # module -> [Σ A_i [r, d_in], Σ s_i B_i [d_out, r]]
+    for i in range(n):
+        _, a = _load(candidates, i)
+        for name, m in a.modules.items():
+            A, B = m.A.float(), m.B.float() * m.scale
+            if name not in sums:
+                sums[name] = [A.clone(), B.clone()]
+                continue
+            acc = sums[name]
+            r = max(acc[0].shape[0], m.r)
+            acc[0] = F.pad(acc[0], (0, 0, 0, r - acc[0].shape[0]))
+            acc[1] = F.pad(acc[1], (0, r - acc[1].shape[1]))
+            acc[0][: m.r] += A
+            acc[1][:, : m.r] += B
+    modules = {name: LoraModule(A=A / n, B=B / n, scale=1.0) for name, (A, B) in sums.items()}
+    return LoraAdapter(path=None, config={}, modules=modules, name="uniform average")

@@ -202,6 +202,18 @@ HELDOUT_TASKS: tuple[Task, ...] = tuple(
     ]
 )
 
+# Two operations chained where each has its own adapter: where mixing adapters might do
+# what no single one does (no adapter saw these; only the benchmark uses them).
+MIX_TASKS: tuple[Task, ...] = tuple(
+    _task(ops, domain)
+    for ops, domain in [
+        ("double+upper", "lower"),
+        ("reverse+shift1", "lower"),
+        ("last+upper", "lower"),
+        ("rotate_left+upper", "lower"),
+    ]
+)
+
 # For merging: one task per input domain, no two domains sharing a character, so that one
 # merged adapter can hold every task at once (each adapter is trained to copy, as the base
 # model does, on the other domains).
@@ -210,7 +222,7 @@ MERGE_TASKS: tuple[Task, ...] = tuple(
     for op, domain in [("reverse", "lower"), ("shift1", "upper"), ("double", "digits")]
 )
 
-TASKS: dict[str, Task] = {t.name: t for t in TRAIN_TASKS + HELDOUT_TASKS + MERGE_TASKS}
+TASKS: dict[str, Task] = {t.name: t for t in TRAIN_TASKS + HELDOUT_TASKS + MIX_TASKS + MERGE_TASKS}
 
 # Domains the base model sees every operation on (prefixed format).
 BASE_DOMAINS: tuple[str, ...] = ("lower", "upper", "digits", "mixed")

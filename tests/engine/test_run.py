@@ -85,6 +85,50 @@ def test_run_lorahub_screened_records_the_table_and_the_search(t5, examples, tmp
     assert result["ce"] == pytest.approx(loss / len(examples), rel=1e-5)
 
 
+def test_run_lorahub_compares_the_result_with_the_obvious(t5, examples, tmp_path):
+    """On the held-out examples (or, without them, on the few-shot ones, said so): the base
+    model, the uniform average of all candidates, the best single candidate, the result."""
+    from composer.engine.evaluate import evaluate_model
+    from composer.engine.run import evaluate_composed
+
+    dirs = [*t5.adapters, t5.adapter("r2_alpha2", r=2, alpha=2, seed=8)]  # ranks 4 and 2
+    heldout = [Example("moon", "noom"), Example("star", "rats")]
+    for mode, held in (("screen", heldout), ("reference", None)):
+        result = run_lorahub(
+            t5.base,
+            dirs,
+            examples,
+            tmp_path / mode,
+            LoraHubParams(mode=mode, budget=6),
+            heldout=held,
+            model_cache=Cache(t5),
+            names=[f"catalog-{d.name}" for d in dirs],
+        )
+        on = held or examples
+        comparison = result["comparison"]
+        assert comparison["on"] == ("heldout" if held else "examples")
+        assert comparison["n"] == len(on)
+        rows = {r["key"]: r for r in comparison["rows"]}
+        assert list(rows) == ["base", "uniform", "best_single", "result"]
+        assert rows["base"]["loss"] == evaluate_model(t5.model, t5.tok, on)["loss"]
+        uniform = evaluate_composed(t5.model, t5.tok, on, t5.loaded(dirs), [0.25] * 4)
+        assert rows["uniform"]["loss"] == pytest.approx(uniform["loss"], rel=1e-5)
+        assert rows["result"]["loss"] == pytest.approx(
+            peft_loss(t5.base, tmp_path / mode, t5.tok, on), rel=1e-5
+        )
+        screened = run_lorahub(
+            t5.base,
+            dirs,
+            examples,
+            tmp_path / f"{mode}-pick",
+            LoraHubParams(budget=4),
+            model_cache=Cache(t5),
+        )
+        winner = screened["screening"][screened["selected"][0]]["name"]
+        assert rows["best_single"]["name"].endswith(f": catalog-{winner}")
+        assert (result["evaluation"] is None) == (held is None)
+
+
 def test_mixed_ranks_and_scales_compose_into_a_loadable_adapter(t5, examples, tmp_path):
     dirs = [t5.adapters[0], t5.adapter("r2_alpha2", r=2, alpha=2, seed=8)]  # scales 2 and 1
     out = tmp_path / "mixed"

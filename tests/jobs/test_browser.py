@@ -88,7 +88,16 @@ def test_compose_follow_download_publish(browser, live_server, worker, demo, tmp
     assert page.locator("#weights .weight-bar").count() == 3
     assert page.locator("#evaluation tbody tr").count() == 2
     assert page.inner_text("#job-device").startswith("cpu")
+    # what composing paid: base model, uniform average, best single candidate, the result
+    rows = page.locator("#comparison tbody tr")
+    assert rows.count() == 4 and "this result" in rows.nth(3).inner_text()
+    assert "demo/" in rows.nth(2).inner_text()  # the best single candidate, by catalog name
+    assert page.get_attribute("#comparison", "data-on") == "heldout"
     page.screenshot(path=str(SCREENSHOT_DIR / "job_page.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 800})
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.screenshot(path=str(SCREENSHOT_DIR / "job_page_390.png"), full_page=True)
+    page.set_viewport_size({"width": 1366, "height": 800})
 
     with page.expect_download() as download:
         page.click("#download")

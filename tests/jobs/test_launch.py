@@ -111,6 +111,36 @@ def test_lorahub_top_n_takes_the_most_downloaded_compatible(alice_client, catalo
     assert labels == ["bob/t5-c v1", "bob/t5-a v1", "bob/t5-b v1"]
 
 
+def test_lorahub_screens_every_compatible_adapter_the_user_can_see(
+    alice_client, alice, toys, catalog, monkeypatch
+):
+    """The default candidate set, resolved on submit from the catalog: bob's public T5
+    adapters that fit together and alice's own private one; never bob's private one, the
+    T5 adapter on other modules or the Llama one. Capped, the most downloaded first."""
+    from composer import forms
+    from tests.jobs.conftest import publish_toys
+
+    mine = publish_toys(alice, toys, ["t5-c"])["t5-c"]
+    Adapter.objects.filter(pk=mine.pk).update(private=True, downloads=5)
+    Adapter.objects.filter(pk=catalog["t5-b"].pk).update(private=True, downloads=50)
+    Adapter.objects.filter(pk=catalog["t5-a"].pk).update(downloads=10)
+    base = BaseModel.objects.get(identifier="toy/tiny-t5")
+    url = reverse("composer:new", args=["lorahub"])
+    data = lorahub_data(catalog, candidates="all", base_model=base.pk)
+    data.pop("adapters")
+    r = alice_client.post(url, data)
+    assert r.status_code == 302, r.content.decode()[:2000]
+    job = Job.objects.get()
+    assert [i.label for i in job.inputs.all()] == ["bob/t5-a v1", "alice/t5-c v1", "bob/t5-c v1"]
+    assert job.parameters["mode"] == "screen"
+    monkeypatch.setattr(forms, "MAX_SCREENED", 2)
+    assert alice_client.post(url, data).status_code == 302
+    newest = Job.objects.order_by("-pk").first()
+    assert [i.label for i in newest.inputs.all()] == ["bob/t5-a v1", "alice/t5-c v1"]
+    r = alice_client.post(url, {**data, "mode": "reference"})
+    assert "search mixes at most 32 adapters" in r.content.decode()
+
+
 def test_private_adapters_of_others_cannot_be_used(alice_client, catalog):
     Adapter.objects.filter(pk=catalog["t5-b"].pk).update(private=True)
     r = alice_client.post(
