@@ -4,7 +4,8 @@ menu folds behind a button on phones, the site's own 404 page, sign-up keeps ?ne
 import pytest
 from django.urls import reverse
 
-from composer.models import Job, JobInput
+from composer.models import Job, JobInput, Trial
+from hfapi.models import Transfer
 
 pytestmark = [
     pytest.mark.browser,
@@ -58,7 +59,24 @@ def site(django_user_model, make_adapter):
     a = make_adapter(alice, "a-rather-long-adapter-name-for-phones", tags=["reverse", "vowels"])
     b = make_adapter(alice, "second", tags=["reverse"])
     job = finished_job(alice, [a.current_version, b.current_version])
-    return {"alice": alice, "adapter": a, "job": job}
+    trial = Trial.objects.create(
+        owner=alice,
+        version=a.current_version,
+        base_model=a.base_model,
+        text="a fairly long input " * 8,
+        status=Trial.Status.DONE,
+        base_output="base-output-without-any-spaces-" * 4,
+        adapter_output="adapter output " * 10,
+    )
+    transfer = Transfer.objects.create(
+        owner=alice,
+        kind=Transfer.Kind.IMPORT,
+        endpoint="https://huggingface.co",
+        repo_id="someone/a-rather-long-repository-name-for-phones",
+        status=Transfer.Status.FAILED,
+        error="The upstream hub could not be reached: " + "x" * 80,
+    )
+    return {"alice": alice, "adapter": a, "job": job, "trial": trial, "transfer": transfer}
 
 
 def page_paths(site) -> list[str]:
@@ -84,6 +102,8 @@ def page_paths(site) -> list[str]:
         reverse("hfapi:tokens"),
         reverse("hfapi:import"),
         reverse("hfapi:push", args=args),
+        reverse("composer:trial", args=[site["trial"].pk]),
+        reverse("hfapi:transfer", args=[site["transfer"].pk]),
         "/no/such/page/here",
     ]
 
