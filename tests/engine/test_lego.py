@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from composer.engine.adapters import LoraModule
+from composer.engine.adapters import LoraAdapter, LoraModule
 from composer.engine.baselines import merge
 from composer.engine.lego import LegoParams, kmeans, lego_merge
 
@@ -136,3 +136,28 @@ def test_units_are_singular_directions_whatever_basis_the_factors_use(t5):
     assert error("raw") > 0.3
     with pytest.raises(ValueError, match="units must be one of"):
         lego_merge(adapters, LegoParams(units="rows"))
+
+
+def test_rank1_centroids_keep_the_sum_of_a_cluster():
+    """Two inputs whose singular units are the same direction (b aᵀ with scales 3 and 1):
+    with k = 1 they form one mixed cluster; the rank-1 centroid is their sum (4 b aᵀ), the
+    mean centroid (no reweighting) the product of the mean factors, ((√3 + 1) / 2)² b aᵀ."""
+    a, b = torch.tensor([[0.6, 0.8, 0.0]]), torch.tensor([[1.0], [0.0]])
+    ins = [
+        LoraAdapter(path=None, config={}, modules={"x": LoraModule(A=a, B=b, scale=s)})
+        for s in (3.0, 1.0)
+    ]
+    rank1 = lego_merge(ins, LegoParams(k=1, centroid="rank1", **PLAIN))
+    mean = lego_merge(ins, LegoParams(k=1, **PLAIN))
+    torch.testing.assert_close(rank1.modules["x"].delta(), 4 * b @ a)
+    torch.testing.assert_close(mean.modules["x"].delta(), ((3**0.5 + 1) / 2) ** 2 * b @ a)
+    assert rank1.mixed == mean.mixed == {"x": 1}
+
+
+def test_rank1_centroids_of_singletons_are_the_units(t5):
+    adapters = t5.loaded()
+    res = lego_merge(adapters, LegoParams(k=12, centroid="rank1", **PLAIN))
+    cat = merge("cat", adapters, weights=[1.0, 1.0, 1.0])
+    for name, m in res.modules.items():
+        torch.testing.assert_close(m.delta(), cat[name].delta(), rtol=1e-4, atol=1e-5)
+        assert res.mixed[name] == 0  # every unit is its own cluster

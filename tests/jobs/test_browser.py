@@ -41,15 +41,19 @@ def demo(settings, jobs_env):
     call_command("seed_demo", stdout=io.StringIO())
 
 
+def login(page, base: str) -> None:
+    page.goto(f"{base}/accounts/login/")
+    page.fill("input[name=username]", "demo")
+    page.fill("input[name=password]", "demo-password")
+    page.click("form button[type=submit]")
+
+
 def test_compose_follow_download_publish(browser, live_server, worker, demo, tmp_path):
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     page = browser.new_page()
     page.set_default_timeout(30_000)
     base = live_server.url
-    page.goto(f"{base}/accounts/login/")
-    page.fill("input[name=username]", "demo")
-    page.fill("input[name=password]", "demo-password")
-    page.click("form button[type=submit]")
+    login(page, base)
 
     page.goto(f"{base}/demo/{PARENTS[0]}")
     page.click("#compose")
@@ -131,10 +135,7 @@ def test_merge_with_examples_shows_parents_and_merge(browser, live_server, worke
     page = browser.new_page(viewport={"width": width, "height": 900})
     page.set_default_timeout(30_000)
     base = live_server.url
-    page.goto(f"{base}/accounts/login/")
-    page.fill("input[name=username]", "demo")
-    page.fill("input[name=password]", "demo-password")
-    page.click("form button[type=submit]")
+    login(page, base)
     page.goto(f"{base}/jobs/new/merge/?adapters={pks[0]}&adapters={pks[1]}")
     page.select_option("select[name=merge_method]", "task_arithmetic")
     # one set per adapter, in the order listed: reverse, then upper
