@@ -105,7 +105,12 @@ def list_models(query: ListQuery, user) -> tuple[list[dict], bool]:
     adapters = adapters.order_by(*order)
     # A listing never shows the card or the search columns (large on a big catalog).
     adapters = adapters.prefetch_related("tags").defer(
-        "description", "search_text", "search_vector", "current_version__config"
+        "description",
+        "description_html",
+        "search_text",
+        "search_words",
+        "search_vector",
+        "current_version__config",
     )
     if query.full:
         adapters = adapters.prefetch_related("current_version__files__blob")

@@ -52,6 +52,8 @@ class SearchWord(models.Model):
     word that matches nothing is respelled to (hub.services.search)."""
 
     word = models.CharField(max_length=64, primary_key=True)
+    # How many public adapters use the word; at 0 it is deleted.
+    adapters = models.PositiveIntegerField(default=0)
 
     def __str__(self):
         return self.word
@@ -110,6 +112,8 @@ class Adapter(models.Model):
     current_r = models.PositiveIntegerField(null=True, blank=True, editable=False)
     # Denormalised for search (see hub.services.search): tags, task, base model, owner.
     search_text = models.TextField(blank=True, editable=False)
+    # The words this adapter counts for in SearchWord, space-separated (none while private).
+    search_words = models.TextField(blank=True, editable=False)
     # PostgreSQL only (stays NULL on SQLite); refreshed by hub.services.search.adapters_reindex.
     search_vector = SearchVectorField(null=True, editable=False)
 

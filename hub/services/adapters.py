@@ -15,7 +15,7 @@ from ..choices import TASK_FOR_PEFT_TASK_TYPE
 from ..models import Adapter, AdapterFile, AdapterVersion, BaseModel, Tag
 from .card_metadata import card_metadata
 from .cards import card_check, card_render
-from .search import adapters_reindex
+from .search import adapter_words_forget, adapters_reindex
 from .shapes import check_fits_base_model
 from .storage import blob_store, blobs_delete_unreferenced, storage_delete
 from .validation import WEIGHTS_FILE, AdapterMeta, FileLike, validate_adapter_files
@@ -152,7 +152,17 @@ def adapter_update(
         adapter.task = task
         adapter.license = license
         adapter.private = private
-        adapter.save()
+        # Only these: the search columns of this (maybe stale) object are reindex's to write.
+        adapter.save(
+            update_fields=[
+                "description",
+                "description_html",
+                "task",
+                "license",
+                "private",
+                "updated",
+            ]
+        )
         adapter.tags.set(tags_get_or_create(tags))
         adapters_reindex(Adapter.objects.filter(pk=adapter.pk))
     return adapter
@@ -165,6 +175,7 @@ def adapter_delete(*, adapter: Adapter) -> None:
             AdapterFile.objects.filter(version__adapter=adapter).values_list("blob_id", flat=True)
         )
         Adapter.objects.filter(pk=adapter.pk).update(current_version=None, current_r=None)
+        adapter_words_forget(adapter)
         adapter.delete()
         blobs_delete_unreferenced(shas)
 

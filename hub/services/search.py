@@ -7,6 +7,7 @@ SearchWord (what typos are respelled to), after a change or a bulk load.
 
 import math
 import re
+from collections import Counter
 from typing import NamedTuple
 
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
@@ -57,19 +58,22 @@ def adapters_reindex(adapters: QuerySet[Adapter]) -> None:
     adapters = adapters.select_related("base_model", "owner").prefetch_related("tags")
     pks = []
     batch = []
-    words = set()
+    counts = Counter()
+    fields = ["search_text", "search_words"]
     for adapter in adapters.iterator(chunk_size=BATCH):
         adapter.search_text = adapter_search_text(adapter)
         # Private adapters' words stay out: a respelling must not reveal them.
+        words = set()
         if not adapter.private:
-            words |= adapter_words(adapter.name, adapter.description, adapter.search_text)
+            words = adapter_words(adapter.name, adapter.description, adapter.search_text)
+        counts.update(_words_change(adapter, words))
         batch.append(adapter)
         pks.append(adapter.pk)
         if len(batch) >= BATCH:
-            Adapter.objects.bulk_update(batch, ["search_text"])
+            Adapter.objects.bulk_update(batch, fields)
             batch = []
     if batch:
-        Adapter.objects.bulk_update(batch, ["search_text"])
+        Adapter.objects.bulk_update(batch, fields)
     if is_postgres() and pks:
         for start in range(0, len(pks), BATCH):
             Adapter.objects.filter(pk__in=pks[start : start + BATCH]).update(
@@ -77,9 +81,43 @@ def adapters_reindex(adapters: QuerySet[Adapter]) -> None:
                 + SearchVector("search_text", weight="B", config=SEARCH_CONFIG)
                 + SearchVector("description", weight="C", config=SEARCH_CONFIG)
             )
+    search_words_count(counts)
+
+
+def adapter_words_forget(adapter: Adapter) -> None:
+    """Before `adapter` is deleted: its words no longer count for respelling."""
+    words = Adapter.objects.filter(pk=adapter.pk).values_list("search_words", flat=True)
+    search_words_count(Counter({w: -1 for w in (words.first() or "").split()}))
+
+
+def _words_change(adapter: Adapter, words: set[str]) -> dict[str, int]:
+    """Set the words `adapter` counts for (its search_words) to `words`: +1 for each new
+    word, -1 for each dropped one."""
+    old = set(adapter.search_words.split())
+    adapter.search_words = " ".join(sorted(words))
+    return {w: 1 for w in words - old} | {w: -1 for w in old - words}
+
+
+def search_words_count(counts: Counter) -> None:
+    """Apply per-word changes in the number of public adapters using each word; a word no
+    public adapter uses any more is dropped, so a respelling never reveals one that went
+    private, was deleted or left a card."""
+    by_change: dict[int, list[str]] = {}
+    for word, change in counts.items():
+        if change:
+            by_change.setdefault(change, []).append(word)
     SearchWord.objects.bulk_create(
-        [SearchWord(word=word) for word in words], batch_size=BATCH, ignore_conflicts=True
+        [SearchWord(word=w) for w, change in counts.items() if change > 0],
+        batch_size=BATCH,
+        ignore_conflicts=True,
     )
+    for change, words in by_change.items():
+        for start in range(0, len(words), BATCH):
+            chunk = words[start : start + BATCH]
+            SearchWord.objects.filter(word__in=chunk).update(adapters=F("adapters") + change)
+    dropped = [w for w, change in counts.items() if change < 0]
+    for start in range(0, len(dropped), BATCH):
+        SearchWord.objects.filter(word__in=dropped[start : start + BATCH], adapters__lte=0).delete()
 
 
 def adapter_words(*texts: str) -> set[str]:

@@ -17,7 +17,14 @@ PAGE_SIZE = 20
 # Filtered lists and searches count their matches up to here, then show "1,000+"; as many
 # as a search ranks, so that a search that ranked only some of its matches reads "1,000+".
 COUNT_CAP = RANK_POOL
-LIST_DEFERRED = ("description", "search_text", "search_vector", "current_version__config")
+LIST_DEFERRED = (
+    "description",
+    "description_html",
+    "search_text",
+    "search_words",
+    "search_vector",
+    "current_version__config",
+)
 SORTS = {
     "downloads": ("Most downloaded", ("-downloads", "name")),
     "newest": ("Newest", ("-created", "name")),
