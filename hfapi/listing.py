@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from django.db.models import Q
 
 from hub.models import Adapter
-from hub.selectors import adapters_visible
+from hub.selectors import LIST_DEFERRED, adapters_visible
 from hub.services.search import adapters_matching
 
 from .payloads import model_document
@@ -104,14 +104,7 @@ def list_models(query: ListQuery, user) -> tuple[list[dict], bool]:
         order = tuple(key[1:] if key.startswith("-") else "-" + key for key in order)
     adapters = adapters.order_by(*order)
     # A listing never shows the card or the search columns (large on a big catalog).
-    adapters = adapters.prefetch_related("tags").defer(
-        "description",
-        "description_html",
-        "search_text",
-        "search_words",
-        "search_vector",
-        "current_version__config",
-    )
+    adapters = adapters.prefetch_related("tags").defer(*LIST_DEFERRED)
     if query.full:
         adapters = adapters.prefetch_related("current_version__files__blob")
     page = list(adapters[query.offset : query.offset + query.page_size + 1])

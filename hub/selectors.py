@@ -9,6 +9,15 @@ from .models import Adapter, AdapterVersion
 
 COMMIT_PREFIX = re.compile(r"[0-9a-f]{7,40}")
 VERSION_NUMBER = re.compile(r"v(\d{1,9})")
+# Columns a list of adapters never shows (large on a big catalog): cards and search columns.
+LIST_DEFERRED = (
+    "description",
+    "description_html",
+    "search_text",
+    "search_words",
+    "search_vector",
+    "current_version__config",
+)
 
 
 def adapters_visible(user) -> QuerySet[Adapter]:

@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, render
 from ..choices import LICENSE_LABELS, TASK_LABELS
 from ..models import Adapter, BaseModel, Tag
 from ..pagination import KeysFirstPaginator
-from ..selectors import adapter_get_visible, adapters_visible, version_resolve
+from ..selectors import LIST_DEFERRED, adapter_get_visible, adapters_visible, version_resolve
 from ..services.choices_cache import cached_choices
 from ..services.search import RANK_POOL, adapters_search
 
@@ -17,14 +17,6 @@ PAGE_SIZE = 20
 # Filtered lists and searches count their matches up to here, then show "1,000+"; as many
 # as a search ranks, so that a search that ranked only some of its matches reads "1,000+".
 COUNT_CAP = RANK_POOL
-LIST_DEFERRED = (
-    "description",
-    "description_html",
-    "search_text",
-    "search_words",
-    "search_vector",
-    "current_version__config",
-)
 SORTS = {
     "downloads": ("Most downloaded", ("-downloads", "name")),
     "newest": ("Newest", ("-created", "name")),
