@@ -5,15 +5,27 @@ from composer.models import Job
 
 def job_score(job: Job) -> dict | None:
     """The result's held-out exact match (with the base model's beside it) when the job
-    evaluated one, else the best loss the search reached."""
-    composed = ((job.result or {}).get("evaluation") or {}).get("composed")
+    evaluated one (a merge: on its example sets), else the best loss the search reached."""
+    result = job.result or {}
+    composed = (result.get("evaluation") or {}).get("composed")
     if composed:
-        base = job.result["evaluation"].get("base") or {}
+        base = result["evaluation"].get("base") or {}
         return {
             "name": "exact match",
             "value": composed["exact_match"],
             "base": base.get("exact_match"),
             "n": composed.get("n"),
+            "on": "held-out example",
+        }
+    sets = (result.get("merge_evaluation") or {}).get("sets")
+    if sets:  # a merge scored on example sets: the merged adapter over all of them
+        n = sum(s["n"] for s in sets) or 1
+        return {
+            "name": "exact match",
+            "value": sum(s["merged"]["exact_match"] * s["n"] for s in sets) / n,
+            "base": sum(s["base"]["exact_match"] * s["n"] for s in sets) / n,
+            "n": n,
+            "on": "example",
         }
     if job.best_loss is not None:
         return {"name": "best loss", "value": job.best_loss, "base": None, "n": None}

@@ -150,3 +150,22 @@ def test_form_values_cover_a_removed_input(alice, catalog, alice_client):
     assert initial["adapters"] == [catalog["t5-a"].pk]
     page = alice_client.get(reverse("composer:new", args=["merge"]) + f"?from={job.pk}")
     assert "bob/t5-b v1 is no longer in the catalog" in page.content.decode()
+
+
+def test_a_merge_is_scored_on_its_example_sets(alice_client, catalog):
+    job = launch(alice_client, catalog, "merge", merge_method="linear")
+
+    def scored(em: float) -> dict:
+        return {"exact_match": em, "loss": 1.0}
+
+    sets = [
+        {"n": 3, "input": i, "base": scored(b), "parents": [scored(1.0)], "merged": scored(m)}
+        for i, (b, m) in enumerate([(0.0, 1.0), (1.0, 0.0)])
+    ]
+    sets[1]["n"] = 1
+    Job.objects.filter(pk=job.pk).update(
+        status=Job.Status.SUCCEEDED, result={"merge_evaluation": {"sets": sets}}
+    )
+    page = alice_client.get(job.get_absolute_url()).content.decode()
+    assert re.search(r"Exact match 0\.750</strong> on 4 examples \(base model 0\.250\)", page)
+    assert "EM 0.75" in alice_client.get(reverse("composer:list")).content.decode()
