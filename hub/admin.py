@@ -1,8 +1,10 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 
 from .forms import AdminLoginForm
 from .models import Adapter, AdapterFile, AdapterVersion, BaseModel, Blob, Tag
 from .services.adapters import adapter_delete
+from .services.base_models import base_model_register
 
 # The admin's log-in is throttled like the site's.
 admin.site.login_form = AdminLoginForm
@@ -10,8 +12,23 @@ admin.site.login_form = AdminLoginForm
 
 @admin.register(BaseModel)
 class BaseModelAdmin(admin.ModelAdmin):
-    list_display = ["identifier", "architecture", "local_path", "created"]
+    list_display = ["identifier", "architecture", "local_path", "commit", "created"]
     search_fields = ["identifier"]
+    readonly_fields = ["commit", "source"]
+    actions = ["register_files"]
+
+    @admin.action(description="Register the files of their local path (served by id)")
+    def register_files(self, request, queryset):
+        # From an upstream repository: manage.py base_model_register ID --from-hub REPO.
+        for base in queryset:
+            try:
+                base_model_register(base.identifier, base.local_path or "-")
+            except ValidationError as error:
+                self.message_user(
+                    request, f"Base model {base}: {' '.join(error.messages)}", level=messages.ERROR
+                )
+            else:
+                self.message_user(request, f"Base model {base}: files registered.")
 
 
 @admin.register(Tag)

@@ -136,3 +136,25 @@ def test_command_says_when_the_upstream_is_unreachable(db):
     with pytest.raises(CommandError, match="Could not reach"):
         call_command("base_model_register", "x", "--from-hub", "a/b", "--endpoint", dead)
     assert not BaseModel.objects.filter(identifier="x").exists()
+
+
+def test_admin_action_registers_a_folder(db, client, tiny_base, settings, tmp_path):
+    from django.contrib.auth import get_user_model
+    from django.urls import reverse
+
+    settings.MEDIA_ROOT = tmp_path
+    ready = BaseModel.objects.create(identifier="org/ready", local_path=str(tiny_base))
+    empty = BaseModel.objects.create(identifier="org/empty", local_path=str(tmp_path))
+    admin = get_user_model().objects.create_superuser("root", "root@example.com", "pw")
+    client.force_login(admin)
+    response = client.post(
+        reverse("admin:hub_basemodel_changelist"),
+        {"action": "register_files", "_selected_action": [ready.pk, empty.pk], "index": 0},
+        follow=True,
+    )
+    text = response.content.decode()
+    assert "Base model org/ready: files registered." in text and "has no config.json" in text
+    ready.refresh_from_db()
+    empty.refresh_from_db()
+    assert ready.commit and ready.files.filter(filename="model.safetensors").exists()
+    assert not empty.commit
