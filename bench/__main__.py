@@ -17,6 +17,7 @@ BENCHMARKS = {
     "engine_screening": "bench.engine_screening",
     "engine_lego": "bench.engine_lego",
     "engine_merge": "bench.engine_merge",
+    "hostile_inputs": "bench.hostile_inputs",
 }
 
 
