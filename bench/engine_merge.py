@@ -5,10 +5,11 @@ default): one task per
 input domain (disjoint characters), r=16 on every attention and feed-forward projection,
 trained to copy (as the base model does) outside their own domain. Each method merges all K
 with weight 1 at the same merged rank (16; `cat` is exact at rank 16·K and shown for
-reference); LoRA-LEGO twice: with its default units (each input's singular directions) and
-with the stored factors' rows and columns (`lego_raw_units`). Score per task: exact match
-of the merged adapter / exact match of the task's own adapter. Writes
-bench/results/engine_merge_<kind>.json.
+reference); LoRA-LEGO with its defaults and with one choice changed each (`LEGO`); KnOTS.
+Score per task: exact match of the merged adapter / exact match of the task's own adapter;
+beside it the merged ΔW's relative error against the exact sum of the inputs' (mean over
+modules) and, for LEGO, the clusters that mix units of several inputs (of k per module).
+Writes bench/results/engine_merge_<kind>.json.
 """
 
 import argparse
@@ -32,7 +33,13 @@ RESULTS = Path(__file__).parent / "results"
 N_TEST = 100
 # method -> run_merge keyword arguments (or LegoParams fields for the lego rows); all at rank
 # MERGE_R but `cat`.
-LEGO = {"lego": {}, "lego_raw_units": {"units": "raw"}}
+LEGO = {
+    "lego": {},
+    "lego_no_param_reweight": {"param_reweight": False},
+    "lego_normalize": {"normalize": True},
+    "lego_rank1": {"centroid": "rank1"},
+    "lego_raw_units": {"units": "raw"},
+}
 METHODS: dict[str, dict] = {
     **LEGO,
     "cat": {},
@@ -53,13 +60,23 @@ def exact_match(model, tok, adapter, examples) -> float:
     return evaluate_composed(model, tok, examples, [adapter], [1.0], **kwargs)["exact_match"]
 
 
-def merged(method: str, dirs: list[Path], out: Path):
+def merged(method: str, dirs: list[Path], out: Path) -> tuple:
+    """The merged adapter and its run's result dict."""
     weights = [1.0] * len(dirs)
     if method in LEGO:
-        run_lego(dirs, out, LegoParams(k=MERGE_R, weights=weights, **METHODS[method]))
+        res = run_lego(dirs, out, LegoParams(k=MERGE_R, weights=weights, **METHODS[method]))
     else:
-        run_merge(method, dirs, out, weights=weights, **METHODS[method])
-    return load_adapter(out)
+        res = run_merge(method, dirs, out, weights=weights, **METHODS[method])
+    return load_adapter(out), res
+
+
+def delta_error(adapter, inputs) -> float:
+    """Mean over modules of ‖ΔW' − Σ ΔW_i‖ / ‖Σ ΔW_i‖ (the exact sum of the inputs)."""
+    errs = []
+    for name, m in adapter.modules.items():
+        exact = sum(a.modules[name].delta() for a in inputs)
+        errs.append(float((m.delta() - exact).norm() / exact.norm()))
+    return sum(errs) / len(errs)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -84,7 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for method in METHODS:
-            adapter = merged(method, [dirs[t] for t in names], Path(tmp) / method)
+            adapter, res = merged(method, [dirs[t] for t in names], Path(tmp) / method)
             em = {t: exact_match(model, tok, adapter, tests[t]) for t in names}
             norm = {t: em[t] / own_em[t] if own_em[t] else 0.0 for t in names}
             row = {
@@ -93,9 +110,14 @@ def main(argv: list[str] | None = None) -> dict:
                 "exact_match": em,
                 "normalised": norm,
                 "mean_normalised": sum(norm.values()) / len(norm),
+                "delta_relative_error": round(delta_error(adapter, own.values()), 4),
             }
+            if "mixed_clusters" in res:
+                row["mixed_clusters"] = res["mixed_clusters"]
             print(
-                f"{method:16s} rank {adapter.r:3d}  normalised {row['mean_normalised']:.3f}  {em}"
+                f"{method:24s} rank {adapter.r:3d}  normalised {row['mean_normalised']:.3f}  "
+                f"ΔW error {row['delta_relative_error']:.3f}  {em}",
+                flush=True,
             )
             rows.append(row)
     result = {

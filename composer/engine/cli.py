@@ -11,7 +11,7 @@ import warnings
 
 from composer.engine.adapters import one_line
 from composer.engine.baselines import METHODS
-from composer.engine.lego import UNITS, LegoParams
+from composer.engine.lego import CENTROIDS, UNITS, LegoParams
 from composer.engine.lorahub import GUARDS, LOSS_NORMS, MODES, PICKS, LoraHubParams, StepInfo
 
 
@@ -92,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=UNITS,
         default=LegoParams.units,
         help="an input's rank-1 units: its ΔW's singular directions (svd) or its stored A, B",
+    )
+    lego.add_argument(
+        "--centroid",
+        choices=CENTROIDS,
+        default=LegoParams.centroid,
+        help="a cluster's unit: the mean of its members, or the best rank-1 approximation "
+        "of their sum (rank1)",
     )
     lego.add_argument("--max-iter", type=int, default=LegoParams.max_iter)
     lego.add_argument("--seed", type=int, default=0)
@@ -183,6 +190,7 @@ def run_command(args: argparse.Namespace) -> dict:
             output_reweight=not args.no_output_reweight,
             normalize=args.normalize,
             units=args.units,
+            centroid=args.centroid,
             weights=args.weights,
             max_iter=args.max_iter,
             seed=args.seed,
