@@ -6,22 +6,11 @@ from composer.dispatch import job_enqueue
 from composer.example_sets import example_set_rows
 from composer.lifecycle import job_check_limit
 from composer.models import Job, JobInput
-
-NAME_MAX = Job._meta.get_field("name").max_length
+from composer.summary import job_default_name
 
 
 def version_label(version) -> str:
     return f"{version.adapter.full_name} v{version.number}"
-
-
-def job_default_name(kind: str, versions) -> str:
-    """A job named by the user or the task is named so; otherwise after its inputs:
-    "merge of reverse + vowels + 3 more"."""
-    names = [v.adapter.name for v in versions]
-    shown = " + ".join(names[:3]) + (f" + {len(names) - 3} more" if len(names) > 3 else "")
-    verb = {Job.Kind.LORAHUB: "composition", Job.Kind.LEGO: "LEGO merge"}.get(kind, "merge")
-    name = f"{verb} of {shown}"
-    return name if len(name) <= NAME_MAX else name[: NAME_MAX - 1] + "…"
 
 
 @transaction.atomic

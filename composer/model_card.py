@@ -8,7 +8,7 @@ import json
 
 from django.urls import reverse
 
-from composer.summary import parameters_in_words, plural
+from composer.summary import job_default_name, parameters_in_words, plural
 
 SHOWN_EXAMPLES = 5
 
@@ -61,8 +61,9 @@ def model_card(job, labels: list[str], license: str = "") -> str:
     title = job.name or f"{job.get_kind_display()} of {len(labels)} adapters"
     lines = [*front_matter(job, parents, license), f"# {title}", ""]
     lines += [f"Made on LoRA Hub by job #{job.pk} ({job.get_kind_display()}).", ""]
-    if job.name:
-        lines += [f"Task: **{job.name}**", ""]
+    versions = [i.version for i in job.inputs.select_related("version__adapter")]
+    if job.name and job.name != job_default_name(job.kind, [v for v in versions if v]):
+        lines += [f"Task: **{job.name}**", ""]  # named by the user or the task's link
     if job.base_model_id:
         lines += [f"Base model: `{job.base_model.identifier}`", ""]
     if license:

@@ -31,7 +31,7 @@ class Job(models.Model):
     )
     kind = models.CharField(max_length=16, choices=Kind.choices)
     # The user's name for the job, or the task's (a link can preset it), or one made from
-    # the inputs (composer.launch.job_default_name).
+    # the inputs (composer.summary.job_default_name).
     name = models.CharField(max_length=100, blank=True)
     base_model = models.ForeignKey(
         "hub.BaseModel", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"

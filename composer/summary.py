@@ -2,6 +2,18 @@
 
 from composer.models import Job
 
+NAME_MAX = Job._meta.get_field("name").max_length
+
+
+def job_default_name(kind: str, versions) -> str:
+    """A job named by the user or the task is named so; otherwise after its inputs:
+    "merge of reverse + vowels + 3 more"."""
+    names = [v.adapter.name for v in versions]
+    shown = " + ".join(names[:3]) + (f" + {len(names) - 3} more" if len(names) > 3 else "")
+    verb = {Job.Kind.LORAHUB: "composition", Job.Kind.LEGO: "LEGO merge"}.get(kind, "merge")
+    name = f"{verb} of {shown}"
+    return name if len(name) <= NAME_MAX else name[: NAME_MAX - 1] + "…"
+
 
 def job_score(job: Job) -> dict | None:
     """The result's held-out exact match (with the base model's beside it) when the job

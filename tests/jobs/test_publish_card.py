@@ -64,3 +64,11 @@ def test_publish_page_shows_the_proposal(alice_client, named_job):
     assert '<option value="apache-2.0" selected>' in page
     assert "Proposed: the license of every parent." in page
     assert Job.objects.count() == 1
+
+
+def test_an_automatic_name_is_no_task(alice_client, alice, done_job):  # noqa: F811
+    done_job.name = "composition of t5-a + t5-b"  # what job_launch names it
+    done_job.save()
+    alice_client.post(reverse("composer:publish", args=[done_job.pk]), {"name": "auto"})
+    card = Adapter.objects.get(owner=alice, name="auto").description
+    assert card.startswith("# composition of t5-a + t5-b") and "Task:" not in card
