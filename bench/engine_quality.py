@@ -12,7 +12,7 @@ saw the task): 5 examples to compose, 100 other examples to test, exact match of
   pool of N random-weight LoRAs of the candidates' shapes and scale (`random_pool`).
 `--set mix` runs the chained tasks of `synthetic.MIX_TASKS` (two operations that each have
 an adapter) instead of the suite's held-out tasks. Writes
-bench/results/engine_quality_<kind>[_mix].json.
+bench/results/engine_quality_<kind>[_quick][_mix].json.
 """
 
 import argparse
@@ -193,8 +193,8 @@ def main(argv: list[str] | None = None) -> dict:
         print("  ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{v}" for k, v in row.items()))
         result = _result(suite, adapters, rows, complete=len(rows) == len(tasks), t0=t0)
         RESULTS.mkdir(exist_ok=True)
-        suffix_set = "" if args.set == "heldout" else f"_{args.set}"
-        out = RESULTS / f"engine_quality_{suite.kind}{suffix_set}.json"
+        tags = "_quick" * args.quick + ("" if args.set == "heldout" else f"_{args.set}")
+        out = RESULTS / f"engine_quality_{suite.kind}{tags}.json"
         out.write_text(json.dumps(result, indent=2) + "\n")  # after every task
     average = result["average"]
     print("average  " + "  ".join(f"{c}={average[c]:.3f}" for c in COLUMNS))
