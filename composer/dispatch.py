@@ -16,6 +16,7 @@ from celery import current_app
 from django.db import transaction
 
 from composer.lifecycle import job_mark_sent, jobs_reap, jobs_to_send
+from composer.models import Job
 
 log = logging.getLogger(__name__)
 TASK = "composer.tasks.run_job"
@@ -39,12 +40,30 @@ def job_enqueue(job) -> None:
     transaction.on_commit(lambda: job_send(job.pk))
 
 
+def messages_waiting() -> int | None:
+    """How many messages wait in the jobs' queue on the broker; None when unknown."""
+    try:
+        queue = current_app.amqp.router.route({}, TASK)["queue"].name
+        with current_app.connection_for_write() as conn:
+            return conn.default_channel.queue_declare(queue=queue, passive=True).message_count
+    except Exception:
+        log.warning("could not count the queue's messages", exc_info=True)
+        return None
+
+
 def jobs_maintain(queryset=None) -> dict:
-    """Settle jobs of dead workers, then (re)send every queued job whose message may be
-    gone; stops sending at the first failure (the broker is away: the next round retries)."""
+    """Settle jobs of dead workers, then send every queued job whose message may be gone:
+    never sent, or sent long ago while the broker holds fewer messages than jobs wait (so
+    a long queue that is intact gets no duplicates). Stops sending at the first failure
+    (the broker is away: the next round retries)."""
     reaped = jobs_reap(queryset)
+    unsent, stale = jobs_to_send(queryset)
+    if stale:
+        waiting = messages_waiting()
+        if waiting is not None and waiting >= Job.objects.filter(status=Job.Status.QUEUED).count():
+            stale = []
     sent = []
-    for job_id in jobs_to_send(queryset):
+    for job_id in unsent + stale:
         if not job_send(job_id):
             break
         sent.append(job_id)

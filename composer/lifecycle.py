@@ -22,7 +22,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Value, Window
+from django.db.models import Count, F, IntegerField, OuterRef, Subquery, Value, Window
 from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
@@ -189,18 +189,18 @@ def jobs_reap(queryset=None) -> dict[int, str]:
     return outcome
 
 
-def jobs_to_send(queryset=None) -> list[int]:
-    """QUEUED jobs whose message may be gone: never sent (the broker was unreachable, or
-    a re-queue) or sent longer than COMPOSER_QUEUED_STALE_SECONDS ago (a broker that lost
-    its data). A duplicate message is harmless: a job is claimed once."""
+def jobs_to_send(queryset=None) -> tuple[list[int], list[int]]:
+    """QUEUED jobs whose message may be gone, as (never sent, sent long ago): never sent
+    (the broker was unreachable, or a re-queue), or sent longer than
+    COMPOSER_QUEUED_STALE_SECONDS ago (a broker that lost its data). A duplicate message is
+    harmless: a job is claimed once."""
     queryset = Job.objects.all() if queryset is None else queryset
     stale = timezone.now() - timedelta(seconds=settings.COMPOSER_QUEUED_STALE_SECONDS)
-    return list(
-        queryset.filter(status=Status.QUEUED)
-        .filter(Q(sent_at__isnull=True) | Q(sent_at__lt=stale))
-        .order_by("queued_at", "id")
-        .values_list("pk", flat=True)[: settings.COMPOSER_RESEND_BATCH]
-    )
+    batch = settings.COMPOSER_RESEND_BATCH
+    queued = queryset.filter(status=Status.QUEUED).order_by("queued_at", "id")
+    unsent = queued.filter(sent_at__isnull=True).values_list("pk", flat=True)[:batch]
+    old = queued.filter(sent_at__lt=stale).values_list("pk", flat=True)[:batch]
+    return list(unsent), list(old)
 
 
 def job_mark_sent(job_id: int, task_id: str) -> None:

@@ -101,7 +101,7 @@ def test_reaper_requeues_stale_jobs_and_leaves_live_ones(alice, settings):
         **common, worker_host="gpu-7", worker_pid=1, heartbeat_at=now - timedelta(seconds=5)
     )
     assert jobs_reap() == {stale.pk: Status.QUEUED}
-    assert jobs_to_send() == [stale.pk]  # re-queued, its message is sent again
+    assert jobs_to_send() == ([stale.pk], [])  # re-queued, its message is sent again
     stale.refresh_from_db()
     live.refresh_from_db()
     assert stale.status == Status.QUEUED and "gpu-7" in stale.notes[0]
@@ -163,7 +163,7 @@ def test_unsent_and_stale_queued_jobs_are_sent_again(alice, settings):
     for job in (sent_long_ago, sent_now):
         job_mark_sent(job.pk, "t")
     Job.objects.filter(pk=sent_long_ago.pk).update(sent_at=timezone.now() - timedelta(seconds=61))
-    assert jobs_to_send() == [sent_long_ago.pk, never_sent.pk]
+    assert jobs_to_send() == ([never_sent.pk], [sent_long_ago.pk])
 
 
 def test_a_job_killed_past_its_time_limit_fails_once_with_that_reason(job, settings):

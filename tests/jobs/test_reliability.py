@@ -15,7 +15,7 @@ from django.db import close_old_connections, connection
 from django.urls import reverse
 from django.utils import timezone
 
-from composer.dispatch import job_send
+from composer.dispatch import job_send, jobs_maintain
 from composer.engine.examples import Example
 from composer.launch import job_launch
 from composer.lifecycle import job_request_cancel
@@ -97,7 +97,7 @@ def logs(*workers) -> str:
 
 
 def test_jobs_whose_messages_were_lost_run_when_sent_again(
-    own_broker, job_queue, start_worker, client, alice, catalog
+    own_broker, job_queue, start_worker, client, alice, catalog, settings
 ):
     jobs = [lorahub(alice, catalog, budget=3) for _ in range(3)]
     assert own_broker.cli("llen", job_queue) == "3"
@@ -106,6 +106,10 @@ def test_jobs_whose_messages_were_lost_run_when_sent_again(
     client.force_login(alice)
     page = client.get(reverse("composer:status", args=[jobs[2].pk])).content.decode()
     assert 'id="job-position">3</dd>' in page and 'id="job-wait"' in page
+
+    # Their messages are old but all there: an intact queue gets no duplicates.
+    settings.COMPOSER_QUEUED_STALE_SECONDS = 0
+    assert jobs_maintain()["sent"] == [] and own_broker.cli("llen", job_queue) == "3"
 
     own_broker.restart()  # without its data: the three messages are gone
     assert own_broker.cli("llen", job_queue) == "0"
