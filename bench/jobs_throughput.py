@@ -79,20 +79,21 @@ def _setup():
     redis.Redis.from_url(REDIS_URL).flushdb()
 
 
-def _catalog(username: str = "bench"):
-    """A user and three toy adapters for a tiny T5, through the catalog's upload service."""
+def _catalog(username: str = "bench", seed: int = 0):
+    """A user and three toy adapters for a tiny T5, through the catalog's upload service
+    (other seeds make other files: content stored once is not stored again elsewhere)."""
     from django.contrib.auth import get_user_model
 
     from composer.engine.toy import build_tiny_t5, make_random_adapter
     from hub.models import BaseModel
     from hub.services.adapters import adapter_create
 
-    toys = VAR / "toys-v1"
+    toys = VAR / f"toys-v1-{seed}"
     if not (toys / "done").exists():
         build_tiny_t5(toys / "t5")
         for i in range(3):
             make_random_adapter(
-                toys / "t5", toys / f"a{i}", seed=i, init_std=0.2, base_model_name="bench/t5"
+                toys / "t5", toys / f"a{i}", seed=seed + i, init_std=0.2, base_model_name="bench/t5"
             )
         (toys / "done").write_text("1")
     user = get_user_model().objects.create_user(username)
@@ -244,7 +245,7 @@ def _through_s3() -> dict:
     try:
         storages = {"default": s3.storage(), "staticfiles": {"BACKEND": _STATIC}}
         with override_settings(STORAGES=storages, MEDIA_ROOT=VAR / "no-media"):
-            user, base, versions = _catalog("bench-s3")
+            user, base, versions = _catalog("bench-s3", seed=10)
             return {n: _queued(n, user, base, versions, s3=s3) for n in (1, 2)}
     finally:
         s3.stop()
