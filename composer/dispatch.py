@@ -14,6 +14,7 @@ import logging
 
 from celery import current_app
 from django.db import transaction
+from kombu.exceptions import ChannelError
 
 from composer.lifecycle import job_mark_sent, jobs_reap, jobs_to_send
 from composer.models import Job
@@ -46,6 +47,8 @@ def messages_waiting() -> int | None:
         queue = current_app.amqp.router.route({}, TASK)["queue"].name
         with current_app.connection_for_write() as conn:
             return conn.default_channel.queue_declare(queue=queue, passive=True).message_count
+    except ChannelError:  # Redis keeps no empty lists: a queue without messages is "not found"
+        return 0
     except Exception:
         log.warning("could not count the queue's messages", exc_info=True)
         return None
