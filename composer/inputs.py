@@ -28,16 +28,24 @@ class EngineInputs:
 
 def version_dir(version) -> Path:
     """A local PEFT directory with the files of an AdapterVersion."""
-    root = Path(settings.COMPOSER_WORK_DIR) / "adapters"
-    target = root / version.commit
-    if target.is_dir():
-        return target
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{version.commit}-"))
-    try:
+
+    def fill(tmp: Path) -> None:
         for name, blob in flat_files(version):
             with blob_open(blob) as src, open(tmp / name, "wb") as dst:
                 shutil.copyfileobj(src, dst, length=1024 * 1024)
+
+    return folder_once(Path(settings.COMPOSER_WORK_DIR) / "adapters" / version.commit, fill)
+
+
+def folder_once(target: Path, fill) -> Path:
+    """`target`, written by `fill(tmp)` into a temporary sibling then renamed into place
+    (once per machine: a half-written folder is never seen, a concurrent writer wins)."""
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
+    try:
+        fill(tmp)
         try:
             tmp.rename(target)
         except OSError:  # another process materialised it first

@@ -11,7 +11,6 @@ fast lane's time limit, is settled as failed with a message when its page is pol
 import logging
 import re
 import shutil
-import tempfile
 import zipfile
 from datetime import timedelta
 from pathlib import Path
@@ -174,24 +173,15 @@ def _run(trial: Trial) -> dict:
 
 def result_dir(job: Job) -> Path:
     """A local PEFT directory of a finished job's result (its stored zip, unpacked once)."""
-    root = Path(settings.COMPOSER_WORK_DIR) / "results"
-    target = root / f"job-{job.pk}"
-    if target.is_dir():
-        return target
+    from composer.inputs import folder_once
+
     if job.status != Job.Status.SUCCEEDED or not job.result_file:
         raise ValueError(f"Job #{job.pk} has no result to try.")
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".job-{job.pk}-"))
-    try:
+
+    def fill(tmp: Path) -> None:
         with default_storage.open(job.result_file.name, "rb") as fh, zipfile.ZipFile(fh) as zf:
             for name in ("adapter_config.json", "adapter_model.safetensors"):
                 with zf.open(name) as src, open(tmp / name, "wb") as dst:
                     shutil.copyfileobj(src, dst, length=1024 * 1024)
-        try:
-            tmp.rename(target)
-        except OSError:  # another process unpacked it first
-            if not target.is_dir():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+
+    return folder_once(Path(settings.COMPOSER_WORK_DIR) / "results" / f"job-{job.pk}", fill)

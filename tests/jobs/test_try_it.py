@@ -12,8 +12,9 @@ from composer.engine import run
 from composer.models import Job, Trial
 from composer.try_it import trial_launch, try_examples
 from hub.models import AdapterVersion, BaseModel
-from tests.jobs.conftest import _reset_producers, job_wait, wait_for
+from tests.jobs.conftest import job_wait, wait_for
 from tests.jobs.toys import T5_NAME
+from tests.jobs.worker import reset_producers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -27,10 +28,10 @@ def idle_lane(test_broker):
 
     saved = app.conf.task_routes
     app.conf.task_routes = {"composer.fast.*": {"queue": f"idle-{uuid.uuid4().hex[:8]}"}}
-    _reset_producers(app)
+    reset_producers(app)
     yield
     app.conf.task_routes = saved
-    _reset_producers(app)
+    reset_producers(app)
 
 
 @pytest.fixture
