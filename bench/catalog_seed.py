@@ -19,6 +19,7 @@ from django.db import connection
 
 from hub.choices import LICENSES, TASKS
 from hub.models import Adapter, AdapterFile, AdapterVersion, BaseModel, Blob, Tag
+from hub.services.cards import card_render
 from hub.services.choices_cache import choices_invalidate
 from hub.services.search import adapters_reindex
 
@@ -66,8 +67,8 @@ MODULE_SETS = [
 ]
 RANKS = [(4, 10), (8, 30), (16, 30), (32, 15), (64, 10), (128, 5)]
 ADAPTER_COLUMNS = (
-    "id owner_id name description task license private base_model_id downloads created "
-    "updated search_text"
+    "id owner_id name description description_html task license private base_model_id "
+    "downloads created updated search_text search_words card_data"
 ).split()
 VERSION_COLUMNS = (
     "id adapter_id number commit message created_by_id created peft_type r lora_alpha "
@@ -208,6 +209,7 @@ def catalog_seed(n: int, *, seed: int = 0, user_prefix: str = "bench") -> None:
                 owners[i % len(owners)],
                 name,
                 f"# {name}\n\n{card}",
+                card_render(f"# {name}\n\n{card}"),
                 rng.choice(tasks),
                 rng.choice(licenses),
                 rng.random() < PRIVATE_FRACTION,
@@ -216,6 +218,8 @@ def catalog_seed(n: int, *, seed: int = 0, user_prefix: str = "bench") -> None:
                 created,
                 created,
                 "",
+                "",  # search_words: counted by adapters_reindex below
+                "{}",  # card_data: the front matter of a README upload
             ]
         )
         for tag in set(rng.choices(tag_ids, weights=tag_weights, k=rng.randint(1, 5))):

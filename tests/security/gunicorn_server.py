@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from django.conf import settings
+
 ROOT = Path(__file__).resolve().parents[2]
 GET_LOGIN = b"GET /accounts/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
 
@@ -27,6 +29,8 @@ def start(database_url: str, var_dir: Path) -> tuple[subprocess.Popen, int]:
         "MEDIA_ROOT": str(var_dir / "media"),
         "FILE_UPLOAD_TEMP_DIR": str(var_dir / "tmp"),
         "DJANGO_SETTINGS_MODULE": "config.settings",
+        # The tests' sessions must be valid there: the same key (not one generated anew).
+        "SECRET_KEY": settings.SECRET_KEY,
     }
     (var_dir / "tmp").mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -39,14 +43,16 @@ def start(database_url: str, var_dir: Path) -> tuple[subprocess.Popen, int]:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 240  # booting 3 workers on a loaded 2-core machine
     while time.monotonic() < deadline:
         try:
-            status = raw_request(port, GET_LOGIN)[0]
+            status = raw_request(port, GET_LOGIN, timeout=60)[0]
             if status == 200:
                 return process, port
-        except OSError:
+        except (OSError, IndexError, ValueError):  # not listening yet, or a cut answer
             pass
+        if process.poll() is not None:
+            break
         time.sleep(0.3)
     process.kill()
     raise RuntimeError("gunicorn did not start:\n" + (var_dir / "gunicorn.log").read_text())
