@@ -434,10 +434,20 @@ class LegoForm(MergeExamplesForm):
         help_text="The stored factors of a LoRA are one arbitrary basis of its update: "
         "clustering them can lose what each adapter does.",
     )
+    centroid = forms.ChoiceField(
+        required=False,
+        initial="mean",
+        label="A cluster's unit",
+        choices=[
+            ("mean", "the mean of its members, as the paper"),
+            ("rank1", "the best rank-one approximation of their sum (closer to the exact sum)"),
+        ],
+    )
 
     def clean(self):
         cleaned = super().clean()
         cleaned["units"] = cleaned.get("units") or "svd"
+        cleaned["centroid"] = cleaned.get("centroid") or "mean"
         k = cleaned.get("k")
         if not self.errors and k is not None:
             total = sum(v.r for v in self.versions)
@@ -453,6 +463,7 @@ class LegoForm(MergeExamplesForm):
             "param_reweight": c["param_reweight"],
             "output_reweight": c["output_reweight"],
             "units": c["units"],
+            "centroid": c["centroid"],
         }
         if c.get("k") is not None:
             params["k"] = c["k"]

@@ -205,13 +205,15 @@ def test_lego_form_checks_k(alice_client, catalog):
         "param_reweight": True,
         "output_reweight": False,
         "units": "svd",
+        "centroid": "mean",
     }
-    data = {"adapters": adapters, "units": "raw", "output_reweight": "on"}
+    data = {"adapters": adapters, "units": "raw", "output_reweight": "on", "centroid": "rank1"}
     assert alice_client.post(url, data).status_code == 302
     assert Job.objects.latest("pk").parameters == {
         "param_reweight": False,
         "output_reweight": True,
         "units": "raw",
+        "centroid": "rank1",
     }
     r = alice_client.post(url, {"adapters": adapters, "units": "pickle"})
     assert "Select a valid choice" in r.content.decode()
