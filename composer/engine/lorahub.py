@@ -3,7 +3,11 @@
 For every LoRA-targeted module the composed adapter is A' = Σ_i w_i A_i, B' = Σ_i w_i B_i
 (A and B mixed separately, as in the paper). The search minimises
     f(w) = CE(w) + l1 · mean_i |w_i|
-with nevergrad (default `NGOpt`, budget 40, w in [-1.5, 1.5], starting at w = 0).
+with nevergrad (default `NGOpt`, budget 40, w in [-1.5, 1.5]). Two modes:
+- "screen" (default, `compose_screened`): every candidate alone first (one-hot w, batched,
+  see screening.py), then the search over the K best starting at the best one's one-hot;
+  the best point seen is returned, so it is never worse on the examples than picking.
+- "reference": the paper's search over all N weights from w = 0, kept exactly as it was.
 
 What CE is (`LoraHubParams.loss_norm`):
 - "reference" (default, the reference implementation's value): Σ over batches of the batch's
