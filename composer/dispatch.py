@@ -1,4 +1,8 @@
-"""Sending jobs to the workers: the one module that talks to the broker.
+"""Sending work to the workers: the one module that sends messages to the broker.
+
+Every message (jobs, trials, imports and pushes) goes out by task name through `task_send`,
+so it carries none of the sender's time limits: the limits are the worker's own. The queue
+comes from CELERY_TASK_ROUTES by task name (trials and transfers: the fast lane).
 
 A message is a turn for one queued job: the worker that receives it claims the next job in
 the queue's fair order (composer.lifecycle.job_claim_next). Messages go out by task name,
@@ -23,12 +27,17 @@ log = logging.getLogger(__name__)
 TASK = "composer.tasks.run_job"
 
 
+def task_send(name: str, args: tuple, **options):
+    """Send one message for the task `name`, once (the broker's socket timeouts bound it);
+    raises what the broker raises."""
+    return current_app.send_task(name, args, retry=False, **options)
+
+
 def job_send(job_id: int) -> bool:
     """Send one message for the job; False when the broker could not be reached (the job
     stays QUEUED and unsent; a later `jobs_maintain` sends it)."""
     try:
-        # One try: the broker's socket timeouts bound it, and the re-send is the retry.
-        result = current_app.send_task(TASK, (job_id,), retry=False)
+        result = task_send(TASK, (job_id,))  # one try: the re-send is the retry
     except Exception:
         log.warning("job %s: the broker could not be reached; sent later", job_id, exc_info=True)
         return False

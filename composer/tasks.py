@@ -13,6 +13,7 @@ from django.db import connections
 
 from composer.dispatch import jobs_maintain
 from composer.execution import job_execute
+from composer.try_it import TASK as TRIAL_TASK
 from composer.try_it import trial_execute
 
 log = logging.getLogger(__name__)
@@ -26,12 +27,13 @@ def run_job(self, job_id: int | None = None) -> str | None:
 
 
 @shared_task(
-    name="composer.fast.run_trial",
+    name=TRIAL_TASK,
     soft_time_limit=settings.COMPOSER_TRY_TIME_LIMIT,
     time_limit=settings.COMPOSER_TRY_TIME_LIMIT + 10,
 )
 def run_trial(trial_id: int) -> str | None:
-    """A "Try it" trial, on the fast lane (CELERY_TASK_ROUTES: COMPOSER_FAST_QUEUE)."""
+    """A "Try it" trial, on the fast lane (CELERY_TASK_ROUTES: COMPOSER_FAST_QUEUE). Its
+    limits are this worker's COMPOSER_TRY_TIME_LIMIT (messages carry none)."""
     return trial_execute(trial_id)
 
 

@@ -30,6 +30,7 @@ Status = Trial.Status
 # A model card's example rows: | `input` | `output` |
 CARD_EXAMPLE = re.compile(r"^\|\s*`([^`\n]{1,200})`\s*\|\s*`([^`\n]{0,200})`\s*\|", re.MULTILINE)
 MAX_EXAMPLES = 5
+TASK = "composer.fast.run_trial"
 
 
 def try_examples(*, version=None, job=None) -> list[dict]:
@@ -81,10 +82,10 @@ def trial_launch(*, user, text: str, version=None, job=None) -> Trial:
 
 
 def _send(trial: Trial) -> None:
-    from composer.tasks import run_trial
+    from composer.dispatch import task_send
 
     try:
-        run_trial.delay(trial.pk)
+        task_send(TASK, (trial.pk,))
     except Exception:  # the broker is unreachable: say so instead of waiting forever
         log.exception("trial %s: could not be queued", trial.pk)
         Trial.objects.filter(pk=trial.pk, status=Status.QUEUED).update(

@@ -2,9 +2,9 @@
 
 from celery import shared_task
 
-from .transfers import transfer_execute
+from .transfers import TASK, transfer_execute
 
 
-@shared_task(name="hfapi.tasks.run_transfer", soft_time_limit=1800, time_limit=1830)
+@shared_task(name=TASK, soft_time_limit=1800, time_limit=1830)
 def run_transfer(transfer_id: int, token: str = "") -> str | None:
     return transfer_execute(transfer_id, token)

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 Status = Transfer.Status
 MAX_ACTIVE = 2  # transfers waiting or running per user
 PROGRESS_SECONDS = 0.5
+TASK = "hfapi.tasks.run_transfer"
 
 
 def transfer_launch(*, user, kind: str, token: str = "", **fields) -> Transfer:
@@ -40,12 +41,10 @@ def transfer_launch(*, user, kind: str, token: str = "", **fields) -> Transfer:
 
 
 def _send(transfer: Transfer, token: str) -> None:
-    from .tasks import run_transfer
+    from composer.dispatch import task_send
 
     try:
-        run_transfer.apply_async(
-            args=[transfer.pk], kwargs={"token": token}, kwargsrepr="{'token': '***'}"
-        )
+        task_send(TASK, (transfer.pk,), kwargs={"token": token}, kwargsrepr="{'token': '***'}")
     except Exception:
         log.exception("transfer %s: could not be queued", transfer.pk)
         Transfer.objects.filter(pk=transfer.pk, status=Status.QUEUED).update(

@@ -1,9 +1,11 @@
 """Try it: trials run on a fast-lane worker, side by side with the base model, with limits."""
 
+import json
 import uuid
 from datetime import timedelta
 
 import pytest
+import redis
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
@@ -11,6 +13,8 @@ from django.utils import timezone
 from composer.engine import run
 from composer.models import Job, Trial
 from composer.try_it import trial_launch, try_examples
+from hfapi.models import Transfer
+from hfapi.transfers import transfer_launch
 from hub.models import AdapterVersion, BaseModel
 from tests.jobs.conftest import job_wait, wait_for
 from tests.jobs.toys import T5_NAME
@@ -23,13 +27,14 @@ EXAMPLES = '{"input": "abc", "output": "cba"}\n{"input": "lora", "output": "arol
 
 @pytest.fixture
 def idle_lane(test_broker):
-    """Trials go to a queue no worker serves: they stay queued."""
+    """Trials and transfers go to a queue no worker serves: they stay queued."""
     from config.celery import app
 
     saved = app.conf.task_routes
-    app.conf.task_routes = {"composer.fast.*": {"queue": f"idle-{uuid.uuid4().hex[:8]}"}}
+    queue = f"idle-{uuid.uuid4().hex[:8]}"
+    app.conf.task_routes = {"composer.fast.*": {"queue": queue}, "hfapi.tasks.*": {"queue": queue}}
     reset_producers(app)
-    yield
+    yield queue
     app.conf.task_routes = saved
     reset_producers(app)
 
@@ -120,6 +125,21 @@ def test_per_user_limits(settings, alice, catalog, idle_lane):
     with pytest.raises(ValidationError, match="At most 3 tries an hour"):
         trial_launch(user=alice, text="abc", version=version)
     assert Trial.objects.filter(owner=alice).count() == 3
+
+
+def test_fast_lane_messages_carry_no_time_limits_of_the_sender(
+    alice, catalog, settings, broker_url, idle_lane
+):
+    """Trials, imports and pushes go out by name: the fast worker's own limits apply."""
+    trial = trial_launch(user=alice, text="abc", version=fresh_version(catalog["t5-a"]))
+    transfer_launch(user=alice, kind=Transfer.Kind.IMPORT, repo_id="someone/x", token="s3cret")
+    queued = redis.Redis.from_url(broker_url).lrange(idle_lane, 0, -1)
+    headers = {h["task"]: h for h in (json.loads(m)["headers"] for m in queued)}
+    assert set(headers) == {"composer.fast.run_trial", "hfapi.tasks.run_transfer"}
+    assert headers["composer.fast.run_trial"]["argsrepr"] == repr((trial.pk,))
+    assert "s3cret" not in headers["hfapi.tasks.run_transfer"]["kwargsrepr"]
+    for sent in headers.values():
+        assert sent["timelimit"] == [None, None], sent["task"]
 
 
 def test_bad_inputs_are_messages(client, alice, catalog, settings, idle_lane):
