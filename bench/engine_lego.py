@@ -1,4 +1,4 @@
-"""LoRA-LEGO against peft's svd merge on Llama-2-7B shapes: time and peak memory.
+"""LoRA-LEGO against peft's svd merge and KnOTS-TIES on Llama-2-7B shapes: time and peak memory.
 
 20 random adapters, r=16, q_proj and v_proj (4096 × 4096), merged to rank 16 on the CPU with
 one thread. Each merge runs in its own subprocess (`python -m bench.engine_lego --one
@@ -27,7 +27,7 @@ from composer.engine.training import cache_root
 
 RESULTS = Path(__file__).parent / "results"
 N, RANK, LAYERS, HIDDEN = 20, 16, 32, 4096
-METHODS = ("lego", "svd")
+METHODS = ("lego", "svd", "knots_ties")
 COMPARE_LAYERS = 2
 
 
@@ -62,7 +62,7 @@ def one(method: str, out: Path, layers: int) -> dict:
     if method == "lego":
         res = run_lego(dirs, out, LegoParams(k=RANK, device="cpu"))
     else:
-        res = run_merge("svd", dirs, out, rank=RANK)
+        res = run_merge(method, dirs, out, rank=RANK)
     return {
         "method": method,
         "layers": layers,
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
     adapter_dirs(args.layers), adapter_dirs(LAYERS)  # built here, outside the measurements
     both = [measure(m, args.layers) for m in METHODS]
     full = measure("lego", LAYERS)
-    lego, svd = both
+    lego, svd, knots = both
     result = {
         "benchmark": "engine_lego",
         "adapters": N,
@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> dict:
         "lego_all_layers": full,
         "svd_over_lego_time": round(svd["merge_s"] / lego["merge_s"], 2),
         "svd_over_lego_peak_rss": round(svd["peak_rss_mb"] / lego["peak_rss_mb"], 3),
+        "knots_over_lego_time": round(knots["merge_s"] / lego["merge_s"], 2),
+        "knots_over_lego_peak_rss": round(knots["peak_rss_mb"] / lego["peak_rss_mb"], 3),
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "engine_lego.json").write_text(json.dumps(result, indent=2) + "\n")
