@@ -4,7 +4,7 @@ worker on its own schedule):
 - stored adapter files that no Blob names (an upload rolled back after storing them);
 - stored job results that no Job names (a result stored just before a failed final save);
 - temporary upload files of a web process killed mid-upload (FILE_UPLOAD_TEMP_DIR);
-- scratch folders of job attempts killed mid-run, and half-copied inputs and base models
+- scratch folders of job attempts and trials killed mid-run, and half-copied inputs and base models
   (COMPOSER_WORK_DIR).
 
 Each only once older than the grace period, so work in progress is spared; a scratch

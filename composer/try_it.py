@@ -11,7 +11,9 @@ fast lane's time limit, is settled as failed with a message when its page is pol
 import logging
 import re
 import shutil
+import tempfile
 import zipfile
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -151,25 +153,37 @@ def _run(trial: Trial) -> dict:
     from composer.base_model_fetch import base_model_path
     from composer.device import pick_device
     from composer.engine.run import run_try
-    from composer.inputs import version_dir
     from composer.model_cache import process_model_cache
 
     base_dir = base_model_path(trial.base_model)
-    if trial.version is not None:
-        adapter_dir, separator = version_dir(trial.version), ""
-    else:
-        adapter_dir = result_dir(trial.job)
-        separator = trial.job.parameters.get("separator", "")
-    out = run_try(
-        base_dir,
-        adapter_dir,
-        trial.text,
-        device=pick_device(),
-        model_cache=process_model_cache(),
-        separator=separator,
-        max_new_tokens=settings.COMPOSER_TRY_MAX_NEW_TOKENS,
-    )
+    separator = trial.job.parameters.get("separator", "") if trial.job is not None else ""
+    with trial_adapter(trial) as adapter_dir:
+        out = run_try(
+            base_dir,
+            adapter_dir,
+            trial.text,
+            device=pick_device(),
+            model_cache=process_model_cache(),
+            separator=separator,
+            max_new_tokens=settings.COMPOSER_TRY_MAX_NEW_TOKENS,
+        )
     return {"base_output": out["base"], "adapter_output": out["adapter"]}
+
+
+@contextmanager
+def trial_adapter(trial: Trial):
+    """The trial's adapter as a local PEFT folder: a job's result, or a catalog version's
+    files linked from the worker's bounded input cache into a scratch folder of its own
+    (removed afterwards; a worker killed mid-trial leaves it to the sweep)."""
+    from composer.inputs import version_into
+
+    if trial.version is None:
+        yield result_dir(trial.job)
+        return
+    root = Path(settings.COMPOSER_WORK_DIR) / "jobs"
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root, prefix=f"trial-{trial.pk}-") as tmp:
+        yield version_into(trial.version, Path(tmp) / "adapter")
 
 
 def result_dir(job: Job) -> Path:

@@ -209,3 +209,49 @@ def test_two_workers_without_a_shared_disk_share_jobs_and_one_survives_the_other
     finally:
         for w in workers:
             w.stop()
+
+
+@celery
+def test_a_trial_reads_its_adapter_through_the_bounded_cache(
+    on_s3, fast_lane, jobs_env, broker_url, worker_dirs, settings, alice, bob, toys, tmp_path
+):
+    from composer.models import Trial
+    from composer.try_it import trial_launch
+    from tests.jobs.worker import Worker
+
+    settings.MEDIA_ROOT = tmp_path / "no-media-here"  # jobs_env pointed it elsewhere
+    from hub.models import AdapterVersion
+
+    adapter = publish_toys(bob, toys, ["llama-a"])["llama-a"]
+    version = AdapterVersion.objects.get(pk=adapter.current_version_id)  # its base, updated
+    work = tmp_path / "fast-work"
+    worker = Worker(
+        broker_url,
+        worker_dirs / "media",
+        work,
+        worker_dirs / "logs",
+        fast_lane,
+        **on_s3.env(),
+        MEDIA_ROOT=tmp_path / "no-media-on-the-worker",
+        HF_HUB_OFFLINE="0",
+    ).start()
+    try:
+        trial = trial_launch(user=alice, text="hello", version=version)
+
+        def finished():
+            trial.refresh_from_db()
+            return trial.is_finished
+
+        wait_for(finished, 120, message=worker.log_tail())
+        assert trial.status == Trial.Status.DONE, trial.error
+        # Its files came into the worker's sha256-keyed cache only, and its folder is gone.
+        blobs = {f.blob_id for f in version.files.all()}
+        assert blobs <= {p.name for p in (work / "blobs").iterdir()}
+        assert sorted(p.name for p in work.iterdir() if p.name != "base-models") == [
+            "blobs",
+            "jobs",
+        ]
+        assert not any((work / "jobs").iterdir())
+        assert not (tmp_path / "no-media-on-the-worker").exists()
+    finally:
+        worker.stop()
