@@ -5,7 +5,6 @@ none of it, so a server that read (or spooled) the body first would never answer
 """
 
 import pytest
-from django.db import connection
 
 from tests.security import gunicorn_server
 
@@ -16,11 +15,7 @@ MULTIPART = b"multipart/form-data; boundary=xyz"
 @pytest.fixture(scope="module")
 def server(django_db_setup, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("gunicorn")
-    db = connection.settings_dict
-    url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    if connection.vendor != "postgresql":
-        url = f"sqlite:///{db['NAME']}"
-    process, port = gunicorn_server.start(url, tmp_path)
+    process, port = gunicorn_server.start(gunicorn_server.test_database_url(), tmp_path)
     yield port, tmp_path
     process.terminate()
     process.wait(timeout=30)
