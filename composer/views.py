@@ -142,7 +142,7 @@ def status_context(job: Job, publish_form=None) -> dict:
         "score": job_score(job),
         "parameters": parameters_in_words(job),
         "job_tables": job_tables(),
-        "evaluation": evaluation_rows((job.result or {}).get("evaluation")),
+        "evaluation": evaluation_rows(job.result or {}),
         "predictions": prediction_rows((job.result or {}).get("evaluation")),
         "merge_check": merge_check_table((job.result or {}).get("merge_evaluation"), labels),
         "publish_form": publish_form or PublishForm(job=job),
@@ -150,9 +150,11 @@ def status_context(job: Job, publish_form=None) -> dict:
     }
 
 
-def evaluation_rows(evaluation: dict | None) -> list[tuple[str, dict]]:
-    """Held-out evaluation of the base model and of the result, for the table."""
-    if not evaluation:
+def evaluation_rows(result: dict) -> list[tuple[str, dict]]:
+    """Held-out evaluation of the base model and of the result, for the table of jobs
+    without a comparison (_comparison.html shows the same rows among its own)."""
+    evaluation = result.get("evaluation")
+    if not evaluation or result.get("comparison"):
         return []
     names = {"base": "Base model", "composed": "Result"}
     return [(label, evaluation[key]) for key, label in names.items() if key in evaluation]

@@ -17,6 +17,24 @@ PASSWORD = "a-Long-pass-word-42"
 WIDE = "document.documentElement.scrollWidth <= window.innerWidth"
 
 
+COMPARISON = [
+    {"key": "base", "name": "base model", "loss": 3.1, "exact_match": 0.0},
+    {
+        "key": "uniform",
+        "name": "uniform average of the 2 candidates",
+        "loss": 2.0,
+        "exact_match": 0.0,
+    },
+    {
+        "key": "best_single",
+        "name": "best single candidate on the examples: alice/a-rather-long-adapter-name",
+        "loss": 1.5,
+        "exact_match": 0.5,
+    },
+    {"key": "result", "name": "this result", "loss": 1.2, "exact_match": 0.5},
+]
+
+
 def log_in(page, base_url, username):
     page.goto(f"{base_url}/accounts/login/")
     page.fill("#id_username", username)
@@ -59,6 +77,12 @@ def site(django_user_model, make_adapter):
     a = make_adapter(alice, "a-rather-long-adapter-name-for-phones", tags=["reverse", "vowels"])
     b = make_adapter(alice, "second", tags=["reverse"])
     job = finished_job(alice, [a.current_version, b.current_version])
+    compared = finished_job(alice, [a.current_version, b.current_version])
+    compared.result["comparison"] = {"on": "heldout", "n": 2, "rows": COMPARISON}
+    compared.result["evaluation"]["composed"]["predictions"] = [
+        {"input": "a-long-input-" * 6, "output": "cba", "prediction": "cba", "correct": True}
+    ]
+    compared.save()
     trial = Trial.objects.create(
         owner=alice,
         version=a.current_version,
@@ -76,7 +100,14 @@ def site(django_user_model, make_adapter):
         status=Transfer.Status.FAILED,
         error="The upstream hub could not be reached: " + "x" * 80,
     )
-    return {"alice": alice, "adapter": a, "job": job, "trial": trial, "transfer": transfer}
+    return {
+        "alice": alice,
+        "adapter": a,
+        "job": job,
+        "compared": compared,
+        "trial": trial,
+        "transfer": transfer,
+    }
 
 
 def page_paths(site) -> list[str]:
@@ -99,6 +130,7 @@ def page_paths(site) -> list[str]:
         reverse("composer:new", args=["lego"]),
         reverse("composer:new", args=["merge"]) + f"?adapters={a.pk}",
         job.get_absolute_url(),
+        site["compared"].get_absolute_url(),
         reverse("hfapi:tokens"),
         reverse("hfapi:import"),
         reverse("hfapi:push", args=args),
