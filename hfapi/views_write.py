@@ -3,12 +3,15 @@
 from contextlib import ExitStack
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import JsonResponse
 
-from composer.engine import strict_json, strict_yaml
+from composer.engine import strict_json
 from hub.models import Adapter
-from hub.services.adapters import ADAPTER_NAME, adapter_delete
+from hub.services.adapters import ADAPTER_NAME, MAX_TAGS, adapter_delete
+from hub.services.card_metadata import card_metadata
+from hub.services.cards import card_check
 from hub.services.throttle import write_check
 from hub.uploads import body_limit
 
@@ -62,21 +65,19 @@ def _on_main(revision: str, request) -> None:
 
 @api_view(("POST",))
 def validate_yaml(request, auth):
-    """Check a README's YAML front matter, as the client does before committing it."""
+    """Check a README as the client does before committing it, with the limits an upload
+    of that README applies (size, front matter parsed strictly, metadata values)."""
     content = _json(request).get("content") or ""
     if not isinstance(content, str):
         raise ApiError(400, "content must be a string")
     errors = []
-    if content.startswith("---"):
-        front, sep, _ = content[3:].partition("\n---")
-        try:
-            data = strict_yaml.loads(front) if sep else None
-            if sep and data is not None and not isinstance(data, dict):
-                errors.append({"message": "The metadata block must be a YAML mapping"})
-            elif not sep:
-                errors.append({"message": "The metadata block has no closing '---'"})
-        except strict_yaml.YAMLInputError as error:
-            errors.append({"message": f"Invalid YAML in the metadata block: {error}"})
+    try:
+        card_check(content, name="The README")
+        card_metadata(content, MAX_TAGS)
+    except ValidationError as error:
+        errors = [{"message": message} for message in error.messages]
+    if not errors and content.startswith("---") and "\n---" not in content[3:]:
+        errors.append({"message": "The metadata block has no closing '---'"})
     return JsonResponse({"errors": errors, "warnings": []}, status=400 if errors else 200)
 
 

@@ -123,10 +123,16 @@ def test_lfs_oid_that_is_not_a_sha256_is_refused(client, alice, make_adapter, wr
 @pytest.mark.parametrize(
     "content, message",
     [
-        ("---\n" + "[" * 100_000 + "\n---\n", "Invalid YAML in the metadata block"),
-        ("---\na: " + "[" * 40 + "]" * 40 + "\n---\n", "nested more than 32"),
+        ("---\n" + "[" * 100_000 + "\n---\n", "at most 64.0"),
+        ("---\na: " + "[" * 40 + "]" * 40 + "\n---\n", "nested more than 6"),
         ("---\na: &x [1]\nb: *x\n---\n", "aliases"),
         ("---\na: .nan\n---\n", "not finite"),
+        # The limits an upload of the same README applies, under the parser's own.
+        ("---\na: " + "[" * 7 + "]" * 7 + "\n---\n", "nested more than 6"),
+        ("---\nlicense: mit\n---\n" + "x" * 70_000, "at most 64.0"),
+        ("---\ntags: [" + ", ".join(f"t{i}" for i in range(11)) + "]\n---\n", "more than 10 tags"),
+        ("---\ndatasets: ['not a repo id!']\n---\n", "dataset 'not a repo id!' is not valid"),
+        ("---\nlicense: mit\nbase_model: [1, 2]\n---\n", "must be a string or a list"),
     ],
 )
 def test_validate_yaml_refuses_deep_and_aliased_yaml(client, db, content, message):
@@ -134,6 +140,14 @@ def test_validate_yaml_refuses_deep_and_aliased_yaml(client, db, content, messag
         "/api/validate-yaml", json.dumps({"content": content}), content_type="application/json"
     )
     assert response.status_code == 400 and message in response.json()["errors"][0]["message"]
+
+
+def test_validate_yaml_accepts_a_card_an_upload_accepts(client, db):
+    card = "---\nlicense: mit\ntags: [sql]\nbase_model: /local/folder\n---\n# Card\n"
+    response = client.post(
+        "/api/validate-yaml", json.dumps({"content": card}), content_type="application/json"
+    )
+    assert response.status_code == 200 and response.json()["errors"] == []
 
 
 @pytest.mark.parametrize("body", [DEEP, '{"content": 5}', "[1]"])
