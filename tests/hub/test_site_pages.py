@@ -6,6 +6,7 @@ from django.urls import reverse
 
 from composer.models import Job, JobInput, Trial
 from hfapi.models import Transfer
+from tests.jobs.test_comparison import ROWS
 
 pytestmark = [
     pytest.mark.browser,
@@ -17,22 +18,8 @@ PASSWORD = "a-Long-pass-word-42"
 WIDE = "document.documentElement.scrollWidth <= window.innerWidth"
 
 
-COMPARISON = [
-    {"key": "base", "name": "base model", "loss": 3.1, "exact_match": 0.0},
-    {
-        "key": "uniform",
-        "name": "uniform average of the 2 candidates",
-        "loss": 2.0,
-        "exact_match": 0.0,
-    },
-    {
-        "key": "best_single",
-        "name": "best single candidate on the examples: alice/a-rather-long-adapter-name",
-        "loss": 1.5,
-        "exact_match": 0.5,
-    },
-    {"key": "result", "name": "this result", "loss": 1.2, "exact_match": 0.5},
-]
+# The comparison rows with a long adapter name (a phone must not scroll sideways).
+COMPARISON = [{**r, "name": r["name"].replace("t5-a", "alice/" + "a-long-name" * 6)} for r in ROWS]
 
 
 def log_in(page, base_url, username):
