@@ -92,7 +92,9 @@ def card_metadata(card: str, max_tags: int) -> CardMetadata:
         # repository ids are lineage.
         models = [m for m in _strings(data["base_model"], "base models") if REPO_ID.fullmatch(m)]
         if models:
-            meta.extra["base_model"] = list(dict.fromkeys(models))
+            # Kept in the card's own form (one id or a list), as the Hub's card data is.
+            single = isinstance(data["base_model"], str)
+            meta.extra["base_model"] = models[0] if single else list(dict.fromkeys(models))
     if data.get("base_model_relation") in RELATIONS:
         meta.extra["base_model_relation"] = data["base_model_relation"]
     return meta

@@ -6,7 +6,6 @@ import shutil
 
 import pytest
 from django.core.exceptions import ValidationError
-from huggingface_hub.errors import BadRequestError
 
 from hub.models import Adapter
 from hub.services.adapters import adapter_create
@@ -60,9 +59,10 @@ def test_hub_api_upload_takes_the_cards_metadata(api, alice_write, adapter_dir, 
 def test_a_hostile_block_is_refused_through_the_api(api, alice_write, adapter_dir, tmp_path):
     hf = api(alice_write)
     hf.create_repo("deep")
-    # Deeper than card metadata needs, shallow enough for the client's own YAML check.
+    # Deeper than card metadata needs: the hub's /api/validate-yaml, which the client asks
+    # before committing a README, refuses it with the upload's own message.
     deep = "---\nx: " + "[" * 10 + "]" * 10 + "\n---\n"
-    with pytest.raises(BadRequestError) as info:
+    with pytest.raises(ValueError, match="Invalid metadata in README.md") as info:
         hf.upload_folder(repo_id="alice/deep", folder_path=with_card(adapter_dir, tmp_path, deep))
     assert "nested more than 6 levels" in str(info.value)
     assert not Adapter.objects.filter(name="deep").exists()

@@ -15,7 +15,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def manage(tmp_path, *args, **env) -> subprocess.CompletedProcess:
     """manage.py (or, with "-c", python) in a fresh process with `env`."""
-    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY"}}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DEBUG", "SECRET_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    }
     return subprocess.run(
         [sys.executable, *(args if args[0] == "-c" else ("manage.py", *args))],
         cwd=ROOT,
