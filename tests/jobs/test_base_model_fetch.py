@@ -8,6 +8,7 @@ from composer.models import Job
 from hub.models import BaseModel
 from hub.services.base_models import base_model_register
 from tests.jobs.conftest import job_wait
+from tests.jobs.form_data import lorahub_data
 from tests.jobs.toys import T5_NAME
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -46,15 +47,7 @@ def test_a_worker_with_an_empty_cache_downloads_the_base_model(
         COMPOSER_WORK_DIR=work, COMPOSER_BASE_MODEL_ENDPOINT=live_server.url, HF_HUB_OFFLINE="0"
     )
     client.force_login(alice)
-    data = {
-        "candidates": "pick",
-        "adapters": [catalog[n].pk for n in ("t5-a", "t5-b")],
-        "top_n": 2,
-        "examples": EXAMPLES,
-        "budget": 3,
-        "seed": 0,
-        "optimizer": "NGOpt",
-    }
+    data = lorahub_data(catalog, "t5-a", "t5-b", examples=EXAMPLES, budget=3, seed=0)
 
     def launch() -> Job:
         response = client.post(reverse("composer:new", args=["lorahub"]), data)

@@ -5,25 +5,14 @@ from django.urls import reverse
 
 from composer.models import Job
 from hub.models import Adapter, BaseModel
+from tests.jobs import form_data
+from tests.jobs.form_data import ids
 
 EXAMPLES = '{"input": "abc", "output": "cba"}\n{"input": "hello", "output": "olleh"}\n'
 
 
-def ids(catalog, *names):
-    return [catalog[n].pk for n in names]
-
-
 def lorahub_data(catalog, *names, **extra):
-    data = {
-        "candidates": "pick",
-        "adapters": ids(catalog, *names),
-        "top_n": 5,
-        "examples": EXAMPLES,
-        "budget": 12,
-        "seed": 3,
-        "optimizer": "NGOpt",
-    }
-    return {**data, **extra}
+    return form_data.lorahub_data(catalog, *names, **{"examples": EXAMPLES, "top_n": 5, **extra})
 
 
 def test_lorahub_submit_queues_a_job_after_commit(

@@ -21,6 +21,7 @@ from composer.launch import job_launch
 from composer.lifecycle import job_request_cancel
 from composer.models import Job
 from tests.jobs.conftest import job_wait, wait_for
+from tests.jobs.form_data import lorahub_data
 from tests.jobs.redis_server import RedisServer
 from tests.jobs.worker import celery_sending_to, reset_producers
 from tests.services import require
@@ -123,15 +124,8 @@ def test_a_submit_that_cannot_reach_the_broker_keeps_the_job_and_sends_it_later(
     own_broker, start_worker, client, alice, catalog
 ):
     client.force_login(alice)
-    data = {
-        "candidates": "pick",
-        "adapters": [catalog[n].pk for n in ("t5-a", "t5-b")],
-        "top_n": 2,
-        "examples": "abc\tcba\nhello\tolleh\n",
-        "budget": 3,
-        "seed": 0,
-        "optimizer": "NGOpt",
-    }
+    examples = "abc\tcba\nhello\tolleh\n"
+    data = lorahub_data(catalog, "t5-a", "t5-b", examples=examples, budget=3, seed=0)
     own_broker.freeze()  # accepts connections, never answers
     try:
         began = time.monotonic()

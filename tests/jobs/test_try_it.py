@@ -17,6 +17,7 @@ from hfapi.models import Transfer
 from hfapi.transfers import transfer_launch
 from hub.models import AdapterVersion, BaseModel
 from tests.jobs.conftest import job_wait, wait_for
+from tests.jobs.form_data import lorahub_data
 from tests.jobs.toys import T5_NAME
 from tests.jobs.worker import reset_producers
 
@@ -83,15 +84,8 @@ def test_the_fast_lane_does_not_wait_behind_a_long_composition(
 ):
     gpu_worker = worker_factory()
     client.force_login(alice)
-    data = {
-        "candidates": "pick",
-        "adapters": [catalog[n].pk for n in ("t5-a", "t5-b", "t5-c")],
-        "top_n": 3,
-        "examples": EXAMPLES,
-        "budget": 1000,
-        "seed": 0,
-        "optimizer": "NGOpt",
-    }
+    names = ("t5-a", "t5-b", "t5-c")
+    data = lorahub_data(catalog, *names, examples=EXAMPLES, budget=1000, seed=0)
     response = client.post(reverse("composer:new", args=["lorahub"]), data)
     assert response.status_code == 302
     job = Job.objects.latest("pk")
@@ -202,15 +196,7 @@ def test_a_finished_job_can_be_tried(
 ):
     gpu_worker = worker_factory()
     client.force_login(alice)
-    data = {
-        "candidates": "pick",
-        "adapters": [catalog[n].pk for n in ("t5-a", "t5-b")],
-        "top_n": 2,
-        "examples": EXAMPLES,
-        "budget": 3,
-        "seed": 0,
-        "optimizer": "NGOpt",
-    }
+    data = lorahub_data(catalog, "t5-a", "t5-b", examples=EXAMPLES, budget=3, seed=0)
     assert client.post(reverse("composer:new", args=["lorahub"]), data).status_code == 302
     job = job_wait(Job.objects.latest("pk"), Job.FINISHED, worker=gpu_worker)
     assert job.status == Job.Status.SUCCEEDED, job.error
