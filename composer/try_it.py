@@ -172,31 +172,45 @@ def _run(trial: Trial) -> dict:
 
 @contextmanager
 def trial_adapter(trial: Trial):
-    """The trial's adapter as a local PEFT folder: a job's result, or a catalog version's
-    files linked from the worker's bounded input cache into a scratch folder of its own
-    (removed afterwards; a worker killed mid-trial leaves it to the sweep)."""
+    """The trial's adapter as a local PEFT folder of its own (removed afterwards; a worker
+    killed mid-trial leaves it to the sweep): links to the worker's bounded input cache,
+    which holds a catalog version's files or the unpacked files of a job's result."""
     from composer.inputs import version_into
 
-    if trial.version is None:
-        yield result_dir(trial.job)
-        return
     root = Path(settings.COMPOSER_WORK_DIR) / "jobs"
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root, prefix=f"trial-{trial.pk}-") as tmp:
-        yield version_into(trial.version, Path(tmp) / "adapter")
+        folder = Path(tmp) / "adapter"
+        if trial.version is None:
+            yield result_into(trial.job, folder)
+        else:
+            yield version_into(trial.version, folder)
 
 
-def result_dir(job: Job) -> Path:
-    """A local PEFT directory of a finished job's result (its stored zip, unpacked once)."""
-    from composer.inputs import folder_once
+RESULT_FILES = ("adapter_config.json", "adapter_model.safetensors")
+
+
+def result_into(job: Job, folder: Path) -> Path:
+    """`folder`, a new PEFT directory with the files of a finished job's result."""
+    from composer.input_cache import link_cached
 
     if job.status != Job.Status.SUCCEEDED or not job.result_file:
         raise ValueError(f"Job #{job.pk} has no result to try.")
+    folder.mkdir(parents=True)
+    for name in RESULT_FILES:
+        link_cached(lambda name=name: cached_result_file(job, name), folder / name)
+    return folder
 
-    def fill(tmp: Path) -> None:
-        with default_storage.open(job.result_file.name, "rb") as fh, zipfile.ZipFile(fh) as zf:
-            for name in ("adapter_config.json", "adapter_model.safetensors"):
-                with zf.open(name) as src, open(tmp / name, "wb") as dst:
-                    shutil.copyfileobj(src, dst, length=1024 * 1024)
 
-    return folder_once(Path(settings.COMPOSER_WORK_DIR) / "results" / f"job-{job.pk}", fill)
+def cached_result_file(job: Job, name: str) -> Path:
+    """The cached copy of one file of a job's stored result zip, unpacked now if need be."""
+    from composer.input_cache import CHUNK, cache_lookup, cache_store
+
+    key = f"job-{job.pk}-{name}"
+    found = cache_lookup(key)
+    if found is not None:
+        return found
+    with default_storage.open(job.result_file.name, "rb") as fh, zipfile.ZipFile(fh) as zf:
+        with zf.open(name) as src:
+            size = zf.getinfo(name).file_size
+            return cache_store(key, size, lambda dst: shutil.copyfileobj(src, dst, CHUNK))

@@ -2,21 +2,23 @@
 
 import json
 import uuid
+import zipfile
 from datetime import timedelta
 
 import pytest
 import redis
 from django.core.exceptions import ValidationError
+from django.core.files import File
 from django.urls import reverse
 from django.utils import timezone
 
 from composer.engine import run
 from composer.models import Job, Trial
-from composer.try_it import trial_launch, try_examples
+from composer.try_it import RESULT_FILES, trial_adapter, trial_launch, try_examples
 from hfapi.models import Transfer
 from hfapi.transfers import transfer_launch
 from hub.models import AdapterVersion, BaseModel
-from tests.jobs.conftest import job_wait, wait_for
+from tests.jobs.conftest import job_wait, unzip_result, wait_for
 from tests.jobs.form_data import lorahub_data
 from tests.jobs.toys import T5_NAME
 from tests.jobs.worker import reset_producers
@@ -192,7 +194,7 @@ def test_card_examples_are_offered(client, alice, catalog):
 
 @pytest.mark.celery
 def test_a_finished_job_can_be_tried(
-    fast_lane, fast_worker, worker_factory, client, alice, catalog, toys
+    fast_lane, fast_worker, worker_factory, client, alice, catalog, toys, tmp_path
 ):
     gpu_worker = worker_factory()
     client.force_login(alice)
@@ -204,12 +206,41 @@ def test_a_finished_job_can_be_tried(
     assert 'id="try-it"' in page and 'data-input="abc"' in page  # the job's examples
     trial = trial_wait(launch_trial(client, {"job": job.pk, "text": "abc"}), fast_worker)
     assert trial.status == Trial.Status.DONE, trial.error
-    from composer.try_it import result_dir
-
-    direct = run.run_try(toys / "t5", result_dir(job), "abc")
+    direct = run.run_try(toys / "t5", unzip_result(job, tmp_path / "result"), "abc")
     assert (trial.base_output, trial.adapter_output) == (direct["base"], direct["adapter"])
     # Someone else's job cannot be tried.
     client.force_login(catalog["t5-a"].owner)
     assert (
         client.post(reverse("composer:trial_new"), {"job": job.pk, "text": "x"}).status_code == 404
     )
+
+
+def disk_bytes(folder) -> int:
+    """Bytes under `folder`, each file once however many links it has."""
+    files = {p.stat().st_ino: p.stat().st_size for p in folder.rglob("*") if p.is_file()}
+    return sum(files.values())
+
+
+def test_results_tried_in_turn_stay_under_the_input_cache_bound(settings, tmp_path, alice, toys):
+    """Each trial of a job's result unpacks it into the worker's input cache: trying many
+    results in turn never takes more of the worker's disk than that cache's bound."""
+    settings.MEDIA_ROOT, settings.COMPOSER_WORK_DIR = tmp_path / "media", tmp_path / "work"
+    folder = toys / "adapters" / "t5-a"
+    one = sum((folder / name).stat().st_size for name in RESULT_FILES)
+    settings.COMPOSER_INPUT_CACHE_BYTES = int(2.5 * one)  # two results fit, not three
+    base = BaseModel.objects.create(identifier="toy/results")
+    for n in range(6):
+        job = Job.objects.create(owner=alice, kind=Job.Kind.LORAHUB, status=Job.Status.SUCCEEDED)
+        with zipfile.ZipFile(tmp_path / "result.zip", "w") as zf:
+            for name in RESULT_FILES:
+                zf.write(folder / name, name)
+        with open(tmp_path / "result.zip", "rb") as fh:
+            job.result_file.save(f"{n}.zip", File(fh))
+        trial = Trial.objects.create(owner=alice, job=job, base_model=base, text="abc")
+        with trial_adapter(trial) as adapter_dir:
+            for name in RESULT_FILES:
+                assert (adapter_dir / name).read_bytes() == (folder / name).read_bytes()
+            assert disk_bytes(settings.COMPOSER_WORK_DIR) <= settings.COMPOSER_INPUT_CACHE_BYTES
+        assert disk_bytes(settings.COMPOSER_WORK_DIR) <= settings.COMPOSER_INPUT_CACHE_BYTES
+    assert disk_bytes(settings.COMPOSER_WORK_DIR) > one  # the latest results stay cached
+    assert not any((settings.COMPOSER_WORK_DIR / "jobs").iterdir())  # no trial folder left
