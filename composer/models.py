@@ -48,7 +48,8 @@ class Job(models.Model):
     step = models.PositiveIntegerField(default=0)
     budget = models.PositiveIntegerField(default=0)
     best_loss = models.FloatField(null=True, blank=True)
-    # Per-step history: [{"step", "loss", "best_loss", "weights"}], weights of the step.
+    # Per-step history: [{"step", "loss", "best_loss", "weights"}], the step's weights as
+    # {"input position": weight}, non-zeros only (rows written before that hold a list).
     history = models.JSONField(default=list, blank=True)
     weights = models.JSONField(default=list, blank=True)  # weights of the latest step
     best_weights = models.JSONField(default=list, blank=True)

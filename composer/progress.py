@@ -40,6 +40,12 @@ def _round(values, digits: int = 5) -> list[float]:
     return [round(float(v), digits) for v in values]
 
 
+def _sparse(values) -> dict[str, float]:
+    """A step's non-zero weights by input position: a screening step (one candidate alone)
+    is one entry and a search step one per candidate searched, however many were screened."""
+    return {str(i): w for i, w in enumerate(_round(values)) if w}
+
+
 class JobMonitor:
     def __init__(self, job: Job):
         self.job = job
@@ -88,14 +94,14 @@ class JobMonitor:
             "step": int(info.step),
             "loss": round(float(info.loss), 6),
             "best_loss": round(float(info.best_loss), 6),
-            "weights": _round(info.weights),
+            "weights": _sparse(info.weights),
         }
         self.history.append(entry)
         self._pending = {
             "step": entry["step"],
             "budget": int(info.budget),
             "best_loss": entry["best_loss"],
-            "weights": entry["weights"],
+            "weights": _round(info.weights),
             "best_weights": _round(info.best_weights),
         }
         now = time.monotonic()
