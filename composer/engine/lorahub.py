@@ -198,6 +198,8 @@ class LiveComposition:
     - folded (one candidate at a time, a plain Linear, see `_fold_pays`): `set_weights` also
       writes W' = W + s · B'A' for its whole group with one batched matmul, and the module
       computes F.linear(x, W'), no more work per call than the base model's.
+    With `one_hot` the buffer holds the N adapters themselves, P = N candidates each
+    alone (what `set_weights` with the identity writes, without a stack or a matmul).
     """
 
     def __init__(
@@ -206,6 +208,7 @@ class LiveComposition:
         adapters: Sequence[LoraAdapter],
         population: int = 1,
         tokens: float | None = None,  # tokens the modules see per set_weights, if known
+        one_hot: bool = False,  # P = N candidates, each adapter alone (no set_weights)
     ):
         self.names = sorted(adapters[0].modules)
         param = next(model.parameters())
@@ -219,7 +222,8 @@ class LiveComposition:
         for name in self.names:
             m0, module = adapters[0].modules[name], targets[name]
             r = max(a.modules[name].r for a in adapters)
-            fold = population == 1 and _fold_pays(module, m0.d_in, m0.d_out, tokens)
+            fold = population == 1 and not one_hot
+            fold = fold and _fold_pays(module, m0.d_in, m0.d_out, tokens)
             fold = fold and module.weight.nbytes <= fold_room
             fold_room -= fold * module.weight.nbytes
             groups.setdefault((fold, r, m0.d_in, m0.d_out), []).append(name)
@@ -233,19 +237,14 @@ class LiveComposition:
                 self.layout[name] = (offset + g * r * d_in, b_at, r, d_in, d_out)
             offset += G * r * (d_in + d_out)
         self.total = offset
-        # stack [N, total], float32 so that mixing is exact whatever the model's dtype
-        self.stack = torch.zeros(len(adapters), offset, device=self.device)
-        for i, a in enumerate(adapters):
-            for name, (a_at, b_at, r, d_in, d_out) in self.layout.items():
-                m = a.modules[name]
-                A = torch.zeros(r, d_in)
-                A[: m.r] = m.A.float()
-                B = torch.zeros(d_out, r)
-                B[:, : m.r] = m.B.float() * (m.scale / self.scale)
-                self.stack[i, a_at : a_at + r * d_in] = A.flatten().to(self.device)
-                self.stack[i, b_at : b_at + d_out * r] = B.flatten().to(self.device)
-        self.buffer = torch.zeros(population, offset, device=self.device, dtype=self.dtype)
-        self.active = 1  # candidates in the current forward
+        if one_hot:  # candidate i is adapter i: its rows go straight into the buffer
+            self.stack = None
+            self.buffer = self._rows(adapters, self.dtype)
+            self.active = len(adapters)
+        else:  # stack [N, total], float32 so that mixing is exact whatever the model's dtype
+            self.stack = self._rows(adapters, torch.float32)
+            self.buffer = torch.zeros(population, offset, device=self.device, dtype=self.dtype)
+            self.active = 1  # candidates in the current forward
         # per-module views of the buffer, made once (the buffer is only written in place)
         self.views = {name: self._views(name, self.buffer) for name in self.names}
         # per folded group: W [G, d_out, d_in] (a copy of the model's), W' (what the modules
@@ -262,6 +261,17 @@ class LiveComposition:
                 folded.update(zip(members, self.folds[-1][1], strict=True))
         # (module, its own `forward` attribute before, if any): restored by remove()
         self.patched = [self._patch(targets[n], n, folded.get(n)) for n in self.names]
+
+    def _rows(self, adapters: Sequence[LoraAdapter], dtype: torch.dtype) -> torch.Tensor:
+        """[N, total]: row i holds adapter i's A_i and B_i·s_i/s, zero-padded to the rank."""
+        rows = torch.zeros(len(adapters), self.total, device=self.device, dtype=dtype)
+        for row, a in zip(rows, adapters, strict=True):
+            for name, (a_at, b_at, r, d_in, d_out) in self.layout.items():
+                m = a.modules[name]
+                row[a_at : a_at + r * d_in].view(r, d_in)[: m.r] = m.A.float()
+                B = m.B.float() * (m.scale / self.scale)
+                row[b_at : b_at + d_out * r].view(d_out, r)[:, : m.r] = B
+        return rows
 
     def set_weights(self, W: torch.Tensor) -> None:
         """Write candidates W [P, N] into the buffer: one matmul for every module."""

@@ -183,7 +183,13 @@ def lorahub_baselines(model, tok, on, candidates, examples, res, params, names=N
     else:
         scorer = Scorer(model, tok, examples, separator=params.separator)
         _, kept = screen(
-            model, scorer, candidates, l1=params.l1, loss_norm=params.loss_norm, batch=16, keep=1
+            model,
+            scorer,
+            candidates,
+            l1=params.l1,
+            loss_norm=params.loss_norm,
+            batch=params.screen_batch,
+            keep=1,
         )
         index, best = kept[0]
     name = names[index] if names else best.label

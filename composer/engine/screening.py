@@ -3,17 +3,21 @@
 Candidates are LoraAdapters or adapter directories. Directories are loaded a chunk at a
 time and dropped after their forward, so hundreds of adapters never sit in memory at
 once: a chunk holds at most `SCREEN_MAX_BYTES` of stacked weights (and `batch`
-candidates), and only the `keep` best adapters seen so far stay loaded for the search.
+candidates); the next chunk is read while the current one is scored, and only the `keep`
+best adapters seen so far stay loaded for the search.
 
 Each chunk is one batched forward: the examples repeated C times, block c of rows with
-candidate c (a LiveComposition with population C written with the identity matrix).
+candidate c (a one-hot LiveComposition: each candidate's own A and B, no mixing).
 Candidates are screened in a canonical order (see `candidate_key`)
 so that the table, and everything chosen from it, does not depend on the order they were
 listed in: a batched forward's rounding can depend on a row's neighbours.
 """
 
 import heapq
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +27,8 @@ import torch.nn.functional as F
 from composer.engine.adapters import LoraAdapter, LoraModule, adapter_info, load_adapter
 from composer.engine.compat import check_against_model, check_compatible
 
-# Stacked weights of one screening chunk (float32; the composition buffer holds as much again).
+# Stacked weights of one screening chunk (float32, in the composition's buffer; the chunk's
+# adapters and the next chunk's, read meanwhile, hold about as much each).
 SCREEN_MAX_BYTES = 256 << 20
 
 Candidate = LoraAdapter | str | Path
@@ -68,11 +73,20 @@ def screen(
     keep: int,
     should_stop: Callable[[], bool] | None = None,
     on_chunk: Callable[[int, Screened], None] | None = None,
+    prefetch: bool = True,
+    timings: dict[str, float] | None = None,
 ) -> tuple[list[Screened], list[tuple[int, LoraAdapter]]]:
     """Screen `candidates` with `scorer` (a lorahub.Scorer for `model` and the examples).
 
     Returns the table in the caller's order and the `keep` best (index, loaded adapter),
-    best first (equal losses in the canonical order).
+    best first (equal losses in the canonical order). Of candidates with equal content
+    (same sha256) only the first in the canonical order may be kept: a copy adds nothing
+    to a mix; every one has its row in the table.
+    With `prefetch` the next chunk is read and checked in a thread while the current
+    one's forward runs (reading safetensors and hashing release the GIL).
+    `timings`, when given, gets "read_s" (reading and checking the candidates, in
+    whichever thread), "wait_s" (screening waiting for a chunk to be read) and
+    "forward_s" (composing and scoring the chunks).
     `on_chunk(screened_so_far, best_row)` follows every chunk; `should_stop()` is checked
     before each and raises lorahub.Cancelled.
     """
@@ -83,38 +97,72 @@ def screen(
     rank = {i: k for k, i in enumerate(order)}
     rows: dict[int, Screened] = {}
     best: list[tuple[float, int, int, LoraAdapter]] = []  # min-heap of the kept: the worst on top
-    first: LoraAdapter | None = None
-    todo = iter(order)
-    pending = None  # (index, adapter) loaded but over the last chunk's memory cap
-    while len(rows) < n:
-        if should_stop is not None and should_stop():
-            raise Cancelled(len(rows))
-        chunk: list[tuple[int, LoraAdapter]] = []
-        room = SCREEN_MAX_BYTES
-        while len(chunk) < batch and len(rows) + len(chunk) < n:
-            i, a = pending or _load(candidates, next(todo))
-            pending = None
-            if first is None:
-                check_against_model([a], model)
-                first = a
-            else:
-                check_compatible([first, a], "lorahub")
-            room -= adapter_bytes(a)
-            if chunk and room < 0:  # over the memory cap: it opens the next chunk
-                pending = (i, a)
-                break
-            chunk.append((i, a))
-        ces = _chunk_losses(model, scorer, [a for _, a in chunk], loss_norm)
-        for (i, a), ce in zip(chunk, ces, strict=True):
-            rows[i] = Screened(i, a.label, a.sha256, float(ce), float(ce) + l1 / n, adapter_info(a))
-            entry = (-rows[i].loss, -rank[i], i, a)
-            if len(best) < keep:
-                heapq.heappush(best, entry)
-            elif entry > best[0]:
-                heapq.heapreplace(best, entry)
-        if on_chunk is not None:
-            on_chunk(len(rows), min(rows.values(), key=lambda r: (r.loss, rank[r.index])))
+    contents: set[str] = set()  # sha256 of the candidates screened so far
+    clock = {"read_s": 0.0, "wait_s": 0.0, "forward_s": 0.0}
+    chunks = _chunks(model, candidates, order, batch, clock)
+    with ThreadPoolExecutor(max_workers=1) if prefetch else nullcontext() as pool:
+        chunks = _ahead(chunks, pool) if prefetch else chunks
+        while len(rows) < n:
+            if should_stop is not None and should_stop():
+                raise Cancelled(len(rows))
+            t = time.perf_counter()
+            chunk = next(chunks)
+            t_read = time.perf_counter()
+            ces = _chunk_losses(model, scorer, [a for _, a in chunk], loss_norm)
+            clock["wait_s"] += t_read - t
+            clock["forward_s"] += time.perf_counter() - t_read
+            for (i, a), ce in zip(chunk, ces, strict=True):
+                loss = float(ce) + l1 / n
+                rows[i] = Screened(i, a.label, a.sha256, float(ce), loss, adapter_info(a))
+                if a.sha256 in contents:  # a copy of a candidate before it
+                    continue
+                if a.sha256 is not None:
+                    contents.add(a.sha256)
+                entry = (-loss, -rank[i], i, a)
+                if len(best) < keep:
+                    heapq.heappush(best, entry)
+                elif entry > best[0]:
+                    heapq.heapreplace(best, entry)
+            if on_chunk is not None:
+                on_chunk(len(rows), min(rows.values(), key=lambda r: (r.loss, rank[r.index])))
+    if timings is not None:
+        timings.update(clock)
     return [rows[i] for i in range(n)], [(i, a) for _, _, i, a in sorted(best, reverse=True)]
+
+
+def _chunks(
+    model, candidates: Sequence[Candidate], order: list[int], batch: int, clock: dict
+) -> Iterator[list[tuple[int, LoraAdapter]]]:
+    """The candidates in `order`, loaded and checked, in chunks of at most `batch` that
+    stack at most `SCREEN_MAX_BYTES` (or one candidate); `clock["read_s"]` counts the time."""
+    first: LoraAdapter | None = None
+    chunk: list[tuple[int, LoraAdapter]] = []
+    room = SCREEN_MAX_BYTES
+    for i in order:
+        t = time.perf_counter()
+        a = _load(candidates, i)[1]
+        if first is None:
+            check_against_model([a], model)
+            first = a
+        else:
+            check_compatible([first, a], "lorahub")
+        clock["read_s"] += time.perf_counter() - t
+        size = adapter_bytes(a)
+        if chunk and (len(chunk) == batch or size > room):  # `a` opens the next chunk
+            yield chunk
+            chunk, room = [], SCREEN_MAX_BYTES
+        chunk.append((i, a))
+        room -= size
+    if chunk:
+        yield chunk
+
+
+def _ahead(chunks: Iterator, pool: ThreadPoolExecutor) -> Iterator:
+    """`chunks`, each one read in `pool`'s thread while the caller works on the one before."""
+    future = pool.submit(next, chunks, None)
+    while (chunk := future.result()) is not None:
+        future = pool.submit(next, chunks, None)
+        yield chunk
 
 
 def _load(candidates: Sequence[Candidate], i: int) -> tuple[int, LoraAdapter]:
@@ -126,9 +174,8 @@ def _chunk_losses(model, scorer, adapters: list[LoraAdapter], loss_norm: str):
     """CE [C] of each of the C `adapters` alone: one forward (its buffers freed on return)."""
     from composer.engine.lorahub import LiveComposition
 
-    live = LiveComposition(model, adapters, population=len(adapters))
+    live = LiveComposition(model, adapters, one_hot=True)
     try:
-        live.set_weights(torch.eye(len(adapters), dtype=torch.float64))
         return scorer.losses(len(adapters), norm=loss_norm).numpy()
     finally:
         live.remove()

@@ -97,11 +97,24 @@ def test_screening_is_deterministic_and_independent_of_the_order(t5, pool, examp
     assert [perm[i] for i in c.selected] == a.selected
     assert [c.weights[perm.index(i)] for i in range(n)] == a.weights
     assert c.history == a.history
+    kept = [a.screening[i]["sha256"] for i in a.selected]
+    assert len(set(kept)) == len(kept) == 3  # one of each pair of copies at most
 
 
-def test_candidates_are_streamed_in_chunks_under_the_memory_cap(t5, pool, examples, monkeypatch):
-    """Directories are loaded a chunk at a time; besides the chunk only the K best so far
-    (and the first, the reference for compatibility) stay loaded."""
+def screen(kit, candidates, examples, **kwargs):
+    """screening.screen with the defaults of a job (l1 0.05, reference loss)."""
+    scorer = Scorer(kit.model, kit.tok, examples)
+    kwargs = {"l1": 0.05, "loss_norm": "reference", "batch": 4, "keep": 3} | kwargs
+    return screening.screen(kit.model, scorer, candidates, **kwargs)
+
+
+@pytest.mark.parametrize("prefetch", [False, True])
+def test_candidates_are_streamed_in_chunks_under_the_memory_cap(
+    t5, pool, examples, monkeypatch, prefetch
+):
+    """Directories are loaded a chunk at a time; besides the chunk only the candidate that
+    opens the next one, the K best so far and the first (the reference for compatibility)
+    stay loaded, and with prefetch the next chunk, read meanwhile."""
     alive, peak = set(), [0]
     load = screening.load_adapter
 
@@ -117,17 +130,58 @@ def test_candidates_are_streamed_in_chunks_under_the_memory_cap(t5, pool, exampl
     size = screening.adapter_bytes(t5.loaded(pool[:1])[0])
     monkeypatch.setattr(screening, "SCREEN_MAX_BYTES", 2 * size)  # two adapters a chunk
     chunks = []
-    params = LoraHubParams(budget=6, top_k=1, screen_batch=16)
-    res = compose(
-        t5.model, t5.tok, pool, examples, params, on_step=lambda info: chunks.append(info.step)
+    table, _ = screen(
+        t5,
+        pool,
+        examples,
+        batch=16,
+        keep=1,
+        prefetch=prefetch,
+        on_chunk=lambda done, _: chunks.append(done),
     )
     assert chunks == [2, 4, 6]
-    # chunk (2) + the one that did not fit + the best kept + the first
-    assert peak[0] <= 5
-    unbounded = compose(t5.model, t5.tok, t5.loaded(pool), examples, params)
-    np.testing.assert_allclose(
-        [r["ce"] for r in res.screening], [r["ce"] for r in unbounded.screening], rtol=1e-5
-    )
+    assert peak[0] <= (7 if prefetch else 5)
+    unbounded, _ = screen(t5, t5.loaded(pool), examples, batch=16, keep=1)
+    np.testing.assert_allclose([r.ce for r in table], [r.ce for r in unbounded], rtol=1e-5)
+
+
+def test_prefetch_gives_the_same_table_as_reading_in_turn(t5, pool, examples):
+    timings = {}
+    ahead, kept_ahead = screen(t5, pool, examples, prefetch=True, timings=timings)
+    in_turn, kept_in_turn = screen(t5, pool, examples, prefetch=False)
+    assert [r.row() for r in ahead] == [r.row() for r in in_turn]
+    assert [i for i, _ in kept_ahead] == [i for i, _ in kept_in_turn]
+    assert set(timings) == {"read_s", "wait_s", "forward_s"}
+    assert timings["read_s"] > 0 and timings["forward_s"] > 0
+
+
+def test_a_copy_of_a_candidate_is_kept_once(t5, pool, examples, tmp_path):
+    """Copies (same sha256) each get their row, but only the first in the canonical order
+    may be kept for the search: a copy adds nothing to a mix."""
+    twins = [Path(shutil.copytree(d, tmp_path / f"copy-{d.name}")) for d in pool]
+    both = twins + pool
+    table, kept = screen(t5, both, examples, keep=len(both))
+    assert len(table) == len(both) and len({r.sha256 for r in table}) == len(pool)
+    first = {}
+    for i in sorted(range(len(both)), key=lambda i: screening.candidate_key(both[i])):
+        first.setdefault(table[i].sha256, i)
+    assert sorted(i for i, _ in kept) == sorted(first.values())
+    res = compose(t5.model, t5.tok, both, examples, LoraHubParams(budget=12, top_k=4))
+    assert sorted(res.selected) == sorted(first[table[i].sha256] for i in res.selected)
+    assert len(res.selected) == 4
+
+
+def test_one_hot_composition_is_the_identity_written_by_set_weights(t5, examples):
+    """Each candidate's own A and B, as set_weights with the identity writes them, to the
+    bit, also with mixed ranks and scalings."""
+    adapters = t5.loaded(t5.adapters) + [t5.loaded([t5.adapter("r8", r=8, alpha=32)])[0]]
+    mixed = LiveComposition(t5.model, adapters, population=len(adapters))
+    mixed.set_weights(torch.eye(len(adapters), dtype=torch.float64))
+    mixed.remove()
+    alone = LiveComposition(t5.model, adapters, one_hot=True)
+    alone.remove()
+    assert alone.scale == mixed.scale and alone.active == len(adapters)
+    assert torch.equal(alone.buffer, mixed.buffer)
 
 
 def test_cancelled_while_screening(t5, pool, examples):
