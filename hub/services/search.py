@@ -11,7 +11,7 @@ from collections import Counter
 from typing import NamedTuple
 
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Length
@@ -51,36 +51,43 @@ def adapter_search_text(adapter: Adapter) -> str:
 
 
 def adapters_reindex(adapters: QuerySet[Adapter]) -> None:
-    """Refresh search_text (and, on PostgreSQL, search_vector) of these adapters.
+    """Refresh search_text (and, on PostgreSQL, search_vector) of these adapters, and the
+    counts of their words in SearchWord.
 
-    Weights: name A, tags/task/base model B, model card C.
+    Weights: name A, tags/task/base model B, model card C. Each BATCH of adapters is one
+    transaction that locks their rows before reading the words they count for, so two
+    reindexes of one adapter at once count its words once.
     """
-    adapters = adapters.select_related("base_model", "owner").prefetch_related("tags")
-    pks = []
-    batch = []
+    pks = list(adapters.order_by("pk").values_list("pk", flat=True))
+    for start in range(0, len(pks), BATCH):
+        with transaction.atomic():
+            _reindex(pks[start : start + BATCH])
+
+
+def _reindex(pks: list[int]) -> None:
+    locked = (
+        Adapter.objects.filter(pk__in=pks)
+        .order_by("pk")
+        .select_for_update(of=("self",))
+        .select_related("base_model", "owner")
+        .prefetch_related("tags")
+    )
+    adapters = list(locked)
     counts = Counter()
-    fields = ["search_text", "search_words"]
-    for adapter in adapters.iterator(chunk_size=BATCH):
+    for adapter in adapters:
         adapter.search_text = adapter_search_text(adapter)
         # Private adapters' words stay out: a respelling must not reveal them.
         words = set()
         if not adapter.private:
             words = adapter_words(adapter.name, adapter.description, adapter.search_text)
         counts.update(_words_change(adapter, words))
-        batch.append(adapter)
-        pks.append(adapter.pk)
-        if len(batch) >= BATCH:
-            Adapter.objects.bulk_update(batch, fields)
-            batch = []
-    if batch:
-        Adapter.objects.bulk_update(batch, fields)
-    if is_postgres() and pks:
-        for start in range(0, len(pks), BATCH):
-            Adapter.objects.filter(pk__in=pks[start : start + BATCH]).update(
-                search_vector=SearchVector("name", weight="A", config=SEARCH_CONFIG)
-                + SearchVector("search_text", weight="B", config=SEARCH_CONFIG)
-                + SearchVector("description", weight="C", config=SEARCH_CONFIG)
-            )
+    Adapter.objects.bulk_update(adapters, ["search_text", "search_words"])
+    if is_postgres() and adapters:
+        Adapter.objects.filter(pk__in=pks).update(
+            search_vector=SearchVector("name", weight="A", config=SEARCH_CONFIG)
+            + SearchVector("search_text", weight="B", config=SEARCH_CONFIG)
+            + SearchVector("description", weight="C", config=SEARCH_CONFIG)
+        )
     search_words_count(counts)
 
 
@@ -101,16 +108,19 @@ def _words_change(adapter: Adapter, words: set[str]) -> dict[str, int]:
 def search_words_count(counts: Counter) -> None:
     """Apply per-word changes in the number of public adapters using each word; a word no
     public adapter uses any more is dropped, so a respelling never reveals one that went
-    private, was deleted or left a card."""
+    private, was deleted or left a card.
+
+    Additions are upserts that add to the stored count: one that meets another
+    transaction dropping the same word at 0 inserts it again when that one commits, rather
+    than updating a row that is gone.
+    """
+    added = sorted((w, change) for w, change in counts.items() if change > 0)
+    for start in range(0, len(added), BATCH):
+        _words_add(added[start : start + BATCH])
     by_change: dict[int, list[str]] = {}
-    for word, change in counts.items():
-        if change:
+    for word, change in sorted(counts.items()):
+        if change < 0:
             by_change.setdefault(change, []).append(word)
-    SearchWord.objects.bulk_create(
-        [SearchWord(word=w) for w, change in counts.items() if change > 0],
-        batch_size=BATCH,
-        ignore_conflicts=True,
-    )
     for change, words in by_change.items():
         for start in range(0, len(words), BATCH):
             chunk = words[start : start + BATCH]
@@ -118,6 +128,17 @@ def search_words_count(counts: Counter) -> None:
     dropped = [w for w, change in counts.items() if change < 0]
     for start in range(0, len(dropped), BATCH):
         SearchWord.objects.filter(word__in=dropped[start : start + BATCH], adapters__lte=0).delete()
+
+
+def _words_add(rows: list[tuple[str, int]]) -> None:
+    """Add to the counts of these words, inserting the words not stored yet."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO hub_searchword AS s (word, adapters) VALUES "
+            + ", ".join(["(%s, %s)"] * len(rows))
+            + " ON CONFLICT (word) DO UPDATE SET adapters = s.adapters + excluded.adapters",
+            [value for row in rows for value in row],
+        )
 
 
 def adapter_words(*texts: str) -> set[str]:
