@@ -5,8 +5,8 @@ so it carries none of the sender's time limits: the limits are the worker's own.
 comes from CELERY_TASK_ROUTES by task name (trials and transfers: the fast lane).
 
 A message is a turn for one queued job: the worker that receives it claims the next job in
-the queue's fair order (composer.lifecycle.job_claim_next). Messages go out by task name,
-so they carry none of the sender's time limits: the limits are the worker's own.
+the queue's fair order (composer.lifecycle.job_claim_next), or none when every queued job's
+owner is at the running cap; so when a job ends, its owner's next queued job gets a turn.
 
 A job's row is the source of truth and its message is disposable. Whatever loses messages
 (a broker unreachable at submit, a Redis restarted without its data, a re-queue after a dead
@@ -48,6 +48,15 @@ def job_send(job_id: int) -> bool:
 def job_enqueue(job) -> None:
     """Send the job's message once the transaction that created the job has committed."""
     transaction.on_commit(lambda: job_send(job.pk))
+
+
+def job_turn_for_owner(owner_id: int) -> None:
+    """A job of this owner ended: their oldest queued job gets a turn. The running cap may
+    have left it queued when its own message came (that turn was used up)."""
+    waiting = Job.objects.filter(owner=owner_id, status=Job.Status.QUEUED)
+    job_id = waiting.order_by("queued_at", "id").values_list("pk", flat=True).first()
+    if job_id is not None:
+        job_send(job_id)
 
 
 def messages_waiting() -> int | None:

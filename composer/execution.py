@@ -9,7 +9,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 from composer.device import pick_device
-from composer.dispatch import jobs_maintain
+from composer.dispatch import job_turn_for_owner, jobs_maintain
 from composer.lifecycle import job_claim_next, job_finish, time_limit_message
 from composer.models import Job
 from composer.progress import JobMonitor, db_retry
@@ -24,7 +24,7 @@ def job_execute(sent_for: int | None, *, task_id: str = "") -> str | None:
     device = pick_device()
     job = job_claim_next(device=device, task_id=task_id)
     if job is None:
-        log.info("message for job %s: no queued job left to run; dropped", sent_for)
+        log.info("message for job %s: no queued job may run now; dropped", sent_for)
         return None
     log.info("job %s: started (message sent for job %s)", job.pk, sent_for)
     work_root = Path(settings.COMPOSER_WORK_DIR) / "jobs"
@@ -45,6 +45,7 @@ def job_execute(sent_for: int | None, *, task_id: str = "") -> str | None:
 
         result_delete(stored)
     log.info("job %s: %s", job.pk, status)
+    job_turn_for_owner(job.owner_id)
     return status
 
 

@@ -12,7 +12,9 @@ racing for the same job cannot both win:
 
 The queue is fair between users: a message does not name the job a worker runs; the worker
 claims the queued job whose owner has the fewest jobs running or ahead of it (round robin
-between users, oldest first within a round).
+between users, oldest first within a round), skipping owners who already have
+COMPOSER_MAX_RUNNING_JOBS_PER_USER jobs running (their jobs stay queued), so one user's
+queue cannot occupy every worker.
 """
 
 import logging
@@ -22,6 +24,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.db.models import Count, F, IntegerField, OuterRef, Subquery, Value, Window
 from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
@@ -76,7 +79,8 @@ def queue_order():
     )
     return (
         Job.objects.filter(status=Status.QUEUED)
-        .annotate(turn=Coalesce(Subquery(running, output_field=IntegerField()), Value(0)) + rank)
+        .annotate(owner_running=Coalesce(Subquery(running, output_field=IntegerField()), Value(0)))
+        .annotate(turn=F("owner_running") + rank)
         .order_by("turn", "queued_at", "id")
     )
 
@@ -89,6 +93,19 @@ def queue_position(job: Job, most: int = 1000) -> int | None:
         if pk == job.pk:
             return position
     return None
+
+
+def running_count(owner_id: int) -> int:
+    return Job.objects.filter(owner=owner_id, status=Status.RUNNING).count()
+
+
+def held_by_cap(job: Job) -> int | None:
+    """COMPOSER_MAX_RUNNING_JOBS_PER_USER when `job` is queued and its owner has that many
+    jobs running (it starts when one of them ends), else None."""
+    cap = settings.COMPOSER_MAX_RUNNING_JOBS_PER_USER
+    if job.status != Status.QUEUED or running_count(job.owner_id) < cap:
+        return None
+    return cap
 
 
 def pid_alive(pid: int) -> bool:
@@ -211,9 +228,23 @@ def job_mark_sent(job_id: int, task_id: str) -> None:
 
 def job_claim(job_id: int, *, device: str, task_id: str = "") -> Job | None:
     """Make this worker process the job's only runner, or return None (the job is running
-    elsewhere, finished or cancelled)."""
+    elsewhere, finished or cancelled, or its owner has their most jobs running at once)."""
+    with transaction.atomic():
+        owner = Job.objects.filter(pk=job_id, status=Status.QUEUED).values("owner").first()
+        if owner is None:
+            return None
+        # The owner's row stays locked until the claim commits: two workers cannot both
+        # take a user's last running slot.
+        get_user_model().objects.select_for_update().filter(pk=owner["owner"]).first()
+        if running_count(owner["owner"]) >= settings.COMPOSER_MAX_RUNNING_JOBS_PER_USER:
+            return None
+        claimed = _claim(job_id, device=device, task_id=task_id)
+    return Job.objects.get(pk=job_id) if claimed else None
+
+
+def _claim(job_id: int, *, device: str, task_id: str) -> int:
     now = timezone.now()
-    claimed = Job.objects.filter(pk=job_id, status=Status.QUEUED).update(
+    return Job.objects.filter(pk=job_id, status=Status.QUEUED).update(
         status=Status.RUNNING,
         attempts=F("attempts") + 1,
         started_at=now,
@@ -230,12 +261,14 @@ def job_claim(job_id: int, *, device: str, task_id: str = "") -> Job | None:
         best_weights=[],
         error="",
     )
-    return Job.objects.get(pk=job_id) if claimed else None
 
 
 def job_claim_next(*, device: str, task_id: str = "") -> Job | None:
-    """Claim the first queued job in the fair order that no other worker took first."""
-    for job_id in queue_order().values_list("pk", flat=True)[:50]:
+    """Claim the first queued job in the fair order, of an owner below the running cap,
+    that no other worker took first."""
+    cap = settings.COMPOSER_MAX_RUNNING_JOBS_PER_USER
+    claimable = queue_order().filter(owner_running__lt=cap)
+    for job_id in claimable.values_list("pk", flat=True)[:50]:
         job = job_claim(job_id, device=device, task_id=task_id)
         if job is not None:
             return job

@@ -18,6 +18,7 @@ from composer.forms import FORMS, PublishForm
 from composer.lifecycle import (
     JobLimitReached,
     active_limit_message,
+    held_by_cap,
     job_request_cancel,
     queue_position,
 )
@@ -147,6 +148,7 @@ def status_context(job: Job, publish_form=None) -> dict:
         "merge_check": merge_check_table((job.result or {}).get("merge_evaluation"), labels),
         "publish_form": publish_form or PublishForm(job=job),
         "queue_position": queue_position(job) if job.status == Job.Status.QUEUED else None,
+        "held_by_cap": held_by_cap(job),
     }
 
 

@@ -333,6 +333,8 @@ COMPOSER_SWEEP_SECONDS = float(os.environ.get("COMPOSER_SWEEP_SECONDS", "3600"))
 COMPOSER_SWEEP_GRACE_SECONDS = float(os.environ.get("COMPOSER_SWEEP_GRACE_SECONDS", "86400"))
 # Jobs one user may have queued or running at once; the queue takes users in turn.
 COMPOSER_MAX_ACTIVE_JOBS_PER_USER = env_int("COMPOSER_MAX_ACTIVE_JOBS_PER_USER", 4)
+# Jobs of one user running at once (on all workers together); the rest wait in the queue.
+COMPOSER_MAX_RUNNING_JOBS_PER_USER = env_int("COMPOSER_MAX_RUNNING_JOBS_PER_USER", 2)
 # Try it: per-user limits, the input's size, the output's length and the fast lane's limits.
 COMPOSER_TRY_MAX_ACTIVE = env_int("COMPOSER_TRY_MAX_ACTIVE", 2)
 COMPOSER_TRY_PER_HOUR = env_int("COMPOSER_TRY_PER_HOUR", 60)

@@ -1,10 +1,11 @@
 """Fixtures of the jobs tests: a real Celery worker, the test broker, toy catalog adapters."""
 
+import threading
 import time
 import uuid
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from tests.jobs.worker import Worker, celery_sending_to, reset_producers
 from tests.services import REDIS_HOST, REDIS_PORT, TEST_REDIS_URL, port_open, require
@@ -19,6 +20,47 @@ def wait_for(predicate, timeout: float = 60, interval: float = 0.05, message: st
             return value
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout}s: {message}")
+
+
+def lock_waiters() -> int:
+    """Sessions of this database waiting for a lock now."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0]
+
+
+def race(*calls, timeout: float = 60) -> list:
+    """Run `calls` at once on PostgreSQL, each in a thread (and a connection) of its own, so
+    that they really meet: writes to the jobs table wait behind a lock held here until every
+    call waits for a lock (that one, or a row another call holds). Their results, in order."""
+    from composer.models import Job
+
+    results, errors = [None] * len(calls), []
+
+    def run(i: int, call) -> None:
+        try:
+            results[i] = call()
+        except BaseException as exc:  # re-raised in the test's thread
+            errors.append(exc)
+        finally:
+            connection.close()  # this thread's own
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {Job._meta.db_table} IN SHARE ROW EXCLUSIVE MODE")
+        for t in threads:
+            t.start()
+        wait_for(lambda: lock_waiters() >= len(calls), timeout, message="the calls never met")
+    for t in threads:
+        t.join(timeout)
+    if errors:
+        raise errors[0]
+    return results
 
 
 @pytest.fixture(autouse=True)

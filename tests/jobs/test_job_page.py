@@ -3,6 +3,7 @@
 import re
 
 from django.urls import reverse
+from django.utils import timezone
 
 from composer.forms import FORMS
 from composer.models import Job, JobInput
@@ -169,3 +170,17 @@ def test_a_merge_is_scored_on_its_example_sets(alice_client, catalog):
     page = alice_client.get(job.get_absolute_url()).content.decode()
     assert re.search(r"Exact match 0\.750</strong> on 4 examples \(base model 0\.250\)", page)
     assert "EM 0.75" in alice_client.get(reverse("composer:list")).content.decode()
+
+
+def test_a_job_held_by_the_running_cap_says_why(alice_client, alice, settings):
+    settings.COMPOSER_MAX_RUNNING_JOBS_PER_USER = 2
+    running = {"status": Job.Status.RUNNING, "heartbeat_at": timezone.now(), "worker_host": "gpu-7"}
+    Job.objects.create(owner=alice, kind=Job.Kind.LEGO, **running)
+    job = Job.objects.create(owner=alice, kind=Job.Kind.LEGO)
+
+    def page():
+        return alice_client.get(reverse("composer:status", args=[job.pk])).content.decode()
+
+    assert 'id="job-held"' not in page()
+    Job.objects.create(owner=alice, kind=Job.Kind.LEGO, **running)
+    assert "You have 2 jobs running, the most allowed at once" in page()

@@ -1,16 +1,14 @@
 """Launch forms: what can be checked is checked at submit; a job that cannot work never queues."""
 
-import threading
-
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
 from composer.models import Job
 from hub.models import Adapter, BaseModel
 from tests.jobs import form_data
-from tests.jobs.conftest import wait_for
+from tests.jobs.conftest import race
 from tests.jobs.form_data import ids
 from tests.services import require
 
@@ -308,47 +306,22 @@ def test_merge_examples_need_a_base_model_the_workers_have(alice_client, catalog
     assert alice_client.post(url, data).status_code == 302  # without examples it needs none
 
 
-def lock_waiters() -> int:
-    """Sessions of this database waiting for a lock now."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_stat_clear_snapshot()")
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        return cursor.fetchone()[0]
-
-
 @pytest.mark.django_db(transaction=True)
 def test_two_submits_at_once_cannot_both_pass_the_job_limit(alice, catalog, settings, test_broker):
     """Two submits race on PostgreSQL: both count alice's active jobs before either has
-    inserted its own (inserts into the jobs table wait behind a lock this test holds until
-    both submits are inside job_launch). The lock on alice's row makes the second count
-    wait for the first submit's commit, so one of them is refused."""
+    inserted its own. The lock on alice's row makes the second count wait for the first
+    submit's commit, so one of them is refused."""
     require(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL)")
     settings.COMPOSER_MAX_ACTIVE_JOBS_PER_USER = 2
     Job.objects.create(owner=alice, kind=Job.Kind.LEGO)  # queued
     data = lorahub_data(catalog, "t5-a", "t5-b")
-    responses = []
 
     def submit():
-        try:
-            client = Client()
-            client.force_login(alice)
-            responses.append(client.post(reverse("composer:new", args=["lorahub"]), data))
-        finally:
-            connection.close()  # this thread's own
+        client = Client()
+        client.force_login(alice)
+        return client.post(reverse("composer:new", args=["lorahub"]), data)
 
-    threads = [threading.Thread(target=submit) for _ in range(2)]
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(f"LOCK TABLE {Job._meta.db_table} IN SHARE ROW EXCLUSIVE MODE")
-        for t in threads:
-            t.start()
-        wait_for(lambda: lock_waiters() >= 2, 60, message="the submits never met")
-    for t in threads:
-        t.join(60)
-    assert len(responses) == 2
+    responses = race(submit, submit)
     assert sorted(r.status_code for r in responses) == [302, 429]
     refused = next(r for r in responses if r.status_code == 429).content.decode()
     assert "You have 2 jobs queued or running, the most allowed at once (2)" in refused

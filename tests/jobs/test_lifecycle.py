@@ -5,6 +5,7 @@ import subprocess
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from composer.lifecycle import (
@@ -21,6 +22,8 @@ from composer.lifecycle import (
     queue_position,
 )
 from composer.models import Job
+from tests.jobs.conftest import race
+from tests.services import require
 
 Status = Job.Status
 
@@ -139,7 +142,8 @@ def queued(owner, minutes_ago: float) -> Job:
     return Job.objects.create(owner=owner, kind=Job.Kind.LEGO, queued_at=at)
 
 
-def test_the_queue_takes_users_in_turn(alice, bob, django_user_model):
+def test_the_queue_takes_users_in_turn(alice, bob, django_user_model, settings):
+    settings.COMPOSER_MAX_RUNNING_JOBS_PER_USER = 2
     carol = django_user_model.objects.create_user("carol", password="pw")
     # alice queued three jobs first, then bob and carol one each; carol has one running.
     a = [queued(alice, 10 - i) for i in range(3)]
@@ -149,10 +153,25 @@ def test_the_queue_takes_users_in_turn(alice, bob, django_user_model):
     order = list(queue_order().values_list("pk", flat=True))
     assert order == [a[0].pk, b.pk, a[1].pk, c.pk, a[2].pk]
     assert [queue_position(j) for j in (a[0], b, a[1], c, a[2])] == [1, 2, 3, 4, 5]
-    # Workers take them in that order, each job once.
+    # Workers take them in that order, each job once, while the owner has fewer than
+    # COMPOSER_MAX_RUNNING_JOBS_PER_USER running: alice's third waits for one of hers.
     claimed = [job_claim_next(device="cpu") for _ in range(6)]
-    assert [j.pk if j else None for j in claimed] == [*order, None]
+    assert [j.pk if j else None for j in claimed] == [*order[:4], None, None]
     assert queue_position(a[0]) is None
+    assert job_claim(a[2].pk, device="cpu") is None  # a message sent for it: left queued
+    assert queue_position(a[2]) == 1
+    job_finish(claimed[0], Status.SUCCEEDED)
+    assert job_claim_next(device="cpu").pk == a[2].pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_cannot_both_take_a_users_last_running_slot(alice, settings):
+    require(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL)")
+    settings.COMPOSER_MAX_RUNNING_JOBS_PER_USER = 1
+    jobs = [queued(alice, 2), queued(alice, 1)]
+    claims = race(*(lambda job=job: job_claim(job.pk, device="cpu") for job in jobs))
+    assert sum(c is not None for c in claims) == 1
+    assert Job.objects.filter(owner=alice, status=Status.RUNNING).count() == 1
 
 
 def test_unsent_and_stale_queued_jobs_are_sent_again(alice, settings):

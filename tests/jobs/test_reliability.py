@@ -2,7 +2,8 @@
 and restarted here, never the shared one): lost messages are sent again, an unreachable
 broker at submit keeps the job, limits are the worker's, a dropped database connection
 costs nothing, every worker settles dead workers' jobs (on any host) and sweeps leftovers
-by itself, and two workers given messages for the same job run it once."""
+by itself, two workers given messages for the same job run it once, and one user's jobs
+never run more than COMPOSER_MAX_RUNNING_JOBS_PER_USER at once."""
 
 import os
 import shutil
@@ -148,22 +149,47 @@ def test_a_submit_that_cannot_reach_the_broker_keeps_the_job_and_sends_it_later(
     assert job.sent_at is not None
 
 
-def test_two_workers_given_messages_for_the_same_job_run_it_once(start_worker, alice, catalog):
-    first, second = start_worker(), start_worker()
+def test_two_workers_run_each_job_once_and_a_users_jobs_at_most_the_cap_at_once(
+    start_worker, alice, bob, catalog
+):
+    cap = {"COMPOSER_MAX_RUNNING_JOBS_PER_USER": 1}
+    first, second = start_worker(**cap), start_worker(**cap)
     job = lorahub(alice, catalog, budget=LONG)
     holder = running_at_step(job, 2, first)
     job_send(job.pk)  # a duplicate message: the idle worker receives it
     wait_for(
-        lambda: "no queued job left to run" in logs(first, second),
+        lambda: f"message for job {job.pk}: no queued job may run now" in logs(first, second),
         120,
         message=f"the duplicate was never received\n{logs(first, second)[-4000:]}",
     )
+    # alice's next job: its message reaches the idle worker, which leaves it queued (alice
+    # has her one job running), and runs bob's job instead.
+    held = lorahub(alice, catalog, budget=LONG)
+
+    def dropped_or_taken():
+        dropped = f"message for job {held.pk}: no queued job may run now" in logs(first, second)
+        return dropped or Job.objects.get(pk=held.pk).status != Status.QUEUED
+
+    wait_for(dropped_or_taken, 120, message=f"never received\n{logs(first, second)[-4000:]}")
+    held.refresh_from_db()
+    assert (held.status, held.attempts) == (Status.QUEUED, 0)
+    other = job_wait(lorahub(bob, catalog, budget=3), Job.FINISHED, timeout=120)
+    assert other.status == Status.SUCCEEDED, other.error
+    held.refresh_from_db()
+    assert (held.status, held.attempts) == (Status.QUEUED, 0)
+    # alice's running job ends: her held job gets a turn at once (not after the 300 s of
+    # a stale message) and runs.
     job_request_cancel(job)
     job_wait(job, Job.FINISHED, timeout=120)
+    running_at_step(held, 1, first)
+    job_request_cancel(held)
+    job_wait(held, Job.FINISHED, timeout=120)
     text = logs(first, second)
-    assert text.count("composer.tasks.run_job[") >= 2  # both received a message
-    assert text.count(f"job {job.pk}: started") == 1
+    assert text.count("composer.tasks.run_job[") >= 5  # each received a message
+    for ran in (job, held, other):
+        assert text.count(f"job {ran.pk}: started") == 1
     assert (job.status, job.attempts, job.worker_pid) == (Status.CANCELLED, 1, holder.worker_pid)
+    assert (held.status, held.attempts) == (Status.CANCELLED, 1)
 
 
 def test_every_worker_settles_dead_workers_on_any_host_and_sweeps_by_itself(
