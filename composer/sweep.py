@@ -4,8 +4,8 @@ worker on its own schedule):
 - stored adapter files that no Blob names (an upload rolled back after storing them);
 - stored job results that no Job names (a result stored just before a failed final save);
 - temporary upload files of a web process killed mid-upload (FILE_UPLOAD_TEMP_DIR);
-- scratch folders of job attempts and trials killed mid-run, and half-copied inputs and base models
-  (COMPOSER_WORK_DIR).
+- scratch folders of job attempts and trials killed mid-run, half-copied inputs and base models,
+  and job results unpacked outside the input cache by earlier versions (COMPOSER_WORK_DIR).
 
 Each only once older than the grace period, so work in progress is spared; a scratch
 folder of a job that is still running is kept whatever its age.
@@ -96,4 +96,6 @@ def scratch_sweep(grace: timedelta) -> list[str]:
     unfinished = lambda p: p.name.startswith(".") and p.name != ".lock"  # noqa: E731
     for cache in ("adapters", "blobs", "base-models"):
         swept += local_sweep(work / cache, grace, keep=lambda p: not unfinished(p))
+    # Job results that Try it once unpacked outside the input cache, on workers that kept them.
+    swept += local_sweep(work / "results", grace)
     return swept

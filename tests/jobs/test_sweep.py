@@ -55,6 +55,8 @@ def test_leftovers_are_swept_by_age(alice, settings, tmp_path):
     (work / "base-models").mkdir()
     lock = aged(work / "base-models" / ".lock")
     download = aged(work / "base-models" / ".download-x1")
+    (work / "results").mkdir()
+    unpacked = aged(work / "results" / f"job-{done.pk}")  # unpacked outside the input cache
 
     out = StringIO()
     call_command("blobs_sweep", "--grace-minutes", "60", stdout=out)
@@ -62,7 +64,7 @@ def test_leftovers_are_swept_by_age(alice, settings, tmp_path):
     assert not old_upload.exists() and new_upload.exists()
     assert not killed.exists() and live.exists()
     assert not half.exists() and cached.exists()
-    assert not download.exists() and lock.exists()
+    assert not download.exists() and lock.exists() and not unpacked.exists()
     text = out.getvalue()
     assert "results: 1 deleted" in text and "uploads: 1 deleted" in text
-    assert "scratch: 3 deleted" in text
+    assert "scratch: 4 deleted" in text
