@@ -7,6 +7,7 @@ import re
 from django import forms
 
 from composer.engine.baselines import DEFAULT_DENSITY, DENSITY_METHODS, METHODS
+from composer.engine.knots import DEFAULT_DISJOINT, DEFAULT_SCALING_COEF, KNOTS_METHODS
 from composer.engine.lorahub import LoraHubParams
 from composer.launch import job_launch, version_label
 from composer.models import Job
@@ -481,6 +482,8 @@ MERGE_LABELS = {
 
 
 MAX_WEIGHT = 1000.0
+# KnOTS's scaling coefficient λ: the authors search 0.1 to 1; past 10 a merge only amplifies.
+MIN_SCALING_COEF, MAX_SCALING_COEF = 0.1, 10.0
 
 
 def weight_field(adapter_pk) -> str:
@@ -511,6 +514,25 @@ class MergeForm(MergeExamplesForm):
         required=False,
         help_text="For the svd methods, task arithmetic and KnOTS: the result's rank "
         "(empty: the largest input rank, or Σ r for task arithmetic).",
+    )
+    scaling_coef = forms.FloatField(
+        min_value=MIN_SCALING_COEF,
+        max_value=MAX_SCALING_COEF,
+        required=False,
+        initial=DEFAULT_SCALING_COEF,
+        label="Scaling coefficient λ",
+        help_text="KnOTS: the merged update is multiplied by λ (empty: "
+        f"{DEFAULT_SCALING_COEF:g}, the best on our merge suite).",
+    )
+    disjoint = forms.ChoiceField(
+        required=False,
+        initial=DEFAULT_DISJOINT,
+        label="Agreeing values",
+        choices=[
+            ("mean", "their mean, as TIES and KnOTS"),
+            ("sum", "their sum (kept every task better on our merge suite)"),
+        ],
+        help_text="KnOTS: how the values that agree with the elected sign are combined.",
     )
 
     def method_name(self, cleaned) -> str:
@@ -565,6 +587,9 @@ class MergeForm(MergeExamplesForm):
             params["density"] = c["density"]
         if c.get("rank") and c["merge_method"] in RANK_METHODS:
             params["rank"] = c["rank"]
+        if c["merge_method"] in KNOTS_METHODS:
+            params["scaling_coef"] = c.get("scaling_coef") or DEFAULT_SCALING_COEF
+            params["disjoint"] = c.get("disjoint") or DEFAULT_DISJOINT
         return params
 
     def extra_launch_args(self) -> dict:

@@ -86,6 +86,10 @@ def parameters_in_words(job: Job) -> list[str]:
             words.append(f"density {p.pop('density'):g} (fraction of values kept)")
         if "rank" in p:
             words.append(f"result rank {p.pop('rank')}")
+        if "scaling_coef" in p:
+            words.append(f"scaling coefficient λ {p.pop('scaling_coef'):g}")
+        if "disjoint" in p:
+            words.append(f"{p.pop('disjoint')} of the values that agree in sign")
     for key, value in sorted(p.items()):  # anything newer than this list
         if isinstance(value, bool):
             value = _on_off(value)

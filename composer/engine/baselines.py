@@ -13,7 +13,9 @@ approximation of that exact ΔW' computed from the factors (QR of B' and A'ᵀ, 
 small Σr × Σr core), never forming a d_out × d_in matrix.
 
 `knots_ties` and `knots_dare_ties` (KnOTS, `composer/engine/knots.py`) TIES-merge the
-inputs' updates in a basis they share, at `rank` (default: the largest input rank).
+inputs' updates in a basis they share (the mean or the sum of the agreeing entries), scale
+the result by the scaling coefficient λ and write it at `rank` (default: the largest input
+rank).
 """
 
 from collections.abc import Sequence
@@ -23,7 +25,13 @@ from torch import nn
 
 from composer.engine.adapters import KEY_PREFIX, LoraAdapter, LoraModule, modules_from_state_dict
 from composer.engine.compat import check_compatible
-from composer.engine.knots import KNOTS_METHODS, knots_merge
+from composer.engine.knots import (
+    DEFAULT_DISJOINT,
+    DEFAULT_SCALING_COEF,
+    DISJOINT,
+    KNOTS_METHODS,
+    knots_merge,
+)
 from composer.engine.lowrank import singular_factors
 
 PEFT_METHODS = (
@@ -54,12 +62,14 @@ def merge(
     density: float | None = None,
     rank: int | None = None,
     seed: int = 0,
+    scaling_coef: float = DEFAULT_SCALING_COEF,
+    disjoint: str = DEFAULT_DISJOINT,
 ) -> dict[str, LoraModule]:
     """Merge `adapters` with `method`; `weights` default to 1/N each.
 
     `density` (fraction of values kept; default 0.5) is used by ties, dare, magnitude prune
     and KnOTS; `rank` by the svd family, `task_arithmetic` and KnOTS; `seed` seeds dare's
-    random drop.
+    random drop; `scaling_coef` (λ, > 0) and `disjoint` ("mean" or "sum") by KnOTS.
     """
     if method not in METHODS:
         raise ValueError(f"unknown merge method {method!r}; choose one of {', '.join(METHODS)}")
@@ -72,12 +82,25 @@ def merge(
         raise ValueError(f"density must be between 0 and 1, got {density}")
     if rank is not None and rank < 1:
         raise ValueError(f"rank must be at least 1, got {rank}")
+    if not 0.0 < scaling_coef < float("inf"):
+        raise ValueError(f"the scaling coefficient must be positive and finite, got {scaling_coef}")
+    if disjoint not in DISJOINT:
+        raise ValueError(f"disjoint must be one of {', '.join(DISJOINT)}, got {disjoint!r}")
     if method == "task_arithmetic":
         return task_arithmetic(adapters, weights, rank=rank)
     if method in DENSITY_METHODS and density is None:
         density = DEFAULT_DENSITY
     if method in KNOTS_METHODS:
-        return knots_merge(method, adapters, weights, density=density, rank=rank, seed=seed)
+        return knots_merge(
+            method,
+            adapters,
+            weights,
+            density=density,
+            scaling_coef=scaling_coef,
+            disjoint=disjoint,
+            rank=rank,
+            seed=seed,
+        )
     return peft_merge(method, adapters, weights, density=density, rank=rank, seed=seed)
 
 

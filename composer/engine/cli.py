@@ -11,6 +11,7 @@ import warnings
 
 from composer.engine.adapters import one_line
 from composer.engine.baselines import METHODS
+from composer.engine.knots import DEFAULT_DISJOINT, DEFAULT_SCALING_COEF, DISJOINT
 from composer.engine.lego import CENTROIDS, UNITS, LegoParams
 from composer.engine.lorahub import GUARDS, LOSS_NORMS, MODES, PICKS, LoraHubParams, StepInfo
 
@@ -112,6 +113,18 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--density", type=float, default=None, help="ties/dare/prune/knots (0.5)")
     merge.add_argument("--rank", type=int, default=None, help="svd family, task_arithmetic, knots")
     merge.add_argument("--seed", type=int, default=0)
+    merge.add_argument(
+        "--scaling-coef",
+        type=float,
+        default=DEFAULT_SCALING_COEF,
+        help=f"knots: λ, the merged update's multiplier ({DEFAULT_SCALING_COEF:g})",
+    )
+    merge.add_argument(
+        "--disjoint",
+        choices=DISJOINT,
+        default=DEFAULT_DISJOINT,
+        help="knots: the mean (TIES) or the sum of the values that agree in sign",
+    )
     merge.add_argument("--out", required=True, metavar="DIR")
     merge.add_argument("--device", default=None)
     _check_arguments(merge)
@@ -206,6 +219,8 @@ def run_command(args: argparse.Namespace) -> dict:
             density=args.density,
             rank=args.rank,
             seed=args.seed,
+            scaling_coef=args.scaling_coef,
+            disjoint=args.disjoint,
             check=_merge_check(args),
         )
     return run.run_evaluate(

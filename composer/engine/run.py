@@ -3,7 +3,8 @@
 - `run_lorahub(base_dir, adapter_dirs, examples, out_dir, params, *, on_step, should_stop,
   heldout, device, model_cache)`
 - `run_lego(adapter_dirs, out_dir, params, *, check)`
-- `run_merge(method, adapter_dirs, out_dir, *, weights, density, rank, seed, check)`
+- `run_merge(method, adapter_dirs, out_dir, *, weights, density, rank, seed, scaling_coef,
+  disjoint, check)`
 - `run_evaluate(base_dir, examples, adapter_dir=None, *, device, model_cache, ...)`
 - `run_try(base_dir, adapter_dir, text, *, device, model_cache, ...)`
 
@@ -57,6 +58,7 @@ from composer.engine.baselines import merge
 from composer.engine.compat import check_against_model, check_compatible
 from composer.engine.evaluate import evaluate_model, generate
 from composer.engine.examples import MAX_CHECK_EXAMPLES, Example, load_examples
+from composer.engine.knots import DEFAULT_DISJOINT, DEFAULT_SCALING_COEF, KNOTS_METHODS
 from composer.engine.lego import LegoParams, lego_merge
 from composer.engine.lorahub import LiveComposition, LoraHubParams, Scorer, StepInfo, compose
 from composer.engine.screening import screen, uniform_average
@@ -252,10 +254,13 @@ def run_merge(
     density: float | None = None,
     rank: int | None = None,
     seed: int = 0,
+    scaling_coef: float = DEFAULT_SCALING_COEF,
+    disjoint: str = DEFAULT_DISJOINT,
     check: MergeCheck | None = None,
 ) -> dict:
     """A baseline merge: peft's methods (linear, cat, svd, ties, dare_*, magnitude_prune),
-    the exact `task_arithmetic` or KnOTS. Weights default to 1/N each."""
+    the exact `task_arithmetic` or KnOTS (with its scaling coefficient and disjoint merge).
+    Weights default to 1/N each."""
     t0 = time.perf_counter()
     out = _check_out(out_dir)
     adapters = load_adapters(adapter_dirs)
@@ -263,11 +268,14 @@ def run_merge(
     n = len(adapters)
     weights = [1.0 / n] * n if weights is None else list(weights)
     t_merge = time.perf_counter()
-    modules = merge(method, adapters, weights=weights, density=density, rank=rank, seed=seed)
+    knots = {"scaling_coef": scaling_coef, "disjoint": disjoint} if method in KNOTS_METHODS else {}
+    modules = merge(
+        method, adapters, weights=weights, density=density, rank=rank, seed=seed, **knots
+    )
     result = {
         "method": method,
         **_header([adapter_info(a) for a in adapters]),
-        "params": {"density": density, "rank": rank, "seed": seed},
+        "params": {"density": density, "rank": rank, "seed": seed, **knots},
         "weights": weights,
         "timings": {"merge_s": round(time.perf_counter() - t_merge, 4)},
     }

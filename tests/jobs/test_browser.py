@@ -137,6 +137,9 @@ def test_merge_with_examples_shows_parents_and_merge(browser, live_server, worke
     base = live_server.url
     login(page, base)
     page.goto(f"{base}/jobs/new/merge/?adapters={pks[0]}&adapters={pks[1]}")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width  # every knob shown
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT_DIR / f"merge_form_{width}.png"), full_page=True)
     page.select_option("select[name=merge_method]", "task_arithmetic")
     # one set per adapter, in the order listed: reverse, then upper
     page.fill(

@@ -232,7 +232,13 @@ def test_login_required(client, db):
         ({"merge_method": "svd"}, {"method": "svd", "rank": 3}),
         (
             {"merge_method": "knots_ties", "density": 0.4},
-            {"method": "knots_ties", "density": 0.4, "rank": 3},
+            {
+                "method": "knots_ties",
+                "density": 0.4,
+                "rank": 3,
+                "scaling_coef": 1.0,
+                "disjoint": "mean",
+            },
         ),
     ],
 )
@@ -243,6 +249,41 @@ def test_merge_form_passes_rank_to_rank_methods(alice_client, catalog, extra, pa
     job = Job.objects.get()
     assert job.parameters == parameters
     assert [i.weight for i in job.inputs.all()] == [0.5, 0.5]
+
+
+def test_merge_form_bounds_the_knots_scaling_coefficient(alice_client, catalog):
+    url = reverse("composer:new", args=["merge"])
+    data = {"adapters": ids(catalog, "t5-a", "t5-b"), "merge_method": "knots_ties", "density": 0.5}
+    for bad, message in [
+        ("0", "greater than or equal to 0.1"),
+        ("0.05", "greater than or equal to 0.1"),
+        ("10.5", "less than or equal to 10"),
+        ("1e308", "less than or equal to 10"),
+        ("nan", "Enter a number"),
+        ("inf", "Enter a number"),
+        ("x", "Enter a number"),
+    ]:
+        r = alice_client.post(url, data | {"scaling_coef": bad})
+        assert r.status_code == 200 and message in r.content.decode(), bad
+    r = alice_client.post(url, data | {"disjoint": "max"})
+    assert "Select a valid choice" in r.content.decode()
+    assert not Job.objects.exists()
+    assert (
+        alice_client.post(url, data | {"scaling_coef": "2.5", "disjoint": "sum"}).status_code == 302
+    )
+    assert Job.objects.get().parameters == {
+        "method": "knots_ties",
+        "density": 0.5,
+        "scaling_coef": 2.5,
+        "disjoint": "sum",
+    }
+    page = alice_client.get(reverse("composer:detail", args=[Job.objects.get().pk]))
+    assert "scaling coefficient λ 2.5" in page.content.decode()
+    assert "sum of the values that agree in sign" in page.content.decode()
+    # Other methods have no λ: it is not recorded for them.
+    data |= {"merge_method": "ties", "scaling_coef": "2.5"}
+    assert alice_client.post(url, data).status_code == 302
+    assert Job.objects.latest("pk").parameters == {"method": "ties", "density": 0.5}
 
 
 def test_a_user_at_the_job_limit_gets_a_clear_refusal(alice_client, alice, catalog, settings):
