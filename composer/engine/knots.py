@@ -5,13 +5,14 @@ Per module, with ΔW_i = w_i s_i B_i A_i [d_out, d_in] (weights folded in first)
 1. align: one SVD of the updates side by side, [ΔW_1 … ΔW_n] = U Σ [V_1ᵀ … V_nᵀ]. U Σ
    [d_out, m] is the basis every task shares and V_i [d_in, m] holds task i's coordinates in
    it: ΔW_i = U Σ V_iᵀ exactly (m ≤ Σ r_i);
-2. merge the V_i entry by entry: `knots_ties` trims each to its `density` largest magnitudes,
+2. merge the V_i entry by entry: `knots_ties` trims each to its `density` largest magnitudes
+   (per module, as KnOTS is described layer by layer; the authors' code ranks the values of
+   Σ V_iᵀ over all layers at once),
    `knots_dare_ties` drops entries at random instead (kept ones rescaled by 1/density,
    seeded); both then elect a sign per entry (the sign of the summed values) and combine the
    entries that agree (`disjoint`): their mean, as TIES (Yadav et al., NeurIPS 2023), peft's
    `ties` and every published KnOTS configuration do, or their sum (the KnOTS code's
-   `merging_type="sum"`, mergekit's TIES without `normalize`). The pieces are peft's
-   `merge_utils` functions;
+   `merging_type="sum"`). The pieces are peft's `merge_utils` functions;
 3. ΔW' = λ U Σ V'ᵀ, λ the scaling coefficient (`scaling_coef`) that TIES and KnOTS apply to
    the merged update (both papers choose it on validation data), written as its best
    rank-`rank` approximation (exact when `rank` reaches m; default: the largest input rank),
