@@ -51,11 +51,12 @@ def job_enqueue(job) -> None:
 
 
 def job_turn_for_owner(owner_id: int) -> None:
-    """A job of this owner ended: their oldest queued job gets a turn. The running cap may
-    have left it queued when its own message came (that turn was used up)."""
+    """A job of this owner ended: their oldest queued job gets a turn if the broker holds
+    fewer messages than jobs wait (the running cap may have left it queued when its own
+    message came, and that turn was used up)."""
     waiting = Job.objects.filter(owner=owner_id, status=Job.Status.QUEUED)
     job_id = waiting.order_by("queued_at", "id").values_list("pk", flat=True).first()
-    if job_id is not None:
+    if job_id is not None and messages_short():
         job_send(job_id)
 
 
@@ -72,6 +73,12 @@ def messages_waiting() -> int | None:
         return None
 
 
+def messages_short() -> bool:
+    """Whether the broker holds fewer messages than jobs wait (True when it cannot say)."""
+    waiting = messages_waiting()
+    return waiting is None or waiting < Job.objects.filter(status=Job.Status.QUEUED).count()
+
+
 def jobs_maintain(queryset=None) -> dict:
     """Settle jobs of dead workers, then send every queued job whose message may be gone:
     never sent, or sent long ago while the broker holds fewer messages than jobs wait (so
@@ -79,10 +86,8 @@ def jobs_maintain(queryset=None) -> dict:
     (the broker is away: the next round retries)."""
     reaped = jobs_reap(queryset)
     unsent, stale = jobs_to_send(queryset)
-    if stale:
-        waiting = messages_waiting()
-        if waiting is not None and waiting >= Job.objects.filter(status=Job.Status.QUEUED).count():
-            stale = []
+    if stale and not messages_short():
+        stale = []
     sent = []
     for job_id in unsent + stale:
         if not job_send(job_id):
