@@ -13,6 +13,7 @@ BENCHMARKS = {
     "hfapi_download": "bench.hfapi_download",
     "jobs": "bench.jobs_throughput",
     "engine_quality": "bench.engine_quality",
+    "engine_choice": "bench.engine_choice",
     "engine_speed": "bench.engine_speed",
     "engine_screening": "bench.engine_screening",
     "engine_lego": "bench.engine_lego",

@@ -6,7 +6,8 @@ saw the task): 5 examples to compose, 100 other examples to test, exact match of
 - the uniform average of the candidates (w_i = 1/N, A and B mixed as LoraHub mixes them),
 - LoraHub in the modes of `modes()`, mean and best over the seeds: the paper's search
   (reference), "pick" (the candidate with the lowest loss on the 5 examples: screening
-  alone), the default screened mode, and the same without its leave-one-out guard,
+  alone), the default screened mode, and the same without its pull toward the screened
+  winner (prior 0) and without its leave-one-out guard,
 - the best single candidate (oracle: it peeks at the test set),
 - reality checks: a LoRA fine-tuned on the same 5 examples, and the default mode over a
   pool of N random-weight LoRAs of the candidates' shapes and scale (`random_pool`).
@@ -43,6 +44,7 @@ def modes(n: int) -> dict[str, LoraHubParams]:
         "reference": LoraHubParams.reference(),
         "pick": LoraHubParams(budget=n),
         "screen": LoraHubParams(),
+        "screen_noprior": LoraHubParams(prior=0.0),
         "screen_noguard": LoraHubParams(guard="none"),
     }
 

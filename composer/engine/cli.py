@@ -52,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="screen: keep a mix over the best adapter only if it wins with any example "
         "left out (loo)",
     )
+    hub.add_argument(
+        "--prior",
+        type=float,
+        default=d.prior,
+        help="screen: weight of mean|w - best adapter's one-hot| in the search (%(default)s)",
+    )
     hub.add_argument("--seed", type=int, default=d.seed)
     hub.add_argument("--optimizer", default=d.optimizer, help="nevergrad optimizer (%(default)s)")
     hub.add_argument(
@@ -175,6 +181,7 @@ def run_command(args: argparse.Namespace) -> dict:
             top_k=args.top_k,
             screen_batch=args.screen_batch,
             guard=args.guard,
+            prior=args.prior,
             budget=args.steps,
             optimizer=args.optimizer,
             seed=args.seed,

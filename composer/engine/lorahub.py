@@ -5,7 +5,8 @@ For every LoRA-targeted module the composed adapter is A' = Σ_i w_i A_i, B' = �
     f(w) = CE(w) + l1 · mean_i |w_i|
 with nevergrad (default `NGOpt`, budget 40, w in [-1.5, 1.5]). Two modes:
 - "screen" (default, `compose_screened`): every candidate alone first (one-hot w, batched,
-  see screening.py), then the search over the K best starting at the best one's one-hot;
+  see screening.py), then the search over the K best starting at the best one's one-hot,
+  with f(w) + prior · mean_k |w_k - onehot_k| (a pull toward the screened winner);
   the best point seen is returned, so it is never worse on the examples than picking.
 - "reference": the paper's search over all N weights from w = 0, kept exactly as it was.
 
@@ -103,6 +104,7 @@ class LoraHubParams:
     top_k: int = 5  # candidates the search mixes: the K best by screening loss
     screen_batch: int = 16  # candidates per screening forward
     guard: str = "loo"  # accept a mix over the screened winner: "loo" (see _guard) or "none"
+    prior: float = 0.5  # weight of the search's pull toward the screened winner (`_Search`)
 
     def validate(self) -> None:
         if self.budget < 1:
@@ -123,8 +125,8 @@ class LoraHubParams:
             raise ValueError("top_k and screen_batch must be at least 1")
         if self.pick not in PICKS:
             raise ValueError(f"pick must be one of {PICKS}, got {self.pick!r}")
-        if not self.bound > 0 or self.l1 < 0:
-            raise ValueError("bound must be positive and l1 non-negative")
+        if not self.bound > 0 or self.l1 < 0 or self.prior < 0:
+            raise ValueError("bound must be positive, l1 and prior non-negative")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
 
@@ -588,9 +590,15 @@ class _Search:
 
     `full(w)` places w among all N candidates (the l1 term and the callbacks see those);
     `best` is the best (loss, w) seen, which may start at a point seen before the search.
+    With an `anchor` (screen mode: the winner's one-hot [n]) the objective also has
+    `params.prior` × mean |w - anchor|: a mix must pay for how far it moves from the
+    candidate that screening found, so that a small gain on the few examples does not
+    carry the search away from it.
     """
 
-    def __init__(self, live, scorer, params, n, should_stop, on_step, *, full=None, done=0):
+    def __init__(
+        self, live, scorer, params, n, should_stop, on_step, *, full=None, done=0, anchor=None
+    ):
         self.live, self.scorer, self.params, self.n = live, scorer, params, n
         self.should_stop, self.on_step = should_stop, on_step
         self.full = full or (lambda w: w)
@@ -598,6 +606,7 @@ class _Search:
         self.history: list[dict] = []
         self.best = (math.inf, np.zeros(n))
         self.eval_s = self.seconds = 0.0
+        self.anchor = anchor
 
     def run(self, optimizer, budget: int) -> None:
         params, history = self.params, self.history
@@ -615,6 +624,8 @@ class _Search:
             self.eval_s += time.perf_counter() - t_eval
             for cand, w, ce in zip(cands, W, ces, strict=True):
                 loss = float(ce) + params.l1 * float(np.mean(np.abs(self.full(w))))
+                if self.anchor is not None:
+                    loss += params.prior * float(np.mean(np.abs(w - self.anchor)))
                 optimizer.tell(cand, loss)
                 if loss < self.best[0]:
                     self.best = (loss, w.copy())
@@ -668,6 +679,7 @@ def compose_screened(model, tokenizer, candidates, examples, params, on_step, sh
             on_step(StepInfo(done, total, row.loss, row.loss, w, w, row.ce, seconds))
 
     t_screen = time.perf_counter()
+    parts: dict[str, float] = {}  # screening's read, wait and forward seconds
     table, kept = screen(
         model,
         scorer,
@@ -678,8 +690,10 @@ def compose_screened(model, tokenizer, candidates, examples, params, on_step, sh
         keep=min(params.top_k, n),
         should_stop=should_stop,
         on_chunk=screened,
+        timings=parts,
     )
     timings["screen_s"] = time.perf_counter() - t_screen
+    timings.update({f"screen_{k}": v for k, v in parts.items()})
     selected = [i for i, _ in kept]
     K = len(selected)
 
@@ -704,7 +718,15 @@ def compose_screened(model, tokenizer, candidates, examples, params, on_step, sh
                 parametrization=param, budget=budget, num_workers=params.population
             )
             search = _Search(
-                live, scorer, params, K, should_stop, on_step, full=full, done=len(table)
+                live,
+                scorer,
+                params,
+                K,
+                should_stop,
+                on_step,
+                full=full,
+                done=len(table),
+                anchor=winner,
             )
             search.best = (table[selected[0]].loss, winner)  # screening saw it
             search.run(optimizer, budget)

@@ -69,8 +69,9 @@ def test_result_never_above_the_best_single_candidate(kit, examples, guard, seed
 
 def test_the_guard_keeps_the_winner_unless_the_mix_wins_without_any_one_example(t5, examples):
     """On these random adapters the search finds a mix with a lower mean loss that relies on
-    one example: without the guard it is returned, with it the screened winner is."""
-    params = dict(budget=40, top_k=3, seed=0)
+    one example: without the guard it is returned, with it the screened winner is (no pull
+    toward the winner here, so that the search does reach such a mix)."""
+    params = dict(budget=40, top_k=3, seed=0, prior=0.0)
     free = compose(t5.model, t5.tok, t5.adapters, examples, LoraHubParams(guard="none", **params))
     guarded = compose(t5.model, t5.tok, t5.adapters, examples, LoraHubParams(**params))
     assert free.choice["mixed"] and free.loss < min(r["loss"] for r in free.screening)
@@ -198,3 +199,18 @@ def test_cancelled_while_screening(t5, pool, examples):
         )
     assert info.value.step == 2 and [s.step for s in seen] == [2]
     assert wrappers_left(t5.model) == 0
+
+
+@pytest.mark.parametrize("prior", [0.0, 0.5])
+def test_the_search_pays_for_moving_away_from_the_screened_winner(kit, examples, prior):
+    """Every search step's objective is CE + l1 · mean|w| over all N + prior · mean|w_K -
+    one-hot| over the K searched: a mix pays for how far it moves from the winner."""
+    params = LoraHubParams(budget=12, top_k=3, seed=0, prior=prior)
+    res = compose(kit.model, kit.tok, kit.adapters, examples, params)
+    winner = np.eye(3)[0]
+    for h in res.history:
+        w = np.asarray(h["weights"])
+        l1 = params.l1 * np.abs(w).sum() / len(kit.adapters)
+        assert h["loss"] == pytest.approx(h["ce"] + l1 + prior * np.abs(w - winner).mean())
+    moved = [h for h in res.history if np.abs(np.asarray(h["weights"]) - winner).sum() > 0.1]
+    assert moved  # the identity above is tested away from the winner too
