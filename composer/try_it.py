@@ -72,10 +72,14 @@ def trial_launch(*, user, text: str, version=None, job=None) -> Trial:
         if active.filter(created_at__gte=now - _settle_after()).count() >= (
             settings.COMPOSER_TRY_MAX_ACTIVE
         ):
-            raise ValidationError("Your earlier tries are still running: wait for them to end.")
+            raise ValidationError(
+                "Your earlier tries are still running: wait for them to end.", code="throttled"
+            )
         per_hour = settings.COMPOSER_TRY_PER_HOUR
         if mine.filter(created_at__gte=now - timedelta(hours=1)).count() >= per_hour:
-            raise ValidationError(f"At most {per_hour} tries an hour: try again later.")
+            raise ValidationError(
+                f"At most {per_hour} tries an hour: try again later.", code="throttled"
+            )
         trial = Trial.objects.create(
             owner=user, version=version, job=job, base_model=base, text=text
         )

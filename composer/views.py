@@ -27,6 +27,7 @@ from composer.publish import PublishError, job_publish
 from composer.rerun import form_data, job_form_initial, missing_inputs
 from composer.results import result_filename
 from composer.summary import job_score, parameters_in_words
+from hub.forms import form_status
 from hub.services.storage import download_link
 from hub.uploads import body_limit
 
@@ -83,7 +84,9 @@ def job_new(request, kind: str):
             for label in missing_inputs(job):
                 messages.warning(request, f"{label} is no longer in the catalog: left out.")
         form = form_class(initial=initial, user=request.user)
-    return render(request, "composer/job_new.html", new_context(form, kind))
+    return render(
+        request, "composer/job_new.html", new_context(form, kind), status=form_status(form)
+    )
 
 
 def new_context(form, kind: str, refusal: str = "") -> dict:

@@ -32,7 +32,8 @@ def trial_new(request):
             user=request.user, text=request.POST.get("text", ""), version=version, job=job
         )
     except ValidationError as error:
-        return _refused(request, " ".join(error.messages))
+        status = 429 if error.code == "throttled" else 400
+        return _refused(request, " ".join(error.messages), status)
     if request.headers.get("HX-Request"):
         return render(request, "composer/_trial.html", {"trial": trial})
     return redirect("composer:trial", trial.pk)
@@ -46,7 +47,6 @@ def trial_detail(request, pk: int):
     return render(request, "composer/trial_detail.html", {"trial": trial})
 
 
-def _refused(request, message: str):
-    # htmx swaps only 2xx answers into the page; a plain form post gets the 400.
-    status = 200 if request.headers.get("HX-Request") else 400
+def _refused(request, message: str, status: int = 400):
+    # htmx swaps these answers into the page too (base.html's htmx-config).
     return render(request, "composer/_trial.html", {"error": message}, status=status)

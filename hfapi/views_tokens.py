@@ -6,6 +6,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from hub.forms import form_status
+
 from .forms import TokenForm
 from .tokens import token_create, token_revoke
 
@@ -29,6 +31,7 @@ def token_list(request):
             "tokens": request.user.access_tokens.all(),
             "hub_endpoint": request.build_absolute_uri("/").rstrip("/"),
         },
+        status=form_status(form),
     )
 
 

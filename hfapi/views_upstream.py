@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
 
+from hub.forms import form_status
 from hub.selectors import adapter_get_owned
 
 from .forms import ImportForm, PushForm
@@ -43,7 +44,7 @@ def import_adapter(request):
             "name"
         ),
     }
-    return render(request, "hfapi/import.html", context)
+    return render(request, "hfapi/import.html", context, status=form_status(form))
 
 
 @sensitive_post_parameters("token")
@@ -72,7 +73,7 @@ def push_adapter(request, owner, name):
             else:
                 return redirect("hfapi:transfer", transfer.pk)
     context = {"form": form, "adapter": adapter, "upstream": settings.LORAHUB_UPSTREAM_ENDPOINT}
-    return render(request, "hfapi/push.html", context)
+    return render(request, "hfapi/push.html", context, status=form_status(form))
 
 
 @login_required

@@ -4,7 +4,7 @@ from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
 from .choices import LICENSES, TASKS
 from .services.adapters import ADAPTER_NAME, tags_parse
@@ -18,6 +18,14 @@ RESERVED_NAMES = {
     "login", "logout", "media", "models", "new", "search", "settings", "signup", "spaces",
     "static", "upload", "user", "users",
 }  # fmt: skip
+
+
+def form_status(form) -> int:
+    """The status of a page that shows `form`: 400 when a submission was refused (the page
+    shows why), 429 when a throttle refused it, 200 for a blank or unsubmitted form."""
+    if not form.errors:
+        return 200
+    return 429 if form.has_error(NON_FIELD_ERRORS, "throttled") else 400
 
 
 class ThrottledLogin:

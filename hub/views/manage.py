@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from ..forms import AdapterCreateForm, AdapterEditForm, AdapterVersionForm
+from ..forms import AdapterCreateForm, AdapterEditForm, AdapterVersionForm, form_status
 from ..selectors import adapter_get_owned
 from ..services.adapters import adapter_create, adapter_delete, adapter_update, adapter_upload
 from ..services.zips import files_from_upload
@@ -45,8 +45,7 @@ def adapter_new(request):
         else:
             messages.success(request, f"Uploaded {adapter.full_name}.")
             return redirect(adapter)
-    status = 400 if form.errors else 200
-    return render(request, "hub/adapter_new.html", {"form": form}, status=status)
+    return render(request, "hub/adapter_new.html", {"form": form}, status=form_status(form))
 
 
 def _owned(request, owner, name):
@@ -76,10 +75,8 @@ def adapter_new_version(request, owner, name):
         else:
             messages.success(request, f"Uploaded version {version.number} of {adapter.full_name}.")
             return redirect(adapter)
-    status = 400 if form.errors else 200
-    return render(
-        request, "hub/adapter_new_version.html", {"form": form, "adapter": adapter}, status=status
-    )
+    context = {"form": form, "adapter": adapter}
+    return render(request, "hub/adapter_new_version.html", context, status=form_status(form))
 
 
 @login_required
@@ -98,19 +95,22 @@ def adapter_edit(request, owner, name):
         adapter_update(adapter=adapter, **form.cleaned_data)
         messages.success(request, "Saved.")
         return redirect(adapter)
-    return render(request, "hub/adapter_edit.html", {"form": form, "adapter": adapter})
+    context = {"form": form, "adapter": adapter}
+    return render(request, "hub/adapter_edit.html", context, status=form_status(form))
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def adapter_remove(request, owner, name):
     adapter = _owned(request, owner, name)
+    status = 200
     if request.method == "POST":
         if request.POST.get("confirm") != adapter.name:
             messages.error(request, "Type the adapter's name to confirm.")
+            status = 400
         else:
             full_name = adapter.full_name
             adapter_delete(adapter=adapter)
             messages.success(request, f"Deleted {full_name}.")
             return redirect("hub:user_detail", owner=request.user.get_username())
-    return render(request, "hub/adapter_delete.html", {"adapter": adapter})
+    return render(request, "hub/adapter_delete.html", {"adapter": adapter}, status=status)

@@ -23,6 +23,13 @@ def test_create_token_shows_it_once_and_stores_only_its_hash(alice_client, alice
     assert token.prefix.encode() in again.content
 
 
+def test_a_refused_token_form_is_400_and_says_why(alice_client):
+    response = alice_client.post("/settings/tokens/", {"name": "laptop", "scope": "root"})
+    assert response.status_code == 400
+    assert "Select a valid choice" in response.content.decode()
+    assert response.context["new_token"] is None and not AccessToken.objects.exists()
+
+
 def test_settings_page_needs_login_and_csrf(client, alice):
     assert client.get("/settings/tokens/").status_code == 302
     from django.test import Client

@@ -28,7 +28,7 @@ def test_reserved_and_taken_usernames_are_refused(client, alice):
         ("../x", "Use letters"),
     ):
         response = signup(client, name)
-        assert response.status_code == 200
+        assert response.status_code == 400
         assert message in response.content.decode()
     assert get_user_model().objects.count() == 1
 
@@ -41,5 +41,5 @@ def test_login_page(client, alice):
     client.logout()
     response = client.post(reverse("login"), {"username": "alice", "password": "wrong"})
     assert (
-        response.status_code == 200 and "correct username and password" in response.content.decode()
+        response.status_code == 400 and "correct username and password" in response.content.decode()
     )

@@ -172,6 +172,9 @@ def test_owner_edits_and_deletes(
 ):
     adapter = make_adapter(alice, "editable", tags=["old"])
     edit = reverse("hub:adapter_edit", args=["alice", "editable"])
+    refused = alice_client.post(edit, {"license": "not-a-license", "tags": "fresh"})
+    assert refused.status_code == 400 and "Select a valid choice" in refused.content.decode()
+    assert [t.name for t in adapter.tags.all()] == ["old"]
     response = alice_client.post(
         edit,
         {"description": "# New card", "task": "translation", "license": "mit", "tags": "fresh"},
@@ -187,7 +190,8 @@ def test_owner_edits_and_deletes(
     # Files are only removed once nothing references them.
     make_adapter(alice, "sharing-blobs")
     delete = reverse("hub:adapter_delete", args=["alice", "editable"])
-    assert alice_client.post(delete, {"confirm": "wrong"}).status_code == 200
+    refused = alice_client.post(delete, {"confirm": "wrong"})
+    assert refused.status_code == 400 and "name to confirm" in refused.content.decode()
     assert alice_client.post(delete, {"confirm": "editable"}).status_code == 302
     assert not Adapter.objects.filter(name="editable").exists()
     assert Blob.objects.count() == 2  # still used by sharing-blobs

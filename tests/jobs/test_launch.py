@@ -57,7 +57,7 @@ def test_lorahub_submit_queues_a_job_after_commit(
 )
 def test_lorahub_refuses_adapters_that_cannot_work(alice_client, catalog, names, message):
     r = alice_client.post(reverse("composer:new", args=["lorahub"]), lorahub_data(catalog, *names))
-    assert r.status_code == 200
+    assert r.status_code == 400
     assert message in r.content.decode()
     assert not Job.objects.exists()
 
@@ -155,7 +155,7 @@ def test_merge_form_checks_weights_and_density(alice_client, catalog):
     for bad in ("nan", "inf", "-Infinity", "1e308", "x"):
         data = {"adapters": [a, b], "merge_method": "linear", f"weight_{a}": bad}
         r = alice_client.post(url, data | {f"weight_{b}": "1"})
-        assert r.status_code == 200 and "field-error" in r.content.decode(), bad
+        assert r.status_code == 400 and "field-error" in r.content.decode(), bad
     assert not Job.objects.exists()
     r = alice_client.post(
         url,
@@ -264,7 +264,7 @@ def test_merge_form_bounds_the_knots_scaling_coefficient(alice_client, catalog):
         ("x", "Enter a number"),
     ]:
         r = alice_client.post(url, data | {"scaling_coef": bad})
-        assert r.status_code == 200 and message in r.content.decode(), bad
+        assert r.status_code == 400 and message in r.content.decode(), bad
     r = alice_client.post(url, data | {"disjoint": "max"})
     assert "Select a valid choice" in r.content.decode()
     assert not Job.objects.exists()
@@ -334,7 +334,7 @@ def test_merge_form_refuses_bad_example_sets(alice_client, catalog, examples, me
     url = reverse("composer:new", args=["merge"])
     data = {"adapters": ids(catalog, "t5-a", "t5-b"), "merge_method": "cat"}
     r = alice_client.post(url, {**data, "examples": examples})
-    assert r.status_code == 200 and message in r.content.decode()
+    assert r.status_code == 400 and message in r.content.decode()
     assert not Job.objects.exists()
 
 

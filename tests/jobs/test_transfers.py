@@ -95,7 +95,7 @@ def test_import_errors_are_clear_and_store_nothing(alice_client, upstream_settin
     assert not Adapter.objects.filter(owner__username="alice").exists()
     # A malformed id is said on the form: nothing is queued.
     page = alice_client.post("/new/from-hugging-face/", {"source": "not an id"})
-    assert page.status_code == 200 and b"is not a repository id" in page.content
+    assert page.status_code == 400 and b"is not a repository id" in page.content
     # With carol's token the private one imports, and the token is shown nowhere.
     ok = transfer_wait(
         alice_client.post(

@@ -108,7 +108,7 @@ def fresh_version(adapter):
     )
 
 
-def test_per_user_limits(settings, alice, catalog, idle_lane):
+def test_per_user_limits(settings, client, alice, catalog, idle_lane):
     settings.COMPOSER_TRY_MAX_ACTIVE, settings.COMPOSER_TRY_PER_HOUR = 2, 3
     version = fresh_version(catalog["t5-a"])
     for _ in range(2):
@@ -120,6 +120,10 @@ def test_per_user_limits(settings, alice, catalog, idle_lane):
     trial_launch(user=alice, text="abc", version=version)
     with pytest.raises(ValidationError, match="At most 3 tries an hour"):
         trial_launch(user=alice, text="abc", version=version)
+    client.force_login(alice)
+    data = {"version": version.pk, "text": "abc"}
+    refused = client.post(reverse("composer:trial_new"), data, **HTMX)
+    assert refused.status_code == 429 and b"At most 3 tries an hour" in refused.content
     assert Trial.objects.filter(owner=alice).count() == 3
 
 
@@ -144,7 +148,7 @@ def test_bad_inputs_are_messages(client, alice, catalog, settings, idle_lane):
     long = client.post(reverse("composer:trial_new"), {"version": version.pk, "text": "x" * 501})
     assert long.status_code == 400 and b"at most 500 characters" in long.content
     empty = client.post(reverse("composer:trial_new"), {"version": version.pk, "text": " "}, **HTMX)
-    assert b"Type an input" in empty.content
+    assert empty.status_code == 400 and b"Type an input" in empty.content  # htmx swaps it in
     bob_private = catalog["t5-b"]
     bob_private.private = True
     bob_private.save()
