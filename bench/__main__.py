@@ -19,6 +19,7 @@ BENCHMARKS = {
     "engine_lego": "bench.engine_lego",
     "engine_merge": "bench.engine_merge",
     "hostile_inputs": "bench.hostile_inputs",
+    "storage_copy": "bench.storage_copy",
 }
 
 

@@ -163,6 +163,21 @@ MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 # and workers share no disk.
 
 
+def s3_transfer_config():
+    """boto3's transfers with bounded buffers, whatever the file's size: an upload holds at
+    most 4 + 1 parts of 8 MiB in memory (boto3's default: 10 + 5), a download at most 2
+    parts of 8 MiB and 16 writes of 256 KiB waiting for the disk (its default: 10 and 1,000,
+    up to 250 MiB when the disk is slower than the network)."""
+    from boto3.s3.transfer import TransferConfig
+
+    config = TransferConfig()
+    config.max_in_memory_upload_chunks = 4
+    config.max_submission_concurrency = 1
+    config.max_in_memory_download_chunks = 2
+    config.max_io_queue_size = 16
+    return config
+
+
 def s3_storage(bucket: str, endpoint_url: str | None, access_key=None, secret_key=None) -> dict:
     return {
         "BACKEND": "storages.backends.s3.S3Storage",
@@ -180,13 +195,17 @@ def s3_storage(bucket: str, endpoint_url: str | None, access_key=None, secret_ke
             "querystring_expire": env_int("LORAHUB_S3_LINK_SECONDS", 300),
             # A file read in the web process (publish, zip) spools to disk past this size.
             "max_memory_size": 2 * 1024 * 1024,
+            "transfer_config": s3_transfer_config(),
         },
     }
 
 
-_default_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+# The stores by name: "fs" (MEDIA_ROOT), and "s3" when LORAHUB_S3_BUCKET is set, which is
+# then the default. `manage.py storage_copy --from fs --to s3` copies what one holds into
+# the other.
+LORAHUB_STORES = {"fs": {"BACKEND": "django.core.files.storage.FileSystemStorage"}}
 if os.environ.get("LORAHUB_S3_BUCKET"):
-    _default_storage = s3_storage(
+    LORAHUB_STORES["s3"] = s3_storage(
         os.environ["LORAHUB_S3_BUCKET"],
         os.environ.get("LORAHUB_S3_ENDPOINT_URL"),
         os.environ.get("AWS_ACCESS_KEY_ID"),
@@ -196,7 +215,7 @@ if os.environ.get("LORAHUB_S3_BUCKET"):
 # serve them, instead of streaming through the web process.
 LORAHUB_S3_REDIRECT_MIN_BYTES = env_int("LORAHUB_S3_REDIRECT_MIN_BYTES", 1024 * 1024)
 STORAGES = {
-    "default": _default_storage,
+    "default": LORAHUB_STORES.get("s3", LORAHUB_STORES["fs"]),
     # Hashed names (far-future caching) once `collectstatic` has written its manifest, as
     # the Docker image does; plain names otherwise (development, tests).
     "staticfiles": {

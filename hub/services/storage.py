@@ -9,7 +9,7 @@ from typing import BinaryIO
 
 from django.conf import settings
 from django.core.files import File
-from django.core.files.storage import default_storage
+from django.core.files.storage import Storage, default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -130,12 +130,54 @@ def blobs_sweep(grace: timedelta) -> list[str]:
     return swept
 
 
-def stored_folders(folder: str) -> Iterator[tuple[str, list[str]]]:
-    """(folder, its file names) for `folder` and every folder below it, in storage."""
-    if not default_storage.exists(folder):
+def stored_folders(
+    folder: str, storage: Storage = default_storage
+) -> Iterator[tuple[str, list[str]]]:
+    """(folder, its file names) for `folder` and every folder below it, in `storage`."""
+    if not storage.exists(folder):
         return
-    subfolders, files = default_storage.listdir(folder)
+    subfolders, files = storage.listdir(folder)
     if files:
         yield folder, files
     for sub in subfolders:
-        yield from stored_folders(f"{folder}/{sub}")
+        yield from stored_folders(f"{folder}/{sub}", storage)
+
+
+class CopyError(Exception):
+    """A stored file that could not be copied, or whose copy is not what it should be."""
+
+
+def stored_copy(
+    source: Storage, target: Storage, name: str, sha256: str = "", verify=False
+) -> bool:
+    """Copy the stored file `name` from `source` into `target` under the same name, in
+    chunks, and check that the copy's sha256 is `sha256` (when empty: the source's, read
+    first). Nothing is deleted from `source`.
+
+    Returns False when `target` holds the file already: the same size (with `verify`, the
+    same sha256 too). A copy of another size there (an interrupted copy) is replaced. Raises
+    CopyError when the source lacks the file or the copy has other content (then removed).
+    """
+    if not source.exists(name):
+        raise CopyError(f"{name}: not in the source store")
+    if target.exists(name):
+        if target.size(name) == source.size(name):
+            if not verify:
+                return False
+            expected = sha256 or stored_sha256(source, name)
+            if stored_sha256(target, name) == expected:
+                return False
+        target.delete(name)
+    expected = sha256 or stored_sha256(source, name)
+    with source.open(name, "rb") as fh:
+        written = target.save(name, fh)
+    copied = stored_sha256(target, written)
+    if written != name or copied != expected:
+        target.delete(written)
+        raise CopyError(f"{name}: the copy, {written}, has sha256 {copied}, not {expected}")
+    return True
+
+
+def stored_sha256(storage: Storage, name: str) -> str:
+    with storage.open(name, "rb") as fh:
+        return file_sha256(fh)
