@@ -143,6 +143,52 @@ def test_no_page_scrolls_sideways(browser, live_server, site, viewport):
     context.close()
 
 
+# Elements of the adapter page's files and versions that scroll sideways inside themselves,
+# and those that reach past the window's right edge.
+INNER_SCROLL = """Array.from(document.querySelectorAll("#files *, #versions *")).filter(e =>
+    ["auto", "scroll"].includes(getComputedStyle(e).overflowX) && e.scrollWidth > e.clientWidth
+).map(e => e.tagName)"""
+PAST_THE_EDGE = """Array.from(document.querySelectorAll("#files td > *, #versions td > *")).filter(
+    e => e.getBoundingClientRect().right > window.innerWidth).map(e => e.outerHTML)"""
+# Each sha256 of the files table: its text, its title and whether it keeps to one line.
+SHAS = """Array.from(document.querySelectorAll("#files code.sha")).map(e => {
+    const style = getComputedStyle(e);
+    const text = e.clientHeight - parseFloat(style.paddingTop) - parseFloat(style.paddingBottom);
+    return [e.textContent, e.title, text < 2 * parseFloat(style.fontSize)];
+})"""
+
+
+def test_adapter_page_files_and_versions_read_on_a_phone(browser, live_server, site, adapter_dirs):
+    from hub.services.adapters import adapter_upload
+
+    adapter = site["adapter"]
+    for n in range(8):
+        folder = adapter_dirs["r8" if n % 2 == 0 else "r4"]
+        adapter_upload(
+            adapter=adapter,
+            files={f: folder / f for f in ("adapter_config.json", "adapter_model.safetensors")},
+            user=site["alice"],
+            message=f"Retrained on the {'longer-than-usual-' * 4}examples, round {n}",
+        )
+    shas = sorted(f.blob_id for f in adapter.current_version.files.all())
+    for viewport in (PHONE, DESKTOP):
+        context = browser.new_context(viewport=viewport)
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+        page = context.new_page()
+        page.goto(live_server.url + adapter.get_absolute_url())
+        width = viewport["width"]
+        assert page.locator("#versions tbody tr").count() == 9
+        assert page.evaluate(WIDE), f"the adapter page scrolls sideways at {width} px"
+        assert page.evaluate(INNER_SCROLL) == [], f"a table scrolls inside itself at {width} px"
+        assert page.evaluate(PAST_THE_EDGE) == [], f"cut at the right edge at {width} px"
+        shown = page.evaluate(SHAS)
+        assert sorted(text for text, _, _ in shown) == shas  # the whole value is in the page
+        assert all(text == title and one_line for text, title, one_line in shown), shown
+        page.click("#files button[data-copy='#sha-1']")
+        assert page.evaluate("navigator.clipboard.readText()") == shown[0][0]
+        context.close()
+
+
 def test_phone_menu_folds_behind_a_button(browser, live_server, site):
     context = browser.new_context(viewport=PHONE)
     page = context.new_page()
