@@ -44,7 +44,7 @@ def test_card_over_the_limit_is_refused_by_the_edit_form(alice_client, alice, ma
     make_adapter(alice, "big", description="small")
     url = reverse("hub:adapter_edit", args=["alice", "big"])
     response = alice_client.post(url, {"description": "a" * (64 * 1024 + 1)})
-    assert response.status_code == 200  # the form again, with the error
+    assert response.status_code == 400  # the form again, with the error
     assert "at most 64.0" in response.content.decode()
     assert Adapter.objects.get(name="big").description == "small"
 

@@ -13,7 +13,7 @@ def test_non_finite_merge_weight_is_refused(alice_client, alice, make_adapter, v
     data = {"adapters": [a.pk, b.pk], "merge_method": "linear"}
     data |= {f"weight_{a.pk}": value, f"weight_{b.pk}": "0.5"}
     response = alice_client.post(reverse("composer:new", args=["merge"]), data)
-    assert response.status_code == 200 and "Enter a number." in response.content.decode()
+    assert response.status_code == 400 and "Enter a number." in response.content.decode()
     assert not Job.objects.exists()
 
 
@@ -21,5 +21,5 @@ def test_non_finite_density_is_refused(alice_client, alice, make_adapter):
     a, b = make_adapter(alice, "a"), make_adapter(alice, "b")
     data = {"adapters": [a.pk, b.pk], "merge_method": "ties", "density": "nan"}
     response = alice_client.post(reverse("composer:new", args=["merge"]), data)
-    assert response.status_code == 200 and "Enter a number." in response.content.decode()
+    assert response.status_code == 400 and "Enter a number." in response.content.decode()
     assert not Job.objects.exists()
