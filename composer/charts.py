@@ -57,18 +57,46 @@ def loss_curve(history: Sequence[dict], width: int = WIDTH, height: int = HEIGHT
     }
 
 
-def weight_rows(weights: Sequence[float], labels: Sequence[str]) -> list[dict]:
-    """One row per input adapter, the largest in magnitude first (a weight of -0.9 moves the
-    result more than one of 0.1); `percent` is the bar's length relative to the largest
-    magnitude (a negative weight's bar is drawn red)."""
+# Inputs at weight 0 listed under the weights table at most: a screened job's N can be 500.
+FOLDED_MOST = 100
+
+
+def weight_table(
+    weights: Sequence[float],
+    inputs: Sequence[tuple[str, str | None]],
+    screening: Sequence[dict] | None = None,
+    searched: Sequence[int] = (),
+    most: int = FOLDED_MOST,
+) -> dict:
+    """The weights table of `inputs` ((label, catalog URL or None) by input position).
+
+    `rows`: the inputs that carry weight (non-zero, or `searched` over), the largest in
+    magnitude first (a weight of -0.9 moves the result more than one of 0.1); `percent` is
+    the bar's length relative to the largest magnitude (a negative weight's bar is red).
+    `folded`: the others (weight 0), by screening loss, best first (input order without a
+    `screening`), at most `most` of them; `zero` counts them all and `more` those left out.
+    """
     scale = max((abs(w) for w in weights), default=0.0) or 1.0
-    rows = [
-        {
-            "label": labels[i] if i < len(labels) else f"#{i + 1}",
+    losses = {row["index"]: row["loss"] for row in screening or ()}
+    searched = set(searched)
+    carried, zero = [], []
+    for i, w in enumerate(weights):
+        label, url = inputs[i] if i < len(inputs) else (f"#{i + 1}", None)
+        row = {
+            "label": label,
+            "url": url,
             "value": w,
             "percent": round(100 * abs(w) / scale, 1),
             "negative": w < 0,
+            "loss": losses.get(i),
         }
-        for i, w in enumerate(weights)
-    ]
-    return sorted(rows, key=lambda r: -abs(r["value"]))
+        (carried if w or i in searched else zero).append(row)
+    carried.sort(key=lambda r: -abs(r["value"]))
+    if losses:
+        zero.sort(key=lambda r: (r["loss"] is None, r["loss"]))
+    return {
+        "rows": carried,
+        "folded": zero[:most],
+        "zero": len(zero),
+        "more": max(0, len(zero) - most),
+    }

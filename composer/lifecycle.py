@@ -25,7 +25,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Count, F, IntegerField, OuterRef, Subquery, Value, Window
+from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Value, Window
 from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
@@ -86,12 +86,14 @@ def queue_order():
 
 
 def queue_position(job: Job, most: int = 1000) -> int | None:
-    """1 for the next job a worker takes; None when the job is not queued or has more than
-    `most` jobs ahead of it (a bounded read)."""
-    ahead = queue_order().values_list("pk", flat=True)[:most]
-    for position, pk in enumerate(ahead, start=1):
+    """1 for the next job a worker takes; None when the job is not queued, is held by its
+    owner's running cap (its turn is past COMPOSER_MAX_RUNNING_JOBS_PER_USER: see
+    held_by_cap) or has more than `most` jobs ahead of it (a bounded read)."""
+    cap = settings.COMPOSER_MAX_RUNNING_JOBS_PER_USER
+    ahead = queue_order().values_list("pk", "turn")[:most]
+    for position, (pk, turn) in enumerate(ahead, start=1):
         if pk == job.pk:
-            return position
+            return position if turn <= cap else None
     return None
 
 
@@ -99,13 +101,22 @@ def running_count(owner_id: int) -> int:
     return Job.objects.filter(owner=owner_id, status=Status.RUNNING).count()
 
 
-def held_by_cap(job: Job) -> int | None:
-    """COMPOSER_MAX_RUNNING_JOBS_PER_USER when `job` is queued and its owner has that many
-    jobs running (it starts when one of them ends), else None."""
-    cap = settings.COMPOSER_MAX_RUNNING_JOBS_PER_USER
-    if job.status != Status.QUEUED or running_count(job.owner_id) < cap:
+def held_by_cap(job: Job) -> dict | None:
+    """When queued `job` cannot start before one of its owner's jobs ends: its owner's
+    `running` jobs and those queued `earlier`, which start first, reach `cap`
+    (COMPOSER_MAX_RUNNING_JOBS_PER_USER; the job's turn in queue_order is past it). Else None."""
+    if job.status != Status.QUEUED:
         return None
-    return cap
+    cap = settings.COMPOSER_MAX_RUNNING_JOBS_PER_USER
+    running = running_count(job.owner_id)
+    earlier = (
+        Job.objects.filter(owner=job.owner_id, status=Status.QUEUED)
+        .filter(Q(queued_at__lt=job.queued_at) | Q(queued_at=job.queued_at, pk__lt=job.pk))
+        .count()
+    )
+    if running + earlier < cap:
+        return None
+    return {"running": running, "earlier": earlier, "cap": cap}
 
 
 def pid_alive(pid: int) -> bool:

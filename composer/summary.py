@@ -68,6 +68,12 @@ def parameters_in_words(job: Job) -> list[str]:
                 f"{p.pop('budget')} search steps with the {p.pop('optimizer', 'NGOpt')} "
                 f"optimiser, seed {p.pop('seed', 0)}"
             )
+        mode, k = p.pop("mode", None), p.pop("top_k", None)
+        if mode == "screen":
+            mixed = f"the {k} best" if k else "the best"
+            words.append(f"each candidate screened alone, then {mixed} mixed")
+        elif mode == "reference":
+            words.append("the LoraHub paper's search, from all weights at 0")
         if "separator" in p:
             words.append(f"“{p.pop('separator')}” between each input and its output")
         words.append(plural(len(job.examples), "few-shot example"))

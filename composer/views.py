@@ -12,7 +12,7 @@ from django.template.loader import get_template
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from composer.charts import loss_curve, weight_rows
+from composer.charts import FOLDED_MOST, loss_curve, weight_table
 from composer.dispatch import jobs_maintain
 from composer.forms import FORMS, PublishForm
 from composer.lifecycle import (
@@ -132,26 +132,34 @@ def weights_title(job: Job) -> str:
 
 
 def status_context(job: Job, publish_form=None) -> dict:
-    inputs = list(job.inputs.all())
+    inputs = list(job.inputs.select_related("version__adapter__owner"))
     labels = [i.label for i in inputs]
-    weights = job.best_weights or (job.result or {}).get("weights") or []
+    result = job.result or {}
+    # A finished job's result weights (a screened search may keep the screened winner over
+    # the best mix it saw); the best so far while it runs.
+    weights = result.get("weights") or job.best_weights or []
     if not weights and any(i.weight is not None for i in inputs):
         weights = [i.weight or 0.0 for i in inputs]
+    links = [(i.label, i.version.adapter.get_absolute_url() if i.version else None) for i in inputs]
+    searched = result.get("selected") or ()
     return {
         "job": job,
         "inputs": inputs,
+        "inputs_listed": inputs[:FOLDED_MOST],
+        "inputs_more": max(0, len(inputs) - FOLDED_MOST),
         "curve": loss_curve(job.history),
-        "weights": weight_rows(weights, labels),
+        "weights": weight_table(weights, links, result.get("screening"), searched),
         "weights_title": weights_title(job),
+        "screened": job.kind == Job.Kind.LORAHUB and job.parameters.get("mode") != "reference",
         "score": job_score(job),
         "parameters": parameters_in_words(job),
         "job_tables": job_tables(),
-        "evaluation": evaluation_rows(job.result or {}),
-        "predictions": prediction_rows((job.result or {}).get("evaluation")),
-        "merge_check": merge_check_table((job.result or {}).get("merge_evaluation"), labels),
+        "evaluation": evaluation_rows(result),
+        "predictions": prediction_rows(result.get("evaluation")),
+        "merge_check": merge_check_table(result.get("merge_evaluation"), labels),
         "publish_form": publish_form or PublishForm(job=job),
         "queue_position": queue_position(job) if job.status == Job.Status.QUEUED else None,
-        "held_by_cap": held_by_cap(job),
+        "held": held_by_cap(job),
     }
 
 

@@ -8,6 +8,7 @@ from django.utils import timezone
 from composer.forms import FORMS
 from composer.models import Job, JobInput
 from composer.rerun import job_form_initial
+from tests.jobs.screened import screened_job
 
 EXAMPLES = '{"input": "abc", "output": "cba"}\n{"input": "hello", "output": "olleh"}\n'
 
@@ -72,11 +73,15 @@ def test_job_page_reads_at_a_glance(alice_client, catalog):
     # Inputs folded; parameters in words, not a dict.
     assert '<details id="job-inputs">' in page and "Inputs: 2 adapters" in page
     assert "12 search steps with the OnePlusOne optimiser, seed 3" in page
+    assert "each candidate screened alone, then the 5 best mixed" in page  # the form's K
     assert "{'budget'" not in page and "&#x27;budget&#x27;" not in page
     # Weights: a table with bars, the largest in magnitude first, labelled final once done.
     assert "<caption>Weights (final)</caption>" in page
-    rows = re.findall(r'<td class="weight-label">([^<]+)</td><td class="num">([^<]+)</td>', page)
-    assert rows == [("bob/t5-a v1", "-0.950"), ("bob/t5-b v1", "0.900")]
+    cells = r'<td class="weight-label"><a href="([^"]+)">([^<]+)</a></td><td class="num">([^<]+)<'
+    urls = [catalog[n].get_absolute_url() for n in ("t5-a", "t5-b")]
+    rows = re.findall(cells, page)
+    assert rows == [(urls[0], "bob/t5-a v1", "-0.950"), (urls[1], "bob/t5-b v1", "0.900")]
+    assert 'id="weights-zero"' not in page  # no input at weight 0
     assert page.count('class="weight-bar"') == 1 and page.count("weight-bar negative") == 1
     # The loss curve has value ticks and step numbers.
     curve = page[page.index('id="loss-curve"') : page.index("</svg>")]
@@ -89,6 +94,11 @@ def test_weights_of_a_running_job_are_the_best_so_far(alice_client, catalog):
     Job.objects.filter(pk=job.pk).update(status=Job.Status.RUNNING, step=3, best_weights=[1, 2])
     page = alice_client.get(reverse("composer:status", args=[job.pk])).content.decode()
     assert "<caption>Best weights so far (step 3)</caption>" in page
+    # the inputs at weight 0 are counted, not listed: the fragment is redrawn every second
+    Job.objects.filter(pk=job.pk).update(best_weights=[1, 0])
+    page = alice_client.get(reverse("composer:status", args=[job.pk])).content.decode()
+    assert page.count('class="weight-label"') == 1
+    assert "1 other screened candidate at weight 0 so far." in page and "<details" not in page
 
 
 def test_run_again_launches_the_same_job(alice_client, catalog):
@@ -172,15 +182,52 @@ def test_a_merge_is_scored_on_its_example_sets(alice_client, catalog):
     assert "EM 0.75" in alice_client.get(reverse("composer:list")).content.decode()
 
 
-def test_a_job_held_by_the_running_cap_says_why(alice_client, alice, settings):
+def test_a_job_held_by_the_running_cap_says_why_and_has_no_place(alice_client, alice, settings):
     settings.COMPOSER_MAX_RUNNING_JOBS_PER_USER = 2
     running = {"status": Job.Status.RUNNING, "heartbeat_at": timezone.now(), "worker_host": "gpu-7"}
     Job.objects.create(owner=alice, kind=Job.Kind.LEGO, **running)
     job = Job.objects.create(owner=alice, kind=Job.Kind.LEGO)
 
-    def page():
+    def page(job):
         return alice_client.get(reverse("composer:status", args=[job.pk])).content.decode()
 
-    assert 'id="job-held"' not in page()
+    def place(job):
+        found = re.search(r'<dd id="job-position">(\d+)</dd>', page(job))
+        return found and int(found[1])
+
+    assert place(job) == 1 and 'id="job-held"' not in page(job)
+    # a second queued job of alice's starts only after one of hers ends: no place yet
+    second = Job.objects.create(owner=alice, kind=Job.Kind.LEGO)
+    assert place(second) is None
+    assert "You have 1 job running and 1 queued before this one, and at most 2 run" in page(second)
+    second.delete()
+    # at the cap: held, with no place in the queue, even alone in it
     Job.objects.create(owner=alice, kind=Job.Kind.LEGO, **running)
-    assert "You have 2 jobs running, the most allowed at once" in page()
+    held = page(job)
+    assert "You have 2 jobs running, and at most 2 run at once: this one waits for one" in held
+    assert 'id="job-position"' not in held
+
+
+def test_a_screened_job_lists_the_weighted_adapters_and_folds_the_rest(alice_client, alice, bob):
+    job = screened_job(alice, bob, n=500, mix=(0.9, 0.55, 0.2, -0.5, 0.15))
+    page = alice_client.get(job.get_absolute_url()).content.decode()
+    table = page[page.index('id="weights"') : page.index('id="weights-zero"')]
+    rows = re.findall(r'<td class="weight-label"><a href="([^"]+)">([^<]+)</a></td>', table)
+    searched = [job.inputs.get(position=i).version.adapter for i in job.result["selected"]]
+    # the 5 searched, by |weight|: 0.9, 0.55, -0.5 (red), 0.2, 0.15, each to its catalog page
+    order = [0, 1, 3, 2, 4]
+    assert rows == [(searched[i].get_absolute_url(), f"{searched[i].full_name} v1") for i in order]
+    assert table.count("weight-bar negative") == 1
+    # the other 495 folded, best screening loss first, the first 100 listed
+    folded = page[page.index('id="weights-zero"') :]
+    folded = folded[: folded.index("</details>")]
+    assert "<summary>495 other screened candidates (weight 0)</summary>" in folded
+    losses = [float(x) for x in re.findall(r'<td class="num">([\d.]+)</td>', folded)]
+    assert len(losses) == 100 and losses == sorted(losses)
+    selected = job.result["selected"]
+    best_zero = min(s["loss"] for s in job.result["screening"] if s["index"] not in selected)
+    assert losses[0] == round(best_zero, 4)
+    assert "the download holds the other 395" in folded
+    # the inputs list is bounded too: the page stays small however many were screened
+    assert "and 400 more" in page[page.index('id="job-inputs"') :]
+    assert len(page) < 64_000, len(page)

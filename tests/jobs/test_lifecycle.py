@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from composer.lifecycle import (
     JobLimitReached,
+    held_by_cap,
     job_check_limit,
     job_claim,
     job_claim_next,
@@ -152,15 +153,19 @@ def test_the_queue_takes_users_in_turn(alice, bob, django_user_model, settings):
     Job.objects.create(owner=carol, kind=Job.Kind.LEGO, status=Status.RUNNING)
     order = list(queue_order().values_list("pk", flat=True))
     assert order == [a[0].pk, b.pk, a[1].pk, c.pk, a[2].pk]
-    assert [queue_position(j) for j in (a[0], b, a[1], c, a[2])] == [1, 2, 3, 4, 5]
+    # alice's third waits for one of her first two to end: it has no place yet
+    assert [queue_position(j) for j in (a[0], b, a[1], c, a[2])] == [1, 2, 3, 4, None]
+    assert held_by_cap(a[2]) == {"running": 0, "earlier": 2, "cap": 2}
+    assert [held_by_cap(j) for j in (a[0], b, a[1], c)] == [None] * 4
     # Workers take them in that order, each job once, while the owner has fewer than
     # COMPOSER_MAX_RUNNING_JOBS_PER_USER running: alice's third waits for one of hers.
     claimed = [job_claim_next(device="cpu") for _ in range(6)]
     assert [j.pk if j else None for j in claimed] == [*order[:4], None, None]
     assert queue_position(a[0]) is None
     assert job_claim(a[2].pk, device="cpu") is None  # a message sent for it: left queued
-    assert queue_position(a[2]) == 1
+    assert queue_position(a[2]) is None  # held: no place until one of alice's ends
     job_finish(claimed[0], Status.SUCCEEDED)
+    assert queue_position(a[2]) == 1
     assert job_claim_next(device="cpu").pk == a[2].pk
 
 

@@ -104,10 +104,14 @@ def test_jobs_whose_messages_were_lost_run_when_sent_again(
     jobs = [lorahub(alice, catalog, budget=3) for _ in range(3)]
     assert own_broker.cli("llen", job_queue) == "3"
     assert all(Job.objects.get(pk=j.pk).sent_at for j in jobs)
-    # Waiting: the page says for how long and where in the queue.
+    # Waiting: the page says for how long and where in the queue; alice's third job, past
+    # her running cap (2), waits for one of the first two to end and has no place yet.
+    settings.COMPOSER_MAX_RUNNING_JOBS_PER_USER = 2
     client.force_login(alice)
+    page = client.get(reverse("composer:status", args=[jobs[1].pk])).content.decode()
+    assert 'id="job-position">2</dd>' in page and 'id="job-wait"' in page
     page = client.get(reverse("composer:status", args=[jobs[2].pk])).content.decode()
-    assert 'id="job-position">3</dd>' in page and 'id="job-wait"' in page
+    assert 'id="job-position"' not in page and "2 queued before this one" in page
 
     # Their messages are old but all there: an intact queue gets no duplicates.
     settings.COMPOSER_QUEUED_STALE_SECONDS = 0
