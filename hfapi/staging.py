@@ -15,6 +15,8 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 
+from hub.services.storage import stored_folders
+
 ROOT = "hfapi-lfs"
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 CHUNK = 1024 * 1024
@@ -70,13 +72,9 @@ def discard(user_id: int, sha256s: Iterable[str]) -> None:
 def clear_stale(before) -> int:
     """Delete staged objects last written before `before` (an aware datetime)."""
     removed = 0
-    if not default_storage.exists(ROOT):
-        return 0
-    users, _ = default_storage.listdir(ROOT)
-    for user in users:
-        _, names = default_storage.listdir(f"{ROOT}/{user}")
+    for folder, names in stored_folders(ROOT):
         for name in names:
-            path = f"{ROOT}/{user}/{name}"
+            path = f"{folder}/{name}"
             if default_storage.get_modified_time(path) < before:
                 default_storage.delete(path)
                 removed += 1

@@ -133,10 +133,14 @@ def blobs_sweep(grace: timedelta) -> list[str]:
 def stored_folders(
     folder: str, storage: Storage = default_storage
 ) -> Iterator[tuple[str, list[str]]]:
-    """(folder, its file names) for `folder` and every folder below it, in `storage`."""
-    if not storage.exists(folder):
+    """(folder, its file names) for `folder` and every folder below it, in `storage`.
+
+    Listed without asking whether the folder exists: an S3 store has no folders, only
+    names with slashes, and says that none exists (it lists a missing one as empty)."""
+    try:
+        subfolders, files = storage.listdir(folder)
+    except FileNotFoundError:  # the file system's
         return
-    subfolders, files = storage.listdir(folder)
     if files:
         yield folder, files
     for sub in subfolders:

@@ -128,9 +128,11 @@ def test_a_copy_unlike_its_source_is_refused_or_replaced(s3, stored, settings):
 def test_copy_back_from_s3_to_the_file_system_resumes(s3, settings, alice, make_adapter):
     settings.STORAGES = {**settings.STORAGES, "default": s3.storage()}
     make_adapter(alice, "on-s3")
+    staged = b"an LFS object staged in the bucket"
+    stage_stream(alice.pk, hashlib.sha256(staged).hexdigest(), len(staged), [staged])
     media = Path(settings.MEDIA_ROOT)
     assert not media.exists()
-    assert summary(copy("--from", "s3", "--to", "fs")).startswith("s3 -> fs: 2 copied")
+    assert summary(copy("--from", "s3", "--to", "fs")).startswith("s3 -> fs: 3 copied")
     in_bucket = files(Path(s3.folder / s3.bucket))
     assert files(media) == in_bucket
     # A copy cut short (a run killed while writing it) is made again.

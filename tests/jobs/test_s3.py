@@ -3,12 +3,13 @@ storage anywhere: MEDIA_ROOT points at a folder that never exists, in the web pr
 in the worker, which has a work directory of its own.
 
 Upload, download (large files by a presigned redirect to the store), zip, job inputs and
-results, publish, and the Hub API's LFS upload and resolve.
+results, publish, the Hub API's LFS upload and resolve, and the sweeps of leftovers.
 """
 
 import hashlib
 import io
 import zipfile
+from datetime import timedelta
 
 import pytest
 import requests
@@ -57,6 +58,30 @@ def follow_to_store(response, s3) -> bytes:
     # Without the signature the store refuses: the link is the only way in.
     assert requests.get(link.split("?")[0], timeout=30).status_code in (400, 403)
     return fetched.content
+
+
+def test_leftovers_are_swept_from_the_bucket(on_s3, alice):
+    """A bucket has no folders: the sweeps list its names under blobs/, jobs/ and hfapi-lfs/."""
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+    from django.utils import timezone
+
+    from composer.sweep import results_sweep
+    from hfapi.staging import clear_stale, stage_stream
+    from hub.services.storage import blobs_sweep
+
+    job = Job.objects.create(owner=alice, kind=Job.Kind.LEGO, status=Job.Status.SUCCEEDED)
+    kept = default_storage.save(f"jobs/{job.pk}/lego.zip", ContentFile(b"zip"))
+    Job.objects.filter(pk=job.pk).update(result_file=kept)
+    orphan_result = default_storage.save(f"jobs/{job.pk}/lego-orphan.zip", ContentFile(b"z"))
+    orphan_blob = default_storage.save("blobs/ab/cd/" + "ab" * 32, ContentFile(b"rolled back"))
+    stage_stream(alice.pk, sha(b"staged"), 6, [b"staged"])
+    everything = timedelta(minutes=-1)  # a grace period every file has passed
+
+    assert blobs_sweep(everything) == [orphan_blob]
+    assert results_sweep(everything) == [orphan_result]
+    assert clear_stale(timezone.now() - everything) == 1
+    assert on_s3.keys() == {kept}
 
 
 def test_upload_download_and_zip_through_the_bucket(on_s3, client, alice, toys):
