@@ -5,17 +5,21 @@ fixtures), the candidates are N adapter directories read from disk while screeni
 (`screening.screen`, the default LoraHub mode's first step). Each directory links to the
 files of one of the fixture's 20 adapters, so that 1,000 candidates do not take 1,000
 copies on disk; every one is still read, hashed and parsed.
-Rows: (a) "batch": a fixed number of candidates at C = 4, 8, 16, 32 and 64 per forward;
+Parts: (a) "batch": a fixed number of candidates at C = 4, 8, 16, 32 and 64 per forward,
+with the floor (the base model alone on the examples repeated C times, per candidate);
 (b) "prefetch": 200 candidates at the default C with the next chunk read in a thread, and
-without; (c) "scale": 200 and 1,000 candidates at the default C.
+without; (c) "scale": 200 and 1,000 candidates at the default C. The variants of a part
+run in turn, `--rounds` times (median).
 Reported: seconds, milliseconds per candidate, split into reading and checking the files
 (in whichever thread), screening waiting for them, and composing + the batched forward;
 forward passes per candidate (screening time / (N × one plain forward pass of the 5
 examples)); the process's peak resident memory during screening above what it held
-before, beside what stacking all N at once would take. The plain forward pass is timed
-again after every 16 candidates or so (median of those), so that a machine whose load
-changes during a run sways both sides alike; that time is not counted as screening.
-One CPU thread for torch. Writes bench/results/engine_screening.json.
+before, beside what stacking all N at once would take. The plain forward pass (its
+fastest of 3 in a row: the steady state) is timed before and after every 16 candidates or
+so (median of those), so that a machine whose load changes during a run sways both sides
+alike; that time is not counted as screening. One CPU thread for torch.
+Writes bench/results/engine_screening.json (`--out`), keeping the rows of the shapes and
+parts not run.
 """
 
 import argparse
@@ -30,7 +34,7 @@ from pathlib import Path
 import psutil
 import torch
 
-from bench.engine_speed import RESULTS, examples, fixture, plain_forward
+from bench.engine_speed import RESULTS, SHAPES, examples, fixture, plain_forward
 from composer.engine.adapters import CONFIG_NAME, WEIGHTS_NAME, load_adapter
 from composer.engine.base_models import load_base_model, load_tokenizer
 from composer.engine.lorahub import LoraHubParams, Scorer
@@ -42,6 +46,7 @@ BATCHES = (4, 8, 16, 32, 64)
 PREFETCH_COUNT = 200
 SAMPLE_EVERY = 16  # candidates between two timings of the plain forward pass
 ROUNDS = {"tiny": 5, "t5-base": 1}  # runs of each variant, in turn (median)
+PARTS = ("batch", "prefetch", "scale")
 
 
 def candidates(shape: str, fixtures: list[Path], n: int) -> list[Path]:
@@ -193,8 +198,8 @@ def bench_shape(shape: str, args, result: dict) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m bench engine_screening")
-    ap.add_argument("--shapes", nargs="*", default=["tiny", "t5-base"])
-    ap.add_argument("--parts", nargs="*", default=["batch", "prefetch", "scale"])
+    ap.add_argument("--shapes", nargs="*", default=list(SHAPES), choices=SHAPES)
+    ap.add_argument("--parts", nargs="*", default=list(PARTS), choices=PARTS)
     ap.add_argument("--counts", nargs="*", type=int, default=list(COUNTS))
     ap.add_argument("--batches", nargs="*", type=int, default=list(BATCHES))
     ap.add_argument("--batch-count", type=int, default=128, help="candidates per batch row")
@@ -209,9 +214,19 @@ def main(argv: list[str] | None = None) -> dict:
     return result
 
 
+def row_key(row: dict) -> tuple[int, int]:
+    return list(SHAPES).index(row["shape"]), PARTS.index(row["part"])
+
+
 def write(result: dict, name: str) -> None:
+    """Into bench/results/`name`, keeping the rows of the shapes and parts not run now."""
+    path = RESULTS / name
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
+    ran = {row_key(r) for r in result["rows"]}
+    kept = json.loads(path.read_text())["rows"] if path.exists() else []
+    rows = [r for r in kept if r.get("part") in PARTS and row_key(r) not in ran] + result["rows"]
+    rows.sort(key=row_key)
+    path.write_text(json.dumps({**result, "rows": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

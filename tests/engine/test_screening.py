@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from composer.engine import screening
+from composer.engine.compat import IncompatibleAdapters
 from composer.engine.lorahub import Cancelled, LiveComposition, LoraHubParams, Scorer, compose
 from tests.engine.conftest import wrappers_left
 
@@ -154,6 +155,16 @@ def test_prefetch_gives_the_same_table_as_reading_in_turn(t5, pool, examples):
     assert [i for i, _ in kept_ahead] == [i for i, _ in kept_in_turn]
     assert set(timings) == {"read_s", "wait_s", "forward_s"}
     assert timings["read_s"] > 0 and timings["forward_s"] > 0
+
+
+@pytest.mark.parametrize("prefetch", [False, True])
+def test_an_incompatible_candidate_stops_screening(t5, pool, examples, prefetch):
+    """A candidate that does not fit the others, read in the prefetch thread or not, raises
+    in the caller; the model is left unwrapped."""
+    other = t5.adapter("targets-k", targets=["k"])
+    with pytest.raises(IncompatibleAdapters, match="targets-k"):
+        screen(t5, pool + [other], examples, prefetch=prefetch)
+    assert wrappers_left(t5.model) == 0
 
 
 def test_a_copy_of_a_candidate_is_kept_once(t5, pool, examples, tmp_path):
