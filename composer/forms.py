@@ -80,7 +80,7 @@ class JobForm(forms.Form):
     def picker_choices(self, field) -> list[tuple[int, str]]:
         """The requested adapters, then the most downloaded ones for the same base model."""
         raw = self.data.getlist("adapters") if self.is_bound else self.initial.get("adapters")
-        wanted = [int(x) for x in raw or [] if str(x).isdigit()]
+        wanted = [int(x) for x in raw or [] if str(x).isdecimal()]
         requested = list(field.queryset.filter(pk__in=wanted))
         others = field.queryset.exclude(pk__in=wanted)
         if requested:

@@ -78,7 +78,7 @@ def job_new(request, kind: str):
         initial = {"adapters": request.GET.getlist("adapters")}
         initial |= {k: request.GET[k] for k in ("name", "examples", "heldout") if k in request.GET}
         source = request.GET.get("from", "")
-        if source.isdigit():
+        if source.isdecimal():
             job = owned_job(request, int(source))
             initial = job_form_initial(job, form_class)
             for label in missing_inputs(job):

@@ -15,11 +15,11 @@ from hub.selectors import adapters_visible
 @login_required
 def trial_new(request):
     version = job = None
-    if request.POST.get("job", "").isdigit():
+    if request.POST.get("job", "").isdecimal():
         job = get_object_or_404(
             Job, pk=int(request.POST["job"]), owner=request.user, status=Job.Status.SUCCEEDED
         )
-    elif request.POST.get("version", "").isdigit():
+    elif request.POST.get("version", "").isdecimal():
         version = get_object_or_404(
             AdapterVersion.objects.select_related("adapter__base_model"),
             pk=int(request.POST["version"]),

@@ -56,7 +56,7 @@ def adapter_list(request):
     }
     for lookup, value in filters.values():
         if value:
-            if lookup == "current_r" and not value.isdigit():
+            if lookup == "current_r" and not value.isdecimal():
                 continue
             if lookup == "tags__name":
                 adapters = adapters.filter(_has_tag(value))

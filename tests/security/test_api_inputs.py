@@ -154,3 +154,24 @@ def test_validate_yaml_accepts_a_card_an_upload_accepts(client, db):
 def test_validate_yaml_wrong_bodies_are_400(client, db, body):
     response = client.post("/api/validate-yaml", body, content_type="application/json")
     assert response.status_code == 400
+
+
+# "²".isdigit() is true but int("²") fails: numbers from the query or a form that only
+# looked like digits were a 500.
+@pytest.mark.parametrize(
+    "url", ["/adapters/?r=²", "/jobs/new/merge/?from=²", "/jobs/new/lorahub/?adapters=²"]
+)
+def test_digit_lookalikes_in_a_query_are_ignored(alice_client, url):
+    assert alice_client.get(url).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "url, data",
+    [
+        ("/jobs/try/", {"job": "²", "text": "x"}),
+        ("/jobs/try/", {"version": "¹", "text": "x"}),
+        ("/jobs/new/merge/", {"adapters": ["²"], "merge_method": "linear", "name": "m"}),
+    ],
+)
+def test_digit_lookalikes_in_a_form_are_a_400(alice_client, url, data):
+    assert alice_client.post(url, data).status_code == 400
