@@ -19,7 +19,9 @@ def _ticks(lo: float, hi: float, n: int = 4) -> list[float]:
 
 def loss_curve(history: Sequence[dict], width: int = WIDTH, height: int = HEIGHT) -> dict | None:
     """Polylines of the loss at every step and of the best loss so far, with value ticks on
-    the y axis and step numbers on the x axis."""
+    the y axis and step numbers on the x axis (steps whose loss was not finite are left out:
+    stored as None)."""
+    history = [h for h in history if h["loss"] is not None and h["best_loss"] is not None]
     if not history:
         return None
     losses = [h["loss"] for h in history] + [h["best_loss"] for h in history]

@@ -9,6 +9,7 @@ this worker (recovered as dead), which then stops the engine like a cancel.
 """
 
 import logging
+import math
 import threading
 import time
 
@@ -38,6 +39,18 @@ def db_retry(write, attempts: int = 10, pause: float = 1.0):
 
 def _round(values, digits: int = 5) -> list[float]:
     return [round(float(v), digits) for v in values]
+
+
+def finite_json(value):
+    """`value` with each float that is not finite replaced by None: PostgreSQL refuses NaN
+    and infinities in JSON (an adapter whose weights overflow gives a loss of NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(v) for v in value]
+    return value
 
 
 def _sparse(values) -> dict[str, float]:
@@ -90,20 +103,24 @@ class JobMonitor:
     # -- engine callbacks ------------------------------------------------------------
     def on_step(self, info) -> None:
         """Record one optimisation step (composer.engine.lorahub.StepInfo)."""
-        entry = {
-            "step": int(info.step),
-            "loss": round(float(info.loss), 6),
-            "best_loss": round(float(info.best_loss), 6),
-            "weights": _sparse(info.weights),
-        }
+        entry = finite_json(
+            {
+                "step": int(info.step),
+                "loss": round(float(info.loss), 6),
+                "best_loss": round(float(info.best_loss), 6),
+                "weights": _sparse(info.weights),
+            }
+        )
         self.history.append(entry)
-        self._pending = {
-            "step": entry["step"],
-            "budget": int(info.budget),
-            "best_loss": entry["best_loss"],
-            "weights": _round(info.weights),
-            "best_weights": _round(info.best_weights),
-        }
+        self._pending = finite_json(
+            {
+                "step": entry["step"],
+                "budget": int(info.budget),
+                "best_loss": entry["best_loss"],
+                "weights": _round(info.weights),
+                "best_weights": _round(info.best_weights),
+            }
+        )
         now = time.monotonic()
         first_or_last = len(self.history) == 1 or info.step >= info.budget
         if first_or_last or now - self._last_write >= settings.COMPOSER_PROGRESS_SECONDS:

@@ -16,6 +16,7 @@ from composer.inputs import inputs_scratch, job_inputs
 from composer.model_cache import process_model_cache
 from composer.model_card import model_card
 from composer.models import Job
+from composer.progress import finite_json
 
 
 def job_run_engine(job: Job, monitor, device: str, tmp: Path) -> dict:
@@ -71,7 +72,7 @@ def job_run_engine(job: Job, monitor, device: str, tmp: Path) -> dict:
         raise Cancelled()
     job.result = result
     name = result_store(job, out_dir, tmp / "result.zip")
-    fields = {"result": result, "result_file": name}
+    fields = {"result": finite_json(result), "result_file": name}
     if job.kind != Job.Kind.LORAHUB:
         fields.update(step=1, budget=1)
     return fields

@@ -14,6 +14,7 @@ listed in: a batched forward's rounding can depend on a row's neighbours.
 """
 
 import heapq
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -79,7 +80,9 @@ def screen(
     """Screen `candidates` with `scorer` (a lorahub.Scorer for `model` and the examples).
 
     Returns the table in the caller's order and the `keep` best (index, loaded adapter),
-    best first (equal losses in the canonical order). Of candidates with equal content
+    best first (equal losses in the canonical order); a candidate whose loss is not finite
+    (NaN or ∞: its weights overflow) has its row but is never kept, and when none is finite
+    screening raises ValueError. Of candidates with equal content
     (same sha256) only the first in the canonical order may be kept: a copy adds nothing
     to a mix; every one has its row in the table.
     With `prefetch` the next chunk is read and checked in a thread while the current
@@ -114,6 +117,8 @@ def screen(
             for (i, a), ce in zip(chunk, ces, strict=True):
                 loss = float(ce) + l1 / n
                 rows[i] = Screened(i, a.label, a.sha256, float(ce), loss, adapter_info(a))
+                if not math.isfinite(loss):  # weights that overflow (NaN or ∞): never mixed
+                    continue
                 if a.sha256 in contents:  # a copy of a candidate before it
                     continue
                 if a.sha256 is not None:
@@ -124,10 +129,21 @@ def screen(
                 elif entry > best[0]:
                     heapq.heapreplace(best, entry)
             if on_chunk is not None:
-                on_chunk(len(rows), min(rows.values(), key=lambda r: (r.loss, rank[r.index])))
+                on_chunk(len(rows), min(rows.values(), key=lambda r: _order(r, rank)))
+    if not best:
+        raise ValueError(
+            "No candidate gives a finite loss on the examples: the weights of each one "
+            "overflow the base model."
+        )
     if timings is not None:
         timings.update(clock)
     return [rows[i] for i in range(n)], [(i, a) for _, _, i, a in sorted(best, reverse=True)]
+
+
+def _order(row: Screened, rank: dict[int, int]) -> tuple:
+    """Best first: the finite losses, lowest first, then the others, in the canonical order."""
+    finite = math.isfinite(row.loss)
+    return (not finite, row.loss if finite else 0.0, rank[row.index])
 
 
 def _chunks(

@@ -1,6 +1,7 @@
 """The default composition mode: screen every candidate, search the K best from the best."""
 
 import gc
+import math
 import random
 import shutil
 import weakref
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 from composer.engine import screening
+from composer.engine.adapters import WEIGHTS_NAME
 from composer.engine.compat import IncompatibleAdapters
 from composer.engine.lorahub import Cancelled, LiveComposition, LoraHubParams, Scorer, compose
 from tests.engine.conftest import wrappers_left
@@ -225,3 +227,32 @@ def test_the_search_pays_for_moving_away_from_the_screened_winner(kit, examples,
         assert h["loss"] == pytest.approx(h["ce"] + l1 + prior * np.abs(w - winner).mean())
     moved = [h for h in res.history if np.abs(np.asarray(h["weights"]) - winner).sum() > 0.1]
     assert moved  # the identity above is tested away from the winner too
+
+
+def overflowing_copy(adapter_dir: Path, dest: Path) -> Path:
+    """A copy of `adapter_dir` whose B matrices hold NaN (any upload may)."""
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(adapter_dir, dest)
+    tensors = load_file(dest / WEIGHTS_NAME)
+    nan = {k: torch.full_like(v, math.nan) if "lora_B" in k else v for k, v in tensors.items()}
+    save_file(nan, dest / WEIGHTS_NAME)
+    return dest
+
+
+def test_a_candidate_whose_loss_is_not_finite_is_never_mixed(t5, pool, examples, tmp_path):
+    """One adapter with NaN weights among the candidates: its row says so, the others are
+    searched and the result is theirs; with no finite candidate screening says why."""
+    broken = overflowing_copy(pool[0], tmp_path / "nan")
+    candidates = [broken, *pool]
+    params = LoraHubParams(budget=12, top_k=len(candidates))
+    res = compose(t5.model, t5.tok, candidates, examples, params)
+    assert math.isnan(res.screening[0]["loss"])
+    assert sorted(res.selected) == list(range(1, len(candidates)))
+    assert math.isfinite(res.loss) and res.weights[0] == 0.0
+    steps = []
+    res = compose(t5.model, t5.tok, candidates, examples, params, on_step=steps.append)
+    assert all(math.isfinite(s.best_loss) for s in steps)
+    with pytest.raises(ValueError, match="No candidate gives a finite loss"):
+        screen(t5, [broken], examples)
+    assert wrappers_left(t5.model) == 0
