@@ -11,6 +11,7 @@ from composer.engine.knots import DEFAULT_DISJOINT, DEFAULT_SCALING_COEF, KNOTS_
 from composer.engine.lorahub import LoraHubParams
 from composer.launch import job_launch, version_label
 from composer.models import Job
+from composer.publish import lineage_weights
 from hub.choices import LICENSES
 from hub.models import Adapter, BaseModel
 from hub.selectors import adapters_visible
@@ -623,7 +624,11 @@ class PublishForm(forms.Form):
 
 
 def parent_licenses(job) -> set[str]:
-    """The licenses of the job's inputs still in the catalog."""
-    return set(
-        job.inputs.filter(version__isnull=False).values_list("version__adapter__license", flat=True)
-    )
+    """The licenses of the job's inputs that carry weight (a screened search gives the
+    others 0) and are still in the catalog."""
+    inputs = job.inputs.select_related("version__adapter")
+    return {
+        i.version.adapter.license
+        for i, weight in zip(inputs, lineage_weights(job), strict=True)
+        if i.version and weight != 0
+    }

@@ -1,14 +1,16 @@
 """The generated model card (README.md) of a job's result.
 
-Its YAML front matter carries the lineage as the Hugging Face Hub reads it: the parents as
-`base_model` (sorted by weight) with `base_model_relation: merge`, and the license chosen
-at publishing; the catalog reads the same block back (hub.services.card_metadata)."""
+Its YAML front matter carries the lineage as the Hugging Face Hub reads it: the parents that
+carry weight as `base_model` (sorted by weight, at most 20) with `base_model_relation: merge`,
+and the license chosen at publishing; the catalog reads the same block back
+(hub.services.card_metadata)."""
 
 import json
 
 from django.urls import reverse
 
 from composer.summary import job_default_name, parameters_in_words, plural
+from hub.services.card_metadata import MAX_ITEMS
 
 SHOWN_EXAMPLES = 5
 
@@ -44,7 +46,10 @@ def front_matter(job, parents: list[dict], license: str) -> list[str]:
     if license:
         data["license"] = license
     # JSON is YAML: values are quoted and escaped whatever the names hold.
-    data["base_model"] = [p["repo_id"] for p in parents if p["repo_id"]]
+    # The parents that carry weight (a screened search gives the others 0), the largest
+    # first, as many as a card's list may hold.
+    weighted = [p["repo_id"] for p in parents if p["repo_id"] and p["weight"] != 0]
+    data["base_model"] = weighted[:MAX_ITEMS]
     data["base_model_relation"] = "merge"
     data["tags"] = ["lorahub", "composed", job.kind]
     return ["---", *(f"{key}: {json.dumps(value)}" for key, value in data.items()), "---", ""]

@@ -6,8 +6,11 @@ from django.urls import reverse
 from huggingface_hub import HfApi
 
 from composer.forms import PublishForm
+from composer.launch import job_launch
 from composer.models import Job
+from composer.results import result_store
 from hub.models import Adapter
+from hub.services.adapters import adapter_create
 from tests.jobs.test_publish import done_job  # noqa: F401 - a fixture
 
 
@@ -72,3 +75,40 @@ def test_an_automatic_name_is_no_task(alice_client, alice, done_job):  # noqa: F
     alice_client.post(reverse("composer:publish", args=[done_job.pk]), {"name": "auto"})
     card = Adapter.objects.get(owner=alice, name="auto").description
     assert card.startswith("# composition of t5-a + t5-b") and "Task:" not in card
+
+
+def test_a_screened_result_over_many_candidates_is_published(
+    alice_client, alice, bob, catalog, toys, tmp_path
+):
+    """A screened search over every compatible adapter gives most of them weight 0: the
+    card's base_model lists the parents that carry weight (a card may list 20), and the
+    license proposed is theirs."""
+    folder = toys / "adapters" / "t5-a"
+    files = {f: folder / f for f in ("adapter_config.json", "adapter_model.safetensors")}
+    base = catalog["t5-a"].base_model
+    versions = [
+        adapter_create(
+            owner=bob, name=f"cand-{n:02}", files=files, base_model=base.identifier
+        ).current_version
+        for n in range(24)
+    ]
+    weights = [0.0] * 24
+    weights[5], weights[17] = -0.25, 1.0
+    for n in (5, 17):
+        Adapter.objects.filter(pk=versions[n].adapter_id).update(license="mit")
+    job = job_launch(
+        owner=alice,
+        kind=Job.Kind.LORAHUB,
+        versions=versions,
+        parameters={"budget": 40, "seed": 0, "optimizer": "NGOpt", "mode": "screen"},
+        base_model=base,
+    )
+    job.status, job.result = Job.Status.SUCCEEDED, {"weights": weights}
+    job.result_file = result_store(job, toys / "adapters" / "t5-c", tmp_path / "result.zip")
+    job.save()
+    assert PublishForm(job=job).fields["license"].initial == "mit"
+    r = alice_client.post(reverse("composer:publish", args=[job.pk]), {"name": "screened"})
+    assert r.status_code == 302, r.content.decode()
+    child = Adapter.objects.get(owner=alice, name="screened")
+    assert child.card_data["base_model"] == ["bob/cand-17", "bob/cand-05"]
+    assert "[bob/cand-00 v1]" in child.description  # the card's table names every input
