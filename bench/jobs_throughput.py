@@ -10,10 +10,16 @@ touches the catalog benchmark's data; the restart is of a private redis-server. 
 is short LoraHub compositions on a tiny T5 (the case where queue overhead matters most):
 every job is the same composition, so the direct run and the queued runs do identical
 engine work. Workers run with the production defaults for heartbeat and progress
-throttling, one thread each, CPU. Writes bench/results/jobs.json.
+throttling, one thread each, CPU. One user submits every job, so the per-user limits are
+set out of reach (COMPOSER_MAX_ACTIVE_JOBS_PER_USER and COMPOSER_MAX_RUNNING_JOBS_PER_USER
+1000, for the workers and for the submitting process): no job waits for its owner's running
+cap (with the default of 2, a third worker would find every queued job held and stay idle),
+and the figures measure the queue's throughput. Each claim still locks the user's row, as
+in production. Writes bench/results/jobs.json.
 
-Environment: LORAHUB_BENCH_JOBS (default 12 per configuration), LORAHUB_BENCH_BUDGET (20),
-LORAHUB_BENCH_QUEUED_STALE (seconds before a queued job's message is sent again, 15).
+Environment: LORAHUB_BENCH_JOBS (default 60 per configuration: about 10 s each),
+LORAHUB_BENCH_BUDGET (20), LORAHUB_BENCH_QUEUED_STALE (seconds before a queued job's message
+is sent again, 15).
 """
 
 import os
@@ -32,7 +38,7 @@ VAR = ROOT / "var" / "bench" / "jobs"
 PG_SERVER = os.environ.get("LORAHUB_BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 DB_NAME = "lorahub_bench_jobs"
 REDIS_URL = os.environ.get("LORAHUB_BENCH_REDIS", "redis://127.0.0.1:6379/10")
-N_JOBS = int(os.environ.get("LORAHUB_BENCH_JOBS", 12))
+N_JOBS = int(os.environ.get("LORAHUB_BENCH_JOBS", 60))
 BUDGET = int(os.environ.get("LORAHUB_BENCH_BUDGET", 20))
 QUEUED_STALE = float(os.environ.get("LORAHUB_BENCH_QUEUED_STALE", 15))
 FIRST_PROGRESS_SAMPLES = 5
@@ -41,8 +47,9 @@ PRODUCTION_WORKER_ENV = {
     "COMPOSER_HEARTBEAT_STALE_SECONDS": "120",
     "COMPOSER_PROGRESS_SECONDS": "1.0",
     "COMPOSER_CANCEL_POLL_SECONDS": "0.5",
-    # One user launches every job here.
+    # One user launches every job here: neither per-user limit may hold one.
     "COMPOSER_MAX_ACTIVE_JOBS_PER_USER": "1000",
+    "COMPOSER_MAX_RUNNING_JOBS_PER_USER": "1000",
 }
 EXAMPLES = [("abc", "cba"), ("hello", "olleh"), ("lora", "arol"), ("merge", "egrem")]
 
@@ -258,8 +265,10 @@ _STATIC = "django.contrib.staticfiles.storage.StaticFilesStorage"
 def _redis_restart(user, base, versions) -> dict:
     """Two workers busy with a short job each, two more jobs queued behind them; Redis
     restarts without its data (the two queued messages are lost). Seconds from the restart
-    until every lost job is sent again (after COMPOSER_QUEUED_STALE_SECONDS, checked every
-    maintenance round) and until every lost job is running again."""
+    until every lost job has a message again or is running (sent again after
+    COMPOSER_QUEUED_STALE_SECONDS, checked every maintenance round, or given a turn when a
+    job of its owner ends: that turn may take the other lost job) and until every lost job
+    is running again."""
     from tests.jobs.redis_server import RedisServer
     from tests.jobs.worker import Worker, celery_sending_to
 
@@ -300,9 +309,10 @@ def _lose_messages(redis_server, user, base, versions) -> dict:
         if time.perf_counter() - restarted > 10 * QUEUED_STALE + 120:
             raise RuntimeError("lost jobs never ran again")
         elapsed = round(time.perf_counter() - restarted, 2)
-        if not lost.filter(sent_at__lt=restarted_at).exists():
+        if not lost.filter(status=Job.Status.QUEUED, sent_at__lt=restarted_at).exists():
             timings.setdefault("restart_to_all_sent_again_s", elapsed)
-        if not lost.filter(status=Job.Status.QUEUED).exists():
+        if not lost.filter(status=Job.Status.QUEUED).exists():  # may have come in between
+            timings.setdefault("restart_to_all_sent_again_s", elapsed)
             timings["restart_to_all_running_s"] = elapsed
         time.sleep(0.05)
     _wait(list(lost) + busy)
