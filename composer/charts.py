@@ -75,8 +75,9 @@ def weight_table(
     `rows`: the inputs that carry weight (non-zero, or `searched` over), the largest in
     magnitude first (a weight of -0.9 moves the result more than one of 0.1); `percent` is
     the bar's length relative to the largest magnitude (a negative weight's bar is red).
-    `folded`: the others (weight 0), by screening loss, best first (input order without a
-    `screening`), at most `most` of them; `zero` counts them all and `more` those left out.
+    `folded`: the others (weight 0), by screening loss, best first, a loss that was not
+    finite (stored as None) last (input order without a `screening`: `by_loss` False), at
+    most `most` of them; `zero` counts them all and `more` those left out.
     """
     scale = max((abs(w) for w in weights), default=0.0) or 1.0
     losses = {row["index"]: row["loss"] for row in screening or ()}
@@ -97,6 +98,7 @@ def weight_table(
     if losses:
         zero.sort(key=lambda r: (r["loss"] is None, r["loss"]))
     return {
+        "by_loss": bool(losses),
         "rows": carried,
         "folded": zero[:most],
         "zero": len(zero),

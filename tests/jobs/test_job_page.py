@@ -5,6 +5,7 @@ import re
 from django.urls import reverse
 from django.utils import timezone
 
+from composer.charts import weight_table
 from composer.forms import FORMS
 from composer.models import Job, JobInput
 from composer.rerun import job_form_initial
@@ -231,3 +232,22 @@ def test_a_screened_job_lists_the_weighted_adapters_and_folds_the_rest(alice_cli
     # the inputs list is bounded too: the page stays small however many were screened
     assert "and 400 more" in page[page.index('id="job-inputs"') :]
     assert len(page) < 64_000, len(page)
+
+
+def test_folded_inputs_go_by_screening_loss_a_loss_that_was_not_finite_last(
+    alice_client, alice, bob
+):
+    losses = [2.0, 1.0, None, 1.5]  # a NaN loss is stored as None
+    screening = [{"index": i, "loss": loss} for i, loss in enumerate(losses)]
+    inputs = [(f"a{i}", None) for i in range(4)]
+    table = weight_table([0.0, 1.0, 0.0, 0.0], inputs, screening, searched=[1])
+    assert [r["label"] for r in table["rows"]] == ["a1"]
+    assert [r["label"] for r in table["folded"]] == ["a3", "a0", "a2"]
+    job = screened_job(alice, bob, n=8, mix=(1.0,))
+    zero = [r for r in job.result["screening"] if r["index"] not in job.result["selected"]]
+    zero[0]["loss"] = None
+    Job.objects.filter(pk=job.pk).update(result=job.result)
+    page = alice_client.get(job.get_absolute_url()).content.decode()
+    folded = page[page.index('id="weights-zero"') :]
+    cells = re.findall(r'<td class="num">(.*?)</td>', folded[: folded.index("</details>")])
+    assert len(cells) == 7 and "not finite" in cells[-1]  # a cell in every row, the last
