@@ -125,8 +125,10 @@ class LoraHubParams:
             raise ValueError("top_k and screen_batch must be at least 1")
         if self.pick not in PICKS:
             raise ValueError(f"pick must be one of {PICKS}, got {self.pick!r}")
-        if not self.bound > 0 or self.l1 < 0 or self.prior < 0:
-            raise ValueError("bound must be positive, l1 and prior non-negative")
+        if not (
+            0 < self.bound < math.inf and 0 <= self.l1 < math.inf and 0 <= self.prior < math.inf
+        ):
+            raise ValueError("bound must be positive, l1 and prior non-negative (all finite)")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
 

@@ -221,6 +221,10 @@ def test_pick_best_and_bad_params(t5, examples):
         (dict(mode="x"), "mode"),
         (dict(guard="x"), "guard"),
         (dict(top_k=0), "top_k"),
+        (dict(prior=-1.0), "prior"),
+        (dict(prior=float("nan")), "prior"),  # every mix's loss would be NaN
+        (dict(l1=float("nan")), "l1"),
+        (dict(bound=float("inf")), "bound"),
     ]:
         with pytest.raises(ValueError, match=msg):
             compose(t5.model, t5.tok, t5.loaded(), examples, LoraHubParams(**bad))
