@@ -70,7 +70,7 @@ def parameters_in_words(job: Job) -> list[str]:
             )
         mode, k = p.pop("mode", None), p.pop("top_k", None)
         if mode == "screen":
-            mixed = f"the {k} best" if k else "the best"
+            mixed = f"up to the {k} best" if k else "the best"
             words.append(f"each candidate screened alone, then {mixed} mixed")
         elif mode == "reference":
             words.append("the LoraHub paper's search, from all weights at 0")

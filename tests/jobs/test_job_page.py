@@ -74,7 +74,7 @@ def test_job_page_reads_at_a_glance(alice_client, catalog):
     # Inputs folded; parameters in words, not a dict.
     assert '<details id="job-inputs">' in page and "Inputs: 2 adapters" in page
     assert "12 search steps with the OnePlusOne optimiser, seed 3" in page
-    assert "each candidate screened alone, then the 5 best mixed" in page  # the form's K
+    assert "each candidate screened alone, then up to the 5 best mixed" in page  # the form's K
     assert "{'budget'" not in page and "&#x27;budget&#x27;" not in page
     # Weights: a table with bars, the largest in magnitude first, labelled final once done.
     assert "<caption>Weights (final)</caption>" in page
