@@ -54,6 +54,8 @@ def trial_launch(*, user, text: str, version=None, job=None) -> Trial:
     result) on `text`. Raises ValidationError with a message for the user."""
     if not text.strip():
         raise ValidationError("Type an input, or pick one of the examples.")
+    if "\x00" in text:  # PostgreSQL refuses it in text: a 500 otherwise
+        raise ValidationError("An input cannot hold a NUL character (\\u0000).")
     limit = settings.COMPOSER_TRY_MAX_CHARS
     if len(text) > limit:
         raise ValidationError(f"Inputs have at most {limit} characters (this one: {len(text)}).")

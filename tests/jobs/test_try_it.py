@@ -149,6 +149,8 @@ def test_bad_inputs_are_messages(client, alice, catalog, settings, idle_lane):
     assert long.status_code == 400 and b"at most 500 characters" in long.content
     empty = client.post(reverse("composer:trial_new"), {"version": version.pk, "text": " "}, **HTMX)
     assert empty.status_code == 400 and b"Type an input" in empty.content  # htmx swaps it in
+    nul = client.post(reverse("composer:trial_new"), {"version": version.pk, "text": "a\x00b"})
+    assert nul.status_code == 400 and b"NUL character" in nul.content
     bob_private = catalog["t5-b"]
     bob_private.private = True
     bob_private.save()
