@@ -225,7 +225,8 @@ def job_status(request, pk: int):
     if job.status in (Job.Status.RUNNING, Job.Status.QUEUED):
         jobs_maintain(Job.objects.filter(pk=job.pk))
         job.refresh_from_db()
-    return render(request, "composer/_status.html", status_context(job))
+    context = {**status_context(job), "oob": job.is_finished}
+    return render(request, "composer/_status.html", context)
 
 
 @login_required

@@ -1,11 +1,15 @@
 """In headless Chromium at 1366 and 390 px: the page of a job that screened 500 candidates
-shows the mixed ones with their bars and folds the rest; nothing scrolls sideways."""
+shows the mixed ones with their bars and folds the rest; nothing scrolls sideways. A page
+followed live shows Try it once the job succeeds."""
 
 import os
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
+from composer.models import Job
+from hub.models import BaseModel
 from tests.conftest import PASSWORD
 from tests.jobs.screened import screened_job
 
@@ -37,4 +41,32 @@ def test_a_job_of_500_candidates_reads_at_any_width(browser, live_server, alice,
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT_DIR / f"job_500_{width}.png"), full_page=True)
+    page.close()
+
+
+def test_a_job_followed_live_shows_try_it_once_it_succeeds(browser, live_server, alice, bob):
+    """Try it lies outside the polled fragment: the poll that sees the job end fills it in
+    (no reload), and its example buttons work."""
+    job = screened_job(alice, bob, n=5)
+    BaseModel.objects.filter(pk=job.base_model_id).update(local_path="/models/flan-t5-large")
+    running = {"status": Job.Status.RUNNING, "heartbeat_at": timezone.now(), "worker_host": "gpu-7"}
+    examples = [{"input": "abc=", "output": "cba"}, {"input": "hello=", "output": "olleh"}]
+    Job.objects.filter(pk=job.pk).update(examples=examples, **running)
+    page = browser.new_page(viewport={"width": 390, "height": 900})
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("main form button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+    page.goto(f"{live_server.url}{job.get_absolute_url()}")
+    page.wait_for_selector('[data-status="running"]')
+    assert page.locator("#try-it").count() == 0
+    page.evaluate("window.notReloaded = true")
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.SUCCEEDED)
+    page.wait_for_selector("#try-it #try-text", timeout=10_000)
+    assert page.evaluate("window.notReloaded") is True
+    assert page.locator("#job-try").count() == 1
+    page.click("#try-it button.try-example >> nth=1")
+    assert page.input_value("#try-text") == "hello="
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.close()
