@@ -20,9 +20,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 SCREENSHOT_DIR = Path(os.environ.get("JOBS_SCREENSHOT_DIR", "var/screenshots"))
 
 
-@pytest.mark.parametrize("width", [1366, 390])
-def test_a_job_of_500_candidates_reads_at_any_width(browser, live_server, alice, bob, width):
-    job = screened_job(alice, bob, n=500)
+def job_page(browser, live_server, job, width: int):
+    """A new page at `width` px, logged in as alice, on `job`'s page."""
     page = browser.new_page(viewport={"width": width, "height": 900})
     page.goto(f"{live_server.url}/accounts/login/")
     page.fill("input[name=username]", "alice")
@@ -30,6 +29,13 @@ def test_a_job_of_500_candidates_reads_at_any_width(browser, live_server, alice,
     page.click("main form button[type=submit]")
     page.wait_for_url(f"{live_server.url}/")
     page.goto(f"{live_server.url}{job.get_absolute_url()}")
+    return page
+
+
+@pytest.mark.parametrize("width", [1366, 390])
+def test_a_job_of_500_candidates_reads_at_any_width(browser, live_server, alice, bob, width):
+    job = screened_job(alice, bob, n=500)
+    page = job_page(browser, live_server, job, width)
 
     assert page.locator("#weights tbody tr").count() == 5
     assert page.locator("#weights .weight-bar").count() == 5
@@ -52,13 +58,7 @@ def test_a_job_followed_live_shows_try_it_once_it_succeeds(browser, live_server,
     running = {"status": Job.Status.RUNNING, "heartbeat_at": timezone.now(), "worker_host": "gpu-7"}
     examples = [{"input": "abc=", "output": "cba"}, {"input": "hello=", "output": "olleh"}]
     Job.objects.filter(pk=job.pk).update(examples=examples, **running)
-    page = browser.new_page(viewport={"width": 390, "height": 900})
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("input[name=username]", "alice")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("main form button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
-    page.goto(f"{live_server.url}{job.get_absolute_url()}")
+    page = job_page(browser, live_server, job, 390)
     page.wait_for_selector('[data-status="running"]')
     assert page.locator("#try-it").count() == 0
     page.evaluate("window.notReloaded = true")
