@@ -29,7 +29,9 @@ def generate(
     max_new_tokens: int = 32,
     batch_size: int = 16,
 ) -> list[str]:
-    """Greedy completions (decoded, special tokens dropped) for each input."""
+    """Greedy completions (decoded, special tokens dropped) for each input; a generated NUL
+    character (byte 0, which a byte-level model can emit) comes back as "␀" (U+2400), as
+    text stores such as PostgreSQL refuse NUL."""
     causal = not model.config.is_encoder_decoder
     device = next(model.parameters()).device
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
@@ -55,7 +57,8 @@ def generate(
         )
         if causal:
             out = out[:, ids.shape[1] :]
-        outputs.extend(tok.batch_decode(out, skip_special_tokens=True))
+        texts = tok.batch_decode(out, skip_special_tokens=True)
+        outputs.extend(t.replace("\x00", "\N{SYMBOL FOR NULL}") for t in texts)
     return outputs
 
 

@@ -212,3 +212,17 @@ def test_exact_match_by_greedy_generation(kit):
     cache = Cache(kit)
     assert run_evaluate(kit.base, right, model_cache=cache, max_new_tokens=6)["exact_match"] == 1
     assert run_evaluate(kit.base, wrong, model_cache=cache, max_new_tokens=6)["exact_match"] == 0
+
+
+def test_a_generated_nul_character_comes_back_as_a_symbol(kit):
+    """An adapter can make a byte-level model emit byte 0; PostgreSQL refuses NUL in text
+    and JSON, so a try or an evaluation that stored it failed."""
+    nul = kit.tok.convert_tokens_to_ids("\x00")
+    bias = torch.zeros(len(kit.tok))
+    bias[nul] = 1e4  # every step's most likely token is byte 0, as such an adapter makes it
+    hook = kit.model.get_output_embeddings().register_forward_hook(lambda m, i, out: out + bias)
+    try:
+        (text,) = generate(kit.model, kit.tok, ["abc"], max_new_tokens=3)
+    finally:
+        hook.remove()
+    assert text == "\N{SYMBOL FOR NULL}" * 3
