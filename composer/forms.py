@@ -302,6 +302,9 @@ class LoraHubForm(JobForm):
         super().__init__(*args, **kwargs)
         if self.initial.get("adapters"):  # sent here with adapters: those are the candidates
             self.fields["candidates"].initial = "pick"
+        bases = list(self.fields["base_model"].queryset[:2])
+        if len(bases) == 1 and not self.initial.get("base_model"):  # the only choice
+            self.fields["base_model"].initial = bases[0]
 
     def chosen_adapters(self, cleaned) -> list:
         how = cleaned.get("candidates")

@@ -221,6 +221,16 @@ def test_forms_prefill_adapters_from_the_catalog(alice_client, catalog):
     assert "bob/t5-a" in page and "bob/llama-a" not in page
 
 
+def test_lorahub_form_preselects_the_only_base_model_the_workers_have(alice_client, catalog):
+    url = reverse("composer:new", args=["lorahub"])
+    t5, llama = catalog["t5-a"].base_model, catalog["llama-a"].base_model
+    page = alice_client.get(url).content.decode()
+    assert '<option value="" selected>' in page  # two: the user picks
+    BaseModel.objects.filter(pk=llama.pk).update(local_path="", commit="")
+    page = alice_client.get(url).content.decode()
+    assert f'<option value="{t5.pk}" selected>' in page
+
+
 def test_login_required(client, db):
     r = client.get(reverse("composer:list"))
     assert r.status_code == 302 and "login" in r["Location"]
