@@ -32,7 +32,15 @@ def cache_root() -> Path:
 
 
 def _entries(root: Path) -> list[tuple[Path, os.stat_result]]:
-    return [(p, p.stat()) for p in root.iterdir() if not p.name.startswith(".")]
+    entries = []
+    for path in root.iterdir():
+        if path.name.startswith("."):
+            continue
+        try:
+            entries.append((path, path.stat()))
+        except FileNotFoundError:  # evicted meanwhile by another worker process
+            continue
+    return entries
 
 
 def _make_room(root: Path, size: int, limit: int) -> None:

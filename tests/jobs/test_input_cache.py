@@ -52,3 +52,16 @@ def test_a_stored_file_that_does_not_match_its_sha256_is_refused(dirs):
 def test_a_file_larger_than_the_cache_is_a_message(dirs):
     with pytest.raises(ValueError, match="larger than this worker's input cache"):
         cached_blob(stored(b"y" * 300))
+
+
+def test_a_copy_gone_while_the_cache_is_listed_is_passed_over(dirs):
+    """The fast lane's worker and the jobs' worker of one machine share the cache, so one
+    may evict a copy between the other's listing and its look at that copy (here: a link
+    to nothing, listed but gone). Making room passed that copy over instead of failing."""
+    a, b = stored(b"a" * 100), stored(b"b" * 100)
+    cached_blob(a)
+    (cache_root() / ("0" * 64)).symlink_to(dirs / "evicted")
+    assert cached_blob(b).read_bytes() == b"b" * 100
+    c = stored(b"c" * 100)
+    assert cached_blob(c).read_bytes() == b"c" * 100  # 300 bytes > 250: a is evicted
+    assert not (cache_root() / a.sha256).exists()
