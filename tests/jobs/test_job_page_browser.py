@@ -52,7 +52,7 @@ def test_a_job_of_500_candidates_reads_at_any_width(browser, live_server, alice,
 
 def test_a_job_followed_live_shows_try_it_once_it_succeeds(browser, live_server, alice, bob):
     """Try it lies outside the polled fragment: the poll that sees the job end fills it in
-    (no reload), and its example buttons work."""
+    (no reload), and its example buttons work; the publish form comes with it."""
     job = screened_job(alice, bob, n=5)
     BaseModel.objects.filter(pk=job.base_model_id).update(local_path="/models/flan-t5-large")
     running = {"status": Job.Status.RUNNING, "heartbeat_at": timezone.now(), "worker_host": "gpu-7"}
@@ -69,4 +69,10 @@ def test_a_job_followed_live_shows_try_it_once_it_succeeds(browser, live_server,
     page.click("#try-it button.try-example >> nth=1")
     assert page.input_value("#try-text") == "hello="
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    # The publish form: each help text sits under its own field, not above the next one.
+    gap = page.evaluate(
+        "document.getElementById('help-name').getBoundingClientRect().top"
+        " - document.getElementById('id_name').getBoundingClientRect().bottom"
+    )
+    assert 0 <= gap < 8, gap
     page.close()
