@@ -9,7 +9,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from .choices import LICENSES, TASKS
 from .services.adapters import ADAPTER_NAME, tags_parse
 from .services.cards import card_check
-from .services.throttle import login_check, login_failed
+from .services.throttle import login_check, login_failed, signup_check, signup_record
 
 USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,38}")
 # First path segments the site itself uses: no account may take them (URLs are /<owner>/<name>).
@@ -52,9 +52,24 @@ class AdminLoginForm(ThrottledLogin, AdminAuthenticationForm):
 
 
 class SignupForm(UserCreationForm):
+    """Sign-up, at most LORAHUB_SIGNUPS_PER_HOUR accounts an hour from one address."""
+
     class Meta(UserCreationForm.Meta):
         model = get_user_model()
         fields = ("username", "email")
+
+    def __init__(self, request, *args, **kwargs):
+        self.request = request
+        super().__init__(*args, **kwargs)
+
+    def clean(self):
+        signup_check(self.request)
+        return super().clean()
+
+    def save(self, commit=True):
+        user = super().save(commit)
+        signup_record(self.request)
+        return user
 
     def clean_username(self):
         username = self.cleaned_data["username"]

@@ -5,24 +5,18 @@ proxy saw, with LORAHUB_PROXY_HOPS proxies in front)."""
 
 import hashlib
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from ..models import Adapter, DownloadMark
+from .throttle import client_address
 
 
 def client_id(request) -> str:
     if request.user.is_authenticated:
         return f"user:{request.user.pk}"
-    address = request.META.get("REMOTE_ADDR", "")
-    hops = settings.LORAHUB_PROXY_HOPS
-    if hops:
-        forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
-        if len(forwarded) >= hops:
-            address = forwarded[-hops]
-    return f"address:{address}"
+    return f"address:{client_address(request)}"
 
 
 def adapter_download_record(adapter: Adapter, request, filename: str) -> bool:

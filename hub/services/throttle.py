@@ -1,6 +1,6 @@
-"""Limits on how often one user or address may do something: failed log-ins, uploads and
-Hub API writes. Events are rows in the database, so every web process sees the same counts;
-each check drops its key's events older than the period."""
+"""Limits on how often one user or address may do something: failed log-ins, sign-ups,
+uploads and Hub API writes. Events are rows in the database, so every web process sees the
+same counts; each check drops its key's events older than the period."""
 
 from datetime import timedelta
 
@@ -20,6 +20,18 @@ def throttle_count(scope: str, key: str, period: timedelta) -> int:
 
 def throttle_record(scope: str, key: str) -> None:
     ThrottleEvent.objects.create(scope=scope, key=key[:200])
+
+
+def client_address(request) -> str:
+    """The client's address: the one the first proxy saw, with LORAHUB_PROXY_HOPS proxies
+    in front, else the peer's."""
+    address = request.META.get("REMOTE_ADDR", "")
+    hops = settings.LORAHUB_PROXY_HOPS
+    if hops:
+        forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        if len(forwarded) >= hops:
+            address = forwarded[-hops]
+    return address
 
 
 LOGIN_PERIOD = timedelta(minutes=15)
@@ -64,3 +76,21 @@ def write_check(user) -> str | None:
         )
     throttle_record("write", f"user:{user.pk}")
     return None
+
+
+SIGNUP_PERIOD = timedelta(hours=1)
+
+
+def signup_check(request) -> None:
+    """Refuse a sign-up from an address that made LORAHUB_SIGNUPS_PER_HOUR accounts within
+    the last hour (more accounts would get around every per-user limit)."""
+    limit = settings.LORAHUB_SIGNUPS_PER_HOUR
+    if throttle_count("signup", f"address:{client_address(request)}", SIGNUP_PERIOD) >= limit:
+        raise ValidationError(
+            f"At most {limit} sign-ups an hour from one address: please try again later.",
+            code="throttled",
+        )
+
+
+def signup_record(request) -> None:
+    throttle_record("signup", f"address:{client_address(request)}")

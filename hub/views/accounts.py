@@ -21,7 +21,7 @@ def safe_next(request) -> str:
 @sensitive_post_parameters("password1", "password2")
 @require_http_methods(["GET", "POST"])
 def signup(request):
-    form = SignupForm(request.POST or None)
+    form = SignupForm(request, request.POST or None)
     next_url = safe_next(request)
     if request.method == "POST" and form.is_valid():
         user = form.save()

@@ -1,12 +1,16 @@
-"""Log-ins are throttled per account and address (site and admin); uploads and Hub API writes
-per user and hour. 40 wrong passwords in a row used to go through."""
+"""Log-ins are throttled per account and address (site and admin); sign-ups per address and
+hour; uploads and Hub API writes per user and hour. 40 wrong passwords in a row used to go
+through, and sign-ups were unlimited (each new account a fresh set of per-user limits)."""
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
 from hfapi.tokens import token_create
 from tests.conftest import PASSWORD
+
+SIGNUP_PASSWORD = "a-Long-pass-word-42"
 
 
 @pytest.mark.parametrize("url", ["/accounts/login/", "/admin/login/"])
@@ -66,3 +70,31 @@ def test_api_writes_per_hour_are_limited(client, alice, settings):
         for i in range(3)
     ]
     assert statuses == [200, 200, 429]
+
+
+def test_signups_per_address_are_limited(db, settings):
+    settings.LORAHUB_SIGNUPS_PER_HOUR = 3
+    users = get_user_model().objects
+
+    def signup(client, username):
+        data = {"username": username, "password1": SIGNUP_PASSWORD, "password2": SIGNUP_PASSWORD}
+        return client.post("/accounts/signup/", data)
+
+    statuses = [signup(Client(), f"user{i}").status_code for i in range(3)]
+    refused = signup(Client(), "user3")
+    assert statuses == [302, 302, 302] and refused.status_code == 429
+    assert "At most 3 sign-ups an hour" in refused.content.decode()
+    assert not users.filter(username="user3").exists() and users.count() == 3
+    # Another address still signs up.
+    assert signup(Client(REMOTE_ADDR="10.9.9.9"), "user3").status_code == 302
+
+
+def test_signups_are_counted_per_client_behind_a_proxy(db, settings):
+    settings.LORAHUB_SIGNUPS_PER_HOUR = 1
+    settings.LORAHUB_PROXY_HOPS = 1
+    data = {"password1": SIGNUP_PASSWORD, "password2": SIGNUP_PASSWORD}
+    for i, status in enumerate([302, 429]):
+        client = Client(HTTP_X_FORWARDED_FOR="10.1.1.1")
+        assert client.post("/accounts/signup/", {**data, "username": f"a{i}"}).status_code == status
+    client = Client(HTTP_X_FORWARDED_FOR="10.2.2.2")
+    assert client.post("/accounts/signup/", {**data, "username": "b"}).status_code == 302
