@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import BinaryIO
 
 from django.conf import settings
+from django.core.exceptions import SuspiciousOperation
 from django.core.files import File
 from django.core.files.storage import Storage, default_storage
 from django.db import IntegrityError, transaction
@@ -160,8 +161,16 @@ def stored_copy(
 
     Returns False when `target` holds the file already: the same size (with `verify`, the
     same sha256 too). A copy of another size there (an interrupted copy) is replaced. Raises
-    CopyError when the source lacks the file or the copy has other content (then removed).
+    CopyError when the source lacks the file, a store refuses the name (one that leads out
+    of it, e.g. with ../ or absolute) or the copy has other content (then removed).
     """
+    try:
+        return copy_checked(source, target, name, sha256, verify)
+    except SuspiciousOperation as error:
+        raise CopyError(f"{name}: a store refuses the name ({error})") from None
+
+
+def copy_checked(source: Storage, target: Storage, name: str, sha256: str, verify: bool) -> bool:
     if not source.exists(name):
         raise CopyError(f"{name}: not in the source store")
     if target.exists(name):

@@ -147,3 +147,28 @@ def test_a_store_that_is_not_configured_is_named(settings):
     settings.LORAHUB_STORES = {"fs": FS}
     with pytest.raises(CommandError, match="No store 's3'.*LORAHUB_S3_BUCKET"):
         copy("--from", "fs", "--to", "s3")
+
+
+def test_a_name_that_leads_out_of_a_store_is_reported_and_the_rest_copied(s3, stored, settings):
+    weights = Blob.objects.order_by("-size").first()
+    Blob.objects.filter(pk=weights.pk).update(storage_name="../../outside")
+    Job.objects.filter(pk=stored.pk).update(result_file="/etc/hostname")
+    with pytest.raises(CommandError) as refused:
+        copy("--from", "fs", "--to", "s3")
+    report = str(refused.value)
+    assert "2 files were not copied" in report
+    assert "failed ../../outside: a store refuses the name" in report
+    assert "failed /etc/hostname: a store refuses the name" in report
+    bucket = files(Path(s3.folder / s3.bucket))
+    assert len(bucket) == 4 and weights.storage_name not in bucket
+    assert not any(".." in name or "hostname" in name for name in bucket)
+
+    # The bucket reads ../../outside as its key "outside"; the file system refuses the name.
+    storages.create_storage(s3.storage()).save("outside", ContentFile(b"planted"))
+    settings.MEDIA_ROOT = media = Path(settings.MEDIA_ROOT).with_name("copied-back")
+    with pytest.raises(CommandError) as refused:
+        copy("--from", "s3", "--to", "fs")
+    assert "failed ../../outside: a store refuses the name" in str(refused.value)
+    assert "failed /etc/hostname: not in the source store" in str(refused.value)
+    assert files(media) == bucket and not (media.parent / "outside").exists()
+    assert "outside" in files(Path(s3.folder / s3.bucket))
