@@ -107,7 +107,6 @@ def adapter_detail(request, owner, name, revision="main"):
     version = version_resolve(adapter, revision)
     if version is None:
         raise Http404("No such revision")
-    lineage = getattr(version, "lineage_parents", None)
     return render(
         request,
         "hub/adapter_detail.html",
@@ -118,7 +117,6 @@ def adapter_detail(request, owner, name, revision="main"):
             "files": version.files.select_related("blob"),
             "versions": adapter.versions.select_related("created_by"),
             "is_owner": request.user.is_authenticated and request.user.pk == adapter.owner_id,
-            "has_lineage": lineage is not None and lineage.exists(),
             "task_label": TASK_LABELS.get(adapter.task, adapter.task),
             "license_label": LICENSE_LABELS.get(adapter.license, adapter.license),
             "hub_endpoint": request.build_absolute_uri("/").rstrip("/"),

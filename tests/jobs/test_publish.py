@@ -131,3 +131,38 @@ def test_job_page_shows_the_held_out_outputs_escaped(alice_client, done_job):
         "&lt;script&gt;x&lt;/script&gt;", "tpircs", "zzz ✗", "tpircs ✓",
         "abc", "cba", "abc ✗", "cbb ✗",
     ]  # fmt: skip
+
+
+def test_pages_list_the_parents_that_carry_weight_and_bound_the_rest(
+    alice_client, done_job, django_assert_max_num_queries
+):
+    """A screened composition records every screened candidate as a parent, most at weight
+    0: the child's page lists those that carry weight and counts the others; the parent's
+    page does not count a weight-0 link as "made from" it; both pages stay bounded."""
+    publish(alice_client, done_job)
+    child = Adapter.objects.get(name="mixed").current_version
+    parent = done_job.inputs.first().version
+    Lineage.objects.bulk_create(
+        Lineage(
+            child=child,
+            parent=parent,
+            parent_label=f"bob/screened-{i} v1",
+            position=2 + i,
+            weight=0.0,
+            method="lorahub",
+        )
+        for i in range(300)
+    )
+    with django_assert_max_num_queries(40):
+        page = alice_client.get(child.adapter.get_absolute_url()).content.decode()
+    assert "bob/t5-a v1" in page and "bob/t5-b v1" in page and "screened-0 v1" not in page
+    assert "300 other screened candidates (weight 0)" in page
+    with django_assert_max_num_queries(40):
+        page = alice_client.get(parent.adapter.get_absolute_url()).content.decode()
+    made_from = page.split('id="lineage-children"')[1].split("</section>")[0]
+    assert made_from.count("alice/mixed</a>") == 1
+    # many children with a weight: at most 50 listed, the rest counted
+    Lineage.objects.filter(child=child, position__gte=2).update(weight=0.5)
+    page = alice_client.get(parent.adapter.get_absolute_url()).content.decode()
+    made_from = page.split('id="lineage-children"')[1].split("</section>")[0]
+    assert made_from.count("<li>") == 50 and "and 251 more." in made_from
