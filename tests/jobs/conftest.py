@@ -186,6 +186,20 @@ def job_wait(job, statuses, timeout: float = 90, worker=None):
     return job
 
 
+def logged_in_context(browser, live_server, client, user, width: int):
+    """A Chromium context at `width` px carrying `user`'s session (logged in through the
+    test client, not the log-in form)."""
+    from django.conf import settings
+
+    client.force_login(user)
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    session = client.cookies[settings.SESSION_COOKIE_NAME].value
+    context.add_cookies(
+        [{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": live_server.url}]
+    )
+    return context
+
+
 def unzip_result(job, dest):
     """The stored result zip, extracted into `dest` (as a user would after downloading)."""
     import zipfile

@@ -5,8 +5,9 @@ and N for the others); a field with an error stays shown; nothing scrolls sidewa
 import os
 
 import pytest
-from django.conf import settings
 from django.urls import reverse
+
+from tests.jobs.conftest import logged_in_context
 
 # Playwright's sync API keeps an event loop in this thread (see tests/jobs/test_browser.py).
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -23,12 +24,7 @@ def shown(page) -> set[str]:
 def test_lorahub_form_shows_the_fields_of_the_chosen_candidates(
     browser, live_server, client, alice, catalog, width
 ):
-    client.force_login(alice)
-    context = browser.new_context(viewport={"width": width, "height": 900})
-    session = client.cookies[settings.SESSION_COOKIE_NAME].value
-    context.add_cookies(
-        [{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": live_server.url}]
-    )
+    context = logged_in_context(browser, live_server, client, alice, width)
     page = context.new_page()
     page.goto(f"{live_server.url}{reverse('composer:new', args=['lorahub'])}")
     assert shown(page) == {"base_model", "examples"}  # every compatible adapter: the default

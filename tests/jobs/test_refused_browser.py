@@ -5,10 +5,10 @@ import os
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.urls import reverse
 
 from composer.models import Trial
+from tests.jobs.conftest import logged_in_context
 
 # Playwright's sync API keeps an event loop in this thread (see tests/jobs/test_browser.py).
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -19,12 +19,7 @@ SCREENSHOT_DIR = Path(os.environ.get("JOBS_SCREENSHOT_DIR", "var/screenshots"))
 
 @pytest.mark.parametrize("width", [1366, 390])
 def test_a_refused_try_says_why_in_the_box(browser, live_server, client, alice, catalog, width):
-    client.force_login(alice)
-    context = browser.new_context(viewport={"width": width, "height": 900})
-    session = client.cookies[settings.SESSION_COOKIE_NAME].value
-    context.add_cookies(
-        [{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": live_server.url}]
-    )
+    context = logged_in_context(browser, live_server, client, alice, width)
     page = context.new_page()
     url = f"{live_server.url}{catalog['t5-a'].get_absolute_url()}"
     page.goto(url)
