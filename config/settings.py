@@ -237,7 +237,8 @@ LORAHUB_MAX_BODY_BYTES = env_int("LORAHUB_MAX_BODY_BYTES", 1024 * 1024)
 # Largest single adapter file accepted (bytes); default 2 GiB.
 LORAHUB_MAX_FILE_BYTES = env_int("LORAHUB_MAX_FILE_BYTES", 2 * 1024**3)
 # Proxies in front of the site that append to X-Forwarded-For (1 behind deploy/nginx.conf):
-# download counts tell clients apart by the address the first of them saw.
+# download counts and the log-in and sign-up limits tell clients apart by the address the
+# first of them saw.
 LORAHUB_PROXY_HOPS = env_int("LORAHUB_PROXY_HOPS", 0)
 # Failed log-ins per account and per address within 15 minutes before log-ins are refused;
 # uploads and Hub API writes per user per hour; accounts made per address per hour.

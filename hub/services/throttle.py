@@ -39,7 +39,7 @@ LOGIN_PERIOD = timedelta(minutes=15)
 
 def login_keys(request, username: str) -> list[tuple[str, int]]:
     """(key, limit) pairs a log-in attempt is counted under: the account and the address."""
-    address = request.META.get("REMOTE_ADDR", "") if request is not None else ""
+    address = client_address(request) if request is not None else ""
     return [
         (f"user:{(username or '').strip().lower()}", settings.LORAHUB_LOGIN_FAILURES),
         (f"address:{address}", settings.LORAHUB_LOGIN_FAILURES_PER_ADDRESS),

@@ -38,6 +38,19 @@ def test_one_address_cannot_try_many_accounts(db, settings):
     assert page.status_code == 429 and "Too many failed log-ins" in page.content.decode()
 
 
+def test_behind_a_proxy_log_in_failures_count_per_client(db, alice, settings):
+    settings.LORAHUB_LOGIN_FAILURES_PER_ADDRESS = 10
+    settings.LORAHUB_PROXY_HOPS = 1
+    guesser = Client(HTTP_X_FORWARDED_FOR="10.1.1.1")
+    for i in range(11):
+        page = guesser.post("/accounts/login/", {"username": f"user{i}", "password": "x"})
+    assert page.status_code == 429
+    # Every client reaches the site from the proxy's address: the others still log in.
+    other = Client(HTTP_X_FORWARDED_FOR="10.2.2.2")
+    page = other.post("/accounts/login/", {"username": "alice", "password": PASSWORD})
+    assert page.status_code == 302
+
+
 def test_a_good_login_still_works_below_the_limit(db, alice):
     client = Client()
     for _ in range(4):
