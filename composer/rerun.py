@@ -8,6 +8,7 @@ import json
 
 from django.http import QueryDict
 
+from composer.example_sets import example_sets_of
 from composer.forms import weight_field
 from composer.models import Job
 
@@ -34,6 +35,11 @@ def job_form_initial(job: Job, form_class) -> dict:
     if job.kind == Job.Kind.LORAHUB:
         initial |= {"candidates": "pick", "examples": jsonl(job.examples)}
         initial["heldout"] = jsonl(job.heldout)
+    else:  # a merge's example sets: one, or one per input separated by a line ---
+        sets = example_sets_of(job.examples)
+        initial["examples"] = "---\n".join(
+            jsonl([{"input": e.input, "output": e.output} for e in examples]) for examples in sets
+        )
     if job.kind == Job.Kind.MERGE:
         for i in inputs:
             if i.version and i.weight is not None:

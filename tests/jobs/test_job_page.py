@@ -2,6 +2,7 @@
 
 import re
 
+import pytest
 from django.urls import reverse
 from django.utils import timezone
 
@@ -123,6 +124,19 @@ def test_run_again_of_a_merge_keeps_weights_and_method(alice_client, catalog):
     assert again.pk != job.pk
     assert again.parameters == job.parameters == {"method": "ties", "density": 0.3}
     assert [i.weight for i in again.inputs.all()] == [2.0, 1.0]
+
+
+@pytest.mark.parametrize("kind", ["merge", "lego"])
+def test_run_again_and_clone_of_a_merge_keep_its_example_sets(alice_client, catalog, kind):
+    sets = '{"input": "ab", "output": "ba"}\n---\n{"input": "cd", "output": "CD"}\n'
+    extra = {"merge_method": "linear"} if kind == "merge" else {}
+    job = launch(alice_client, catalog, kind, examples=sets, **extra)
+    assert [e.get("task") for e in job.examples] == [0, 1]
+    page = alice_client.get(reverse("composer:new", args=[kind]) + f"?from={job.pk}")
+    assert "---" in page.content.decode().split('name="examples"')[1].split("</textarea>")[0]
+    alice_client.post(reverse("composer:again", args=[job.pk]))
+    again = Job.objects.latest("id")
+    assert again.pk != job.pk and again.examples == job.examples
 
 
 def test_clone_and_edit_fills_the_form(alice_client, catalog):
