@@ -12,7 +12,7 @@ from composer.device import pick_device
 from composer.dispatch import job_turn_for_owner, jobs_maintain
 from composer.lifecycle import job_claim_next, job_finish, time_limit_message
 from composer.models import Job
-from composer.progress import JobMonitor, db_retry
+from composer.progress import JobMonitor, WriteRefused, db_retry, refused_as
 
 log = logging.getLogger(__name__)
 Status = Job.Status
@@ -36,11 +36,18 @@ def job_execute(sent_for: int | None, *, task_id: str = "") -> str | None:
     ):
         status, fields = _outcome(job, monitor, device, Path(tmp))
         stored = fields.get("result_file")
-        monitor.flush()
-        if monitor.lost or not db_retry(lambda: job_finish(job, status, **fields)):
+        try:
+            with refused_as("result"):
+                monitor.flush()
+                finished = db_retry(lambda: job_finish(job, status, **fields))
+        except WriteRefused as exc:  # failed, not left running for the reaper to run again
+            log.exception("job %s: the database refused its outcome", job.pk)
+            status, error = Status.FAILED, str(exc)
+            finished = db_retry(lambda: job_finish(job, status, error=error))
+        if monitor.lost or not finished:
             log.warning("job %s: taken away from this worker; its outcome is dropped", job.pk)
             status = None
-    if status is None and stored:
+    if status != Status.SUCCEEDED and stored:
         from composer.results import result_delete
 
         result_delete(stored)
@@ -58,6 +65,8 @@ def _outcome(job: Job, monitor: JobMonitor, device: str, tmp: Path) -> tuple[str
         return Status.SUCCEEDED, job_run_engine(job, monitor, device, tmp)
     except Cancelled:
         return Status.CANCELLED, {"error": ""}
+    except WriteRefused as exc:
+        return Status.FAILED, {"error": str(exc)}
     except SoftTimeLimitExceeded:
         return Status.FAILED, {"error": time_limit_message(settings.CELERY_TASK_SOFT_TIME_LIMIT)}
     except ValueError as exc:  # the engine's own errors carry a message meant for the user

@@ -12,9 +12,10 @@ import logging
 import math
 import threading
 import time
+from contextlib import contextmanager
 
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.utils import timezone
 
 from composer.lifecycle import running
@@ -23,18 +24,40 @@ from composer.models import Job
 log = logging.getLogger(__name__)
 
 
+# Errors that can pass: the connection, not the values written.
+PASSING = (OperationalError, InterfaceError)
+
+
+class WriteRefused(Exception):
+    """The database refused a job's write for good; the message is meant for its owner."""
+
+
 def db_retry(write, attempts: int = 10, pause: float = 1.0):
     """`write()`, reconnecting after a dropped database connection (a restart, a failover, a
-    proxy timeout) and trying again, up to `attempts` times; re-raises the last error."""
+    proxy timeout) and trying again, up to `attempts` times; re-raises the last error. Any
+    other database error (a value PostgreSQL refuses) would fail again: raised at once."""
     for attempt in range(attempts):
         try:
             return write()
-        except DatabaseError:
+        except PASSING:
             if attempt == attempts - 1:
                 raise
             log.warning("database write failed; reconnecting", exc_info=True)
             connection.close()  # the next query opens a new connection
             time.sleep(pause)
+
+
+@contextmanager
+def refused_as(what: str):
+    """Turn a database error that cannot pass, raised inside, into WriteRefused saying that
+    `what` could not be stored and why (the error's first line)."""
+    try:
+        yield
+    except PASSING:
+        raise
+    except DatabaseError as exc:
+        reason = str(exc).strip().split("\n")[0][:200] or type(exc).__name__
+        raise WriteRefused(f"The {what} could not be stored: {reason}") from exc
 
 
 def _round(values, digits: int = 5) -> list[float]:
@@ -129,13 +152,13 @@ class JobMonitor:
     def flush(self) -> None:
         if self._pending is None:
             return
-        fields = self._pending
-        written = db_retry(
-            lambda: running(self.job).update(
-                **fields, history=self.history, heartbeat_at=timezone.now()
+        fields, self._pending = self._pending, None  # a refused write is not tried again
+        with refused_as("job's progress"):
+            written = db_retry(
+                lambda: running(self.job).update(
+                    **fields, history=self.history, heartbeat_at=timezone.now()
+                )
             )
-        )
-        self._pending = None
         self._last_write = time.monotonic()
         if not written:
             self.lost = True

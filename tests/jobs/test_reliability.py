@@ -1,9 +1,10 @@
 """Jobs are never lost, with real workers on a Redis of this module's own (flushed, frozen
 and restarted here, never the shared one): lost messages are sent again, an unreachable
 broker at submit keeps the job, limits are the worker's, a dropped database connection
-costs nothing, every worker settles dead workers' jobs (on any host) and sweeps leftovers
-by itself, two workers given messages for the same job run it once, and one user's jobs
-never run more than COMPOSER_MAX_RUNNING_JOBS_PER_USER at once."""
+costs nothing, a write the database refuses fails the job once, every worker settles dead
+workers' jobs (on any host) and sweeps leftovers by itself, two workers given messages for
+the same job run it once, and one user's jobs never run more than
+COMPOSER_MAX_RUNNING_JOBS_PER_USER at once."""
 
 import os
 import shutil
@@ -19,7 +20,7 @@ from django.utils import timezone
 from composer.dispatch import job_send, jobs_maintain
 from composer.engine.examples import Example
 from composer.launch import job_launch
-from composer.lifecycle import job_request_cancel
+from composer.lifecycle import job_claim_next, job_request_cancel, jobs_reap
 from composer.models import Job
 from tests.jobs.conftest import job_wait, wait_for
 from tests.jobs.form_data import lorahub_data
@@ -74,14 +75,14 @@ def start_worker(worker_factory, own_broker, storage_dirs):
         w.stop()
 
 
-def lorahub(owner, catalog, budget: int) -> Job:
+def lorahub(owner, catalog, budget: int, examples=EXAMPLES) -> Job:
     return job_launch(
         owner=owner,
         kind=Job.Kind.LORAHUB,
         versions=[catalog[n].current_version for n in ("t5-a", "t5-b")],
         parameters={"budget": budget, "seed": 0, "optimizer": "NGOpt"},
         base_model=catalog["t5-a"].base_model,
-        examples=EXAMPLES,
+        examples=examples,
     )
 
 
@@ -293,6 +294,59 @@ def test_progress_and_heartbeat_survive_a_dropped_database_connection(start_work
     job_wait(job, Job.FINISHED, timeout=120, worker=worker)
     assert (job.status, job.attempts, job.error) == (Status.CANCELLED, 1, "")
     assert "reconnecting" in worker.log_tail(200000)
+
+
+MARKER = "refuse-me"
+
+
+@pytest.fixture
+def refused_writes():
+    """A trigger on the jobs table that refuses (a data exception, as PostgreSQL refuses a
+    value it cannot store) a write changing `column` of a job whose examples hold MARKER."""
+    table = Job._meta.db_table
+
+    def refuse(column: str) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "CREATE FUNCTION refuse_marked() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                f"IF position('{MARKER}' in NEW.examples::text) > 0 "
+                f"AND NEW.{column} IS DISTINCT FROM OLD.{column} THEN "
+                "RAISE EXCEPTION 'a value this database refuses' USING ERRCODE = '22000'; "
+                "END IF; RETURN NEW; END $$"
+            )
+            cursor.execute(
+                f"CREATE TRIGGER refuse_marked BEFORE UPDATE ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_marked()"
+            )
+
+    yield refuse
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TRIGGER IF EXISTS refuse_marked ON {table}")
+        cursor.execute("DROP FUNCTION IF EXISTS refuse_marked()")
+
+
+@pytest.mark.parametrize(("column", "what"), [("history", "job's progress"), ("result", "result")])
+def test_a_write_the_database_refuses_fails_the_job_once(
+    start_worker, refused_writes, alice, catalog, column, what
+):
+    """A value PostgreSQL refuses is not retried as a dropped connection is, and does not
+    leave the job running for the reaper to run again: it fails, with the reason."""
+    refused_writes(column)
+    worker = start_worker(COMPOSER_JOB_MAX_ATTEMPTS=2, COMPOSER_HEARTBEAT_STALE_SECONDS=5)
+    examples = [*EXAMPLES, Example(MARKER, "em-esufer")]
+    job = job_wait(lorahub(alice, catalog, budget=3, examples=examples), Job.FINISHED, 120, worker)
+    assert (job.status, job.attempts) == (Status.FAILED, 1), job.error
+    assert job.error == f"The {what} could not be stored: a value this database refuses"
+    assert (job.result, job.result_file.name) == (None, "")
+    time.sleep(6)  # past a stale heartbeat: the job is not the reaper's
+    assert jobs_reap() == {} and job_claim_next(device="cpu") is None
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == (Status.FAILED, 1)
+    text = worker.log_tail(200000)
+    assert text.count(f"job {job.pk}: started") == 1 and "reconnecting" not in text
+    # A job without the marker is stored as always.
+    other = job_wait(lorahub(alice, catalog, budget=3), Job.FINISHED, 120, worker)
+    assert other.status == Status.SUCCEEDED, other.error
 
 
 def test_the_web_checks_a_kept_connection_before_using_it(alice):
