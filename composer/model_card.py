@@ -41,6 +41,11 @@ def parent_rows(job, labels: list[str]) -> list[dict]:
     return sorted(rows, key=lambda r: -abs(r["weight"] or 0.0))
 
 
+def carries_weight(parent: dict) -> bool:
+    """A parent with a weight other than 0 (None: the merge's own 1/N)."""
+    return parent["weight"] != 0
+
+
 def front_matter(job, parents: list[dict], license: str) -> list[str]:
     data = {"library_name": "peft"}
     if license:
@@ -48,7 +53,7 @@ def front_matter(job, parents: list[dict], license: str) -> list[str]:
     # JSON is YAML: values are quoted and escaped whatever the names hold.
     # The parents that carry weight (a screened search gives the others 0), the largest
     # first, as many as a card's list may hold.
-    weighted = [p["repo_id"] for p in parents if p["repo_id"] and p["weight"] != 0]
+    weighted = [p["repo_id"] for p in parents if p["repo_id"] and carries_weight(p)]
     data["base_model"] = weighted[:MAX_ITEMS]
     data["base_model_relation"] = "merge"
     data["tags"] = ["lorahub", "composed", job.kind]
@@ -59,8 +64,10 @@ def _cell(text: str) -> str:
     return "`" + text.replace("|", "\\|").replace("`", "'").replace("\n", " ")[:200] + "`"
 
 
-def model_card(job, labels: list[str], license: str = "") -> str:
-    """Markdown describing what the adapter was made from and how."""
+def model_card(job, labels: list[str], license: str = "", every_input: bool = True) -> str:
+    """Markdown describing what the adapter was made from and how. Without `every_input`
+    (a published card) the parents table lists those that carry weight and counts the
+    others: a screened search over 500 catalog adapters leaves most of them at 0."""
     result = job.result or {}
     parents = parent_rows(job, labels)
     title = job.name or f"{job.get_kind_display()} of {len(labels)} adapters"
@@ -74,10 +81,13 @@ def model_card(job, labels: list[str], license: str = "") -> str:
     if license:
         lines += [f"License: `{license}`", ""]
     lines += ["## Parents", "", "| adapter | weight |", "| --- | --- |"]
-    for p in parents:
+    listed = parents if every_input else [p for p in parents if carries_weight(p)]
+    for p in listed:
         name = f"[{p['label']}]({p['url']})" if p["url"] else f"{p['label']} (removed)"
         weight = "" if p["weight"] is None else f"{p['weight']:.4f}"
         lines.append(f"| {name} | {weight} |")
+    if len(listed) < len(parents):
+        lines += ["", f"{plural(len(parents) - len(listed), 'other input')} had weight 0."]
     if job.examples:
         shown = job.examples[:SHOWN_EXAMPLES]
         lines += ["", "## Examples", ""]

@@ -46,7 +46,7 @@ def job_publish(job: Job, *, name: str, private: bool = False, license: str = ""
     inputs = list(job.inputs.select_related("version"))
     with tempfile.TemporaryDirectory() as tmp:
         files = _extract(job, Path(tmp))
-        card = model_card(job, [i.label for i in inputs], license=license)
+        card = model_card(job, [i.label for i in inputs], license=license, every_input=False)
         (Path(tmp) / CARD_FILE).write_text(card)
         files[CARD_FILE] = Path(tmp) / CARD_FILE
         with transaction.atomic():

@@ -11,6 +11,7 @@ from composer.models import Job
 from composer.results import result_store
 from hub.models import Adapter
 from hub.services.adapters import adapter_create
+from tests.jobs.screened import screened_job
 from tests.jobs.test_publish import done_job  # noqa: F401 - a fixture
 
 
@@ -111,4 +112,23 @@ def test_a_screened_result_over_many_candidates_is_published(
     assert r.status_code == 302, r.content.decode()
     child = Adapter.objects.get(owner=alice, name="screened")
     assert child.card_data["base_model"] == ["bob/cand-17", "bob/cand-05"]
-    assert "[bob/cand-00 v1]" in child.description  # the card's table names every input
+    card = child.description
+    assert (
+        "[bob/cand-17 v1]" in card and "[bob/cand-05 v1]" in card and "[bob/cand-00 v1]" not in card
+    )
+    assert "22 other inputs had weight 0." in card
+
+
+def test_a_result_screened_from_500_adapters_is_published(
+    alice_client, alice, bob, toys, storage_dirs, tmp_path
+):
+    """Its card lists the 5 adapters mixed: with a row for each of the 500 inputs (long
+    LoraHub names) the card passed the 64 KiB bound and the publish was refused."""
+    job = screened_job(alice, bob, n=500)
+    job.result_file = result_store(job, toys / "adapters" / "t5-c", tmp_path / "result.zip")
+    job.save()
+    r = alice_client.post(reverse("composer:publish", args=[job.pk]), {"name": "screened"})
+    assert r.status_code == 302, r.content.decode()
+    card = Adapter.objects.get(owner=alice, name="screened").description
+    assert card.count("](/bob/lorahub_flan_t5_large-") == 5
+    assert "495 other inputs had weight 0." in card
