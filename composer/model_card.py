@@ -56,7 +56,7 @@ def front_matter(job, parents: list[dict], license: str) -> list[str]:
     weighted = [p["repo_id"] for p in parents if p["repo_id"] and carries_weight(p)]
     data["base_model"] = weighted[:MAX_ITEMS]
     data["base_model_relation"] = "merge"
-    data["tags"] = ["lorahub", "composed", job.kind]
+    data["tags"] = list(dict.fromkeys(["lorahub", "composed", job.kind]))  # a LoraHub job: its kind
     return ["---", *(f"{key}: {json.dumps(value)}" for key, value in data.items()), "---", ""]
 
 

@@ -7,6 +7,7 @@ from huggingface_hub import HfApi
 
 from composer.forms import PublishForm
 from composer.launch import job_launch
+from composer.model_card import model_card
 from composer.models import Job
 from composer.results import result_store
 from hub.models import Adapter
@@ -60,6 +61,11 @@ def test_published_card_and_lineage(alice_client, alice, named_job, live_server)
     data = HfApi(endpoint=live_server.url).model_info("alice/reverser").card_data.to_dict()
     assert data["base_model"] == ["bob/t5-b", "bob/t5-a"]
     assert data["base_model_relation"] == "merge" and data["license"] == "mit"
+
+
+def test_the_cards_tags_name_a_lorahub_job_once(named_job):
+    card = model_card(named_job, [i.label for i in named_job.inputs.all()])
+    assert 'tags: ["lorahub", "composed"]' in card.splitlines()
 
 
 def test_publish_page_shows_the_proposal(alice_client, named_job):
