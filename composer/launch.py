@@ -34,7 +34,7 @@ def job_launch(
     job = Job.objects.create(
         owner=owner,
         kind=kind,
-        name=name.strip() or job_default_name(kind, versions),
+        name=name.strip() or job_default_name(kind, versions, parameters),
         base_model=base_model,
         parameters=parameters,
         examples=[{"input": e.input, "output": e.output} for e in examples]

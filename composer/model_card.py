@@ -74,7 +74,8 @@ def model_card(job, labels: list[str], license: str = "", every_input: bool = Tr
     lines = [*front_matter(job, parents, license), f"# {title}", ""]
     lines += [f"Made on LoRA Hub by job #{job.pk} ({job.get_kind_display()}).", ""]
     versions = [i.version for i in job.inputs.select_related("version__adapter")]
-    if job.name and job.name != job_default_name(job.kind, [v for v in versions if v]):
+    made = job_default_name(job.kind, [v for v in versions if v], job.parameters)
+    if job.name and job.name != made:
         lines += [f"Task: **{job.name}**", ""]  # named by the user or the task's link
     if job.base_model_id:
         lines += [f"Base model: `{job.base_model.identifier}`", ""]

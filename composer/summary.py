@@ -5,12 +5,22 @@ from composer.models import Job
 NAME_MAX = Job._meta.get_field("name").max_length
 
 
-def job_default_name(kind: str, versions) -> str:
-    """A job named by the user or the task is named so; otherwise after its inputs:
-    "merge of reverse + vowels + 3 more"."""
+# The words of merge methods' names written as their papers write them.
+METHOD_WORDS = {"knots": "KnOTS", "ties": "TIES", "dare": "DARE", "svd": "SVD"}
+
+
+def method_label(method: str) -> str:
+    """ "knots_dare_ties" -> "KnOTS-DARE-TIES", "task_arithmetic" -> "task-arithmetic"."""
+    return "-".join(METHOD_WORDS.get(word, word) for word in method.split("_"))
+
+
+def job_default_name(kind: str, versions, parameters: dict) -> str:
+    """A job named by the user or the task is named so; otherwise after its method and
+    inputs: "TIES merge of reverse + vowels + 3 more"."""
     names = [v.adapter.name for v in versions]
     shown = " + ".join(names[:3]) + (f" + {len(names) - 3} more" if len(names) > 3 else "")
-    verb = {Job.Kind.LORAHUB: "composition", Job.Kind.LEGO: "LEGO merge"}.get(kind, "merge")
+    verb = {Job.Kind.LORAHUB: "composition", Job.Kind.LEGO: "LEGO merge"}.get(kind)
+    verb = verb or f"{method_label(parameters.get('method', 'linear'))} merge"
     name = f"{verb} of {shown}"
     return name if len(name) <= NAME_MAX else name[: NAME_MAX - 1] + "…"
 

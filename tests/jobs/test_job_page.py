@@ -31,10 +31,23 @@ def lorahub(client, catalog, **extra):
 def test_a_job_is_named_by_the_user_or_after_its_inputs(alice_client, catalog):
     assert lorahub(alice_client, catalog, name="reverse words").name == "reverse words"
     job = launch(alice_client, catalog, "merge", merge_method="linear")
-    assert job.name == "merge of t5-a + t5-b"
+    assert job.name == "linear merge of t5-a + t5-b"
     page = alice_client.get(reverse("composer:list")).content.decode()
-    assert "reverse words" in page and "merge of t5-a + t5-b" in page
+    assert "reverse words" in page and "linear merge of t5-a + t5-b" in page
     assert ">Kind</th>" in page and "Score" in page and "Duration" in page
+
+
+@pytest.mark.parametrize(
+    "method, name",
+    [
+        ("ties", "TIES merge of t5-a + t5-b"),
+        ("knots_ties", "KnOTS-TIES merge of t5-a + t5-b"),
+        ("task_arithmetic", "task-arithmetic merge of t5-a + t5-b"),
+    ],
+)
+def test_a_merge_is_named_after_its_method(alice_client, catalog, method, name):
+    job = launch(alice_client, catalog, "merge", merge_method=method, density=0.5)
+    assert job.name == name
 
 
 def test_a_link_presets_the_name(alice_client, catalog):

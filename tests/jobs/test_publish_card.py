@@ -84,6 +84,14 @@ def test_an_automatic_name_is_no_task(alice_client, alice, done_job):  # noqa: F
     assert card.startswith("# composition of t5-a + t5-b") and "Task:" not in card
 
 
+def test_a_merges_automatic_name_is_no_task(alice, catalog):
+    versions = [catalog["t5-a"].current_version, catalog["t5-b"].current_version]
+    params = {"method": "ties", "density": 0.5}
+    job = job_launch(owner=alice, kind=Job.Kind.MERGE, versions=versions, parameters=params)
+    card = model_card(job, [i.label for i in job.inputs.all()])
+    assert "\n# TIES merge of t5-a + t5-b\n" in card and "Task:" not in card
+
+
 def test_a_screened_result_over_many_candidates_is_published(
     alice_client, alice, bob, catalog, toys, tmp_path
 ):
