@@ -257,10 +257,9 @@ def form_errors(form) -> str:
 @require_POST
 def job_cancel(request, pk: int):
     job = owned_job(request, pk)
-    status = job_request_cancel(job)
-    if status == Job.Status.RUNNING:
-        messages.info(request, "Cancelling: the job stops after its current step.")
-    elif status == Job.Status.CANCELLED:
+    # A running job says "Cancelling…" in its polled status, which drops it once the
+    # worker has stopped; a message above the page would stay.
+    if job_request_cancel(job) == Job.Status.CANCELLED:
         messages.info(request, "The job is cancelled.")
     return redirect(job)
 

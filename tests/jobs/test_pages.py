@@ -34,6 +34,26 @@ def test_running_job_fragment_polls_and_draws_progress(alice_client, alice):
     assert 'id="cancel"' in page
 
 
+def test_cancelling_is_said_only_in_the_polled_status(alice_client, alice):
+    job = Job.objects.create(
+        owner=alice,
+        kind=Job.Kind.MERGE,
+        status=Job.Status.RUNNING,
+        worker_host="gpu-1",
+        worker_pid=1,
+        heartbeat_at="2999-01-01T00:00:00Z",
+    )
+    r = alice_client.post(reverse("composer:cancel", args=[job.pk]), follow=True)
+    page = r.content.decode()
+    polled = page[page.index('<section id="job-status"') :]
+    polled = polled[: polled.index("</section>")]
+    assert page.count("Cancelling") == polled.count("Cancelling") == 1
+    job.status = Job.Status.CANCELLED  # the worker stops at its next step
+    job.save()
+    page = fragment(alice_client, job)
+    assert "Cancelling" not in page and 'data-status="cancelled"' in page
+
+
 def test_failed_job_fragment_stops_polling_and_shows_the_error(alice_client, alice):
     job = Job.objects.create(
         owner=alice, kind=Job.Kind.MERGE, status=Job.Status.FAILED, error="adapters differ"
