@@ -1,16 +1,18 @@
 """In headless Chromium at 1366 and 390 px: the page of a job that screened 500 candidates
-shows the mixed ones with their bars and folds the rest; nothing scrolls sideways. A page
-followed live shows Try it once the job succeeds."""
+shows the mixed ones with their bars and folds the rest; My jobs shows every job's score;
+nothing scrolls sideways. A page followed live shows Try it once the job succeeds."""
 
 import os
 from pathlib import Path
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from composer.models import Job
 from hub.models import BaseModel
 from tests.conftest import PASSWORD
+from tests.jobs.conftest import logged_in_context
 from tests.jobs.screened import screened_job
 
 # Playwright's sync API keeps an event loop in this thread (see tests/jobs/test_browser.py).
@@ -48,6 +50,36 @@ def test_a_job_of_500_candidates_reads_at_any_width(browser, live_server, alice,
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT_DIR / f"job_500_{width}.png"), full_page=True)
     page.close()
+
+
+@pytest.mark.parametrize("width", [1366, 390])
+def test_my_jobs_shows_each_score_at_any_width(browser, live_server, client, alice, width):
+    now = timezone.now()
+    name = "composition of reverse-lower + upper-lower + shift1-lower + 18 more"
+    for loss in (0.25, 0.5):
+        Job.objects.create(
+            owner=alice,
+            kind=Job.Kind.LORAHUB,
+            name=name,
+            status=Job.Status.SUCCEEDED,
+            best_loss=loss,
+            started_at=now - timezone.timedelta(seconds=42),
+            finished_at=now,
+        )
+    context = logged_in_context(browser, live_server, client, alice, width)
+    page = context.new_page()
+    page.goto(live_server.url + reverse("composer:list"))
+    scores = page.locator("#jobs tbody td.num:has-text('loss')")
+    assert scores.count() == 2
+    for n in range(2):
+        box = scores.nth(n).bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width, box
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    table = page.locator("#jobs").locator("..")  # nor the table inside its box
+    assert table.evaluate("box => box.scrollWidth <= box.clientWidth")
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT_DIR / f"my_jobs_{width}.png"), full_page=True)
+    context.close()
 
 
 def test_a_job_followed_live_shows_try_it_once_it_succeeds(browser, live_server, alice, bob):
