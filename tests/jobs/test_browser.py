@@ -125,6 +125,10 @@ def test_compose_follow_download_publish(browser, live_server, worker, demo, tmp
     assert (f"{unweighted} other screened candidate" in lineage) == (unweighted > 0), lineage
     assert "lorahub" in page.inner_text("#lineage-details")
     page.screenshot(path=str(SCREENSHOT_DIR / "published.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 800})
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.screenshot(path=str(SCREENSHOT_DIR / "published_390.png"), full_page=True)
+    page.set_viewport_size({"width": 1366, "height": 800})
 
     page.goto(f"{base}{carriers[0].parent.adapter.get_absolute_url()}")
     assert "demo/composed-demo" in page.inner_text("#lineage-children")
