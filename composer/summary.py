@@ -97,7 +97,7 @@ def parameters_in_words(job: Job) -> list[str]:
         words.append(f"parameter reweighting {_on_off(p.pop('param_reweight', True))}")
         words.append(f"output reweighting {_on_off(p.pop('output_reweight', True))}")
     elif job.kind == Job.Kind.MERGE:
-        words.append(f"method {p.pop('method', 'linear').replace('_', ' ')}")
+        words.append(f"method {method_label(p.pop('method', 'linear'))}")
         if "density" in p:
             words.append(f"density {p.pop('density'):g} (fraction of values kept)")
         if "rank" in p:

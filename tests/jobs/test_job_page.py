@@ -48,6 +48,10 @@ def test_a_job_is_named_by_the_user_or_after_its_inputs(alice_client, catalog):
 def test_a_merge_is_named_after_its_method(alice_client, catalog, method, name):
     job = launch(alice_client, catalog, "merge", merge_method=method, density=0.5)
     assert job.name == name
+    # its parameters name the method the same way, not by its id ("method knots ties")
+    page = alice_client.get(job.get_absolute_url()).content.decode()
+    label = name.removesuffix(" merge of t5-a + t5-b")
+    assert f"<strong>Parameters:</strong> method {label}" in page
 
 
 def test_a_link_presets_the_name(alice_client, catalog):
