@@ -9,7 +9,12 @@ import json
 
 from django.urls import reverse
 
-from composer.summary import job_default_name, parameters_in_words, plural
+from composer.summary import (
+    job_default_name,
+    parameters_in_words,
+    plural,
+    screened_result_name,
+)
 from hub.services.card_metadata import MAX_ITEMS
 
 SHOWN_EXAMPLES = 5
@@ -28,6 +33,7 @@ def parent_rows(job, labels: list[str]) -> list[dict]:
         rows.append(
             {
                 "label": label,
+                "name": adapter.name if adapter else label,
                 "weight": w,
                 "repo_id": adapter.full_name if adapter else None,
                 "url": reverse(
@@ -70,11 +76,14 @@ def model_card(job, labels: list[str], license: str = "", every_input: bool = Tr
     others: a screened search over 500 catalog adapters leaves most of them at 0."""
     result = job.result or {}
     parents = parent_rows(job, labels)
-    title = job.name or f"{job.get_kind_display()} of {len(labels)} adapters"
-    lines = [*front_matter(job, parents, license), f"# {title}", ""]
-    lines += [f"Made on LoRA Hub by job #{job.pk} ({job.get_kind_display()}).", ""]
     versions = [i.version for i in job.inputs.select_related("version__adapter")]
     made = job_default_name(job.kind, [v for v in versions if v], job.parameters)
+    title = job.name or f"{job.get_kind_display()} of {len(labels)} adapters"
+    if job.name in ("", made) and job.parameters.get("mode") == "screen":
+        kept = [p["name"] for p in parents if carries_weight(p)]
+        title = screened_result_name(kept, len(parents)) if kept else title
+    lines = [*front_matter(job, parents, license), f"# {title}", ""]
+    lines += [f"Made on LoRA Hub by job #{job.pk} ({job.get_kind_display()}).", ""]
     if job.name and job.name != made:
         lines += [f"Task: **{job.name}**", ""]  # named by the user or the task's link
     if job.base_model_id:

@@ -14,15 +14,28 @@ def method_label(method: str) -> str:
     return "-".join(METHOD_WORDS.get(word, word) for word in method.split("_"))
 
 
+def _named(verb: str, names: list[str]) -> str:
+    """ "composition of a + b + c + 3 more", cut to a job name's length."""
+    shown = " + ".join(names[:3]) + (f" + {len(names) - 3} more" if len(names) > 3 else "")
+    name = f"{verb} of {shown}"
+    return name if len(name) <= NAME_MAX else name[: NAME_MAX - 1] + "…"
+
+
 def job_default_name(kind: str, versions, parameters: dict) -> str:
     """A job named by the user or the task is named so; otherwise after its method and
     inputs: "TIES merge of reverse + vowels + 3 more"."""
-    names = [v.adapter.name for v in versions]
-    shown = " + ".join(names[:3]) + (f" + {len(names) - 3} more" if len(names) > 3 else "")
     verb = {Job.Kind.LORAHUB: "composition", Job.Kind.LEGO: "LEGO merge"}.get(kind)
     verb = verb or f"{method_label(parameters.get('method', 'linear'))} merge"
-    name = f"{verb} of {shown}"
-    return name if len(name) <= NAME_MAX else name[: NAME_MAX - 1] + "…"
+    return _named(verb, [v.adapter.name for v in versions])
+
+
+def screened_result_name(kept: list[str], candidates: int) -> str:
+    """A screened search's result after the adapters that carry weight (the largest first),
+    not after every candidate: "t5-a (picked by screening from 24 candidates)" when one
+    carries it all, else "composition of t5-a + t5-b"."""
+    if len(kept) == 1:
+        return f"{kept[0]} (picked by screening from {plural(candidates, 'candidate')})"
+    return _named("composition", kept)
 
 
 def job_score(job: Job) -> dict | None:

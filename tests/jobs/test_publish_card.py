@@ -10,6 +10,7 @@ from composer.launch import job_launch
 from composer.model_card import model_card
 from composer.models import Job
 from composer.results import result_store
+from composer.summary import job_default_name
 from hub.models import Adapter
 from hub.services.adapters import adapter_create
 from tests.jobs.screened import screened_job
@@ -131,6 +132,22 @@ def test_a_screened_result_over_many_candidates_is_published(
         "[bob/cand-17 v1]" in card and "[bob/cand-05 v1]" in card and "[bob/cand-00 v1]" not in card
     )
     assert "22 other inputs had weight 0." in card
+    # named after its 24 candidates when launched; its card after the 2 that carry weight
+    assert job.name == "composition of cand-00 + cand-01 + cand-02 + 21 more"
+    assert card.startswith("# composition of cand-17 + cand-05\n") and "Task:" not in card
+
+
+def test_a_screened_result_is_titled_after_what_it_kept(alice, bob):
+    job = screened_job(alice, bob, n=30, mix=(1.0,))
+    labels = [i.label for i in job.inputs.all()]
+    assert "\n# reverse words\n" in model_card(job, labels)  # a typed name is kept
+    kept = job.result["screening"][job.result["selected"][0]]["name"]
+    picked = f"\n# {kept} (picked by screening from 30 candidates)\n"
+    versions = [i.version for i in job.inputs.all()]
+    for automatic in ("", job_default_name(job.kind, versions, job.parameters)):
+        job.name = automatic
+        card = model_card(job, labels)
+        assert picked in card and "Task:" not in card
 
 
 def test_a_result_screened_from_500_adapters_is_published(
