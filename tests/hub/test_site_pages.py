@@ -6,6 +6,7 @@ from django.urls import reverse
 
 from composer.models import Job, JobInput, Trial
 from hfapi.models import Transfer
+from hfapi.tokens import token_create
 from tests.jobs.test_comparison import ROWS
 
 pytestmark = [
@@ -87,6 +88,7 @@ def site(django_user_model, make_adapter):
         status=Transfer.Status.FAILED,
         error="The upstream hub could not be reached: " + "x" * 80,
     )
+    token_create(user=alice, name="nightly-training-scripts-on-the-cluster-" * 2, scope="write")
     return {
         "alice": alice,
         "adapter": a,
@@ -140,12 +142,16 @@ def test_no_page_scrolls_sideways(browser, live_server, site, viewport):
         response = page.goto(live_server.url + path)
         assert response.status < 500, path
         assert page.evaluate(WIDE), f"{path} scrolls sideways at {viewport['width']} px"
+    # The tokens table reads without scrolling inside itself either (a card a token on phones).
+    page.goto(live_server.url + reverse("hfapi:tokens"))
+    assert page.locator("#tokens tbody tr").count() == 1
+    assert page.evaluate(INNER_SCROLL, "main *") == [], f"at {viewport['width']} px"
     context.close()
 
 
-# Elements of the adapter page's files and versions that scroll sideways inside themselves,
-# and those that reach past the window's right edge.
-INNER_SCROLL = """Array.from(document.querySelectorAll("#files *, #versions *")).filter(e =>
+# Elements (of those `selector` names) that scroll sideways inside themselves, and those of
+# the adapter page's files and versions that reach past the window's right edge.
+INNER_SCROLL = """selector => Array.from(document.querySelectorAll(selector)).filter(e =>
     ["auto", "scroll"].includes(getComputedStyle(e).overflowX) && e.scrollWidth > e.clientWidth
 ).map(e => e.tagName)"""
 PAST_THE_EDGE = """Array.from(document.querySelectorAll("#files td > *, #versions td > *")).filter(
@@ -179,7 +185,9 @@ def test_adapter_page_files_and_versions_read_on_a_phone(browser, live_server, s
         width = viewport["width"]
         assert page.locator("#versions tbody tr").count() == 9
         assert page.evaluate(WIDE), f"the adapter page scrolls sideways at {width} px"
-        assert page.evaluate(INNER_SCROLL) == [], f"a table scrolls inside itself at {width} px"
+        assert page.evaluate(INNER_SCROLL, "#files *, #versions *") == [], (
+            f"a table scrolls inside itself at {width} px"
+        )
         assert page.evaluate(PAST_THE_EDGE) == [], f"cut at the right edge at {width} px"
         shown = page.evaluate(SHAS)
         assert sorted(text for text, _, _ in shown) == shas  # the whole value is in the page
