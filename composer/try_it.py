@@ -25,6 +25,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
+from composer.engine.adapters import CONFIG_NAME, WEIGHTS_NAME
 from composer.models import Job, Trial
 
 log = logging.getLogger(__name__)
@@ -193,9 +194,6 @@ def trial_adapter(trial: Trial):
             yield version_into(trial.version, folder)
 
 
-RESULT_FILES = ("adapter_config.json", "adapter_model.safetensors")
-
-
 def result_into(job: Job, folder: Path) -> Path:
     """`folder`, a new PEFT directory with the files of a finished job's result."""
     from composer.input_cache import link_cached
@@ -203,7 +201,7 @@ def result_into(job: Job, folder: Path) -> Path:
     if job.status != Job.Status.SUCCEEDED or not job.result_file:
         raise ValueError(f"Job #{job.pk} has no result to try.")
     folder.mkdir(parents=True)
-    for name in RESULT_FILES:
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
         link_cached(lambda name=name: cached_result_file(job, name), folder / name)
     return folder
 

@@ -156,7 +156,7 @@ def _chunks(
     room = SCREEN_MAX_BYTES
     for i in order:
         t = time.perf_counter()
-        a = _load(candidates, i)[1]
+        a = _load(candidates, i)
         if first is None:
             check_against_model([a], model)
             first = a
@@ -181,9 +181,9 @@ def _ahead(chunks: Iterator, pool: ThreadPoolExecutor) -> Iterator:
         yield chunk
 
 
-def _load(candidates: Sequence[Candidate], i: int) -> tuple[int, LoraAdapter]:
+def _load(candidates: Sequence[Candidate], i: int) -> LoraAdapter:
     c = candidates[i]
-    return i, c if isinstance(c, LoraAdapter) else load_adapter(c)
+    return c if isinstance(c, LoraAdapter) else load_adapter(c)
 
 
 def _chunk_losses(model, scorer, adapters: list[LoraAdapter], loss_norm: str):
@@ -203,7 +203,7 @@ def uniform_average(candidates: Sequence[Candidate]) -> LoraAdapter:
     n = len(candidates)
     sums: dict[str, list[torch.Tensor]] = {}  # module -> [Σ A_i [r, d_in], Σ s_i B_i [d_out, r]]
     for i in range(n):
-        _, a = _load(candidates, i)
+        a = _load(candidates, i)
         for name, m in a.modules.items():
             A, B = m.A.float(), m.B.float() * m.scale
             if name not in sums:

@@ -165,23 +165,24 @@ def stored_copy(
     of it, e.g. with ../ or absolute) or the copy has other content (then removed).
     """
     try:
-        return copy_checked(source, target, name, sha256, verify)
+        return _copy_checked(source, target, name, sha256, verify)
     except SuspiciousOperation as error:
         raise CopyError(f"{name}: a store refuses the name ({error})") from None
 
 
-def copy_checked(source: Storage, target: Storage, name: str, sha256: str, verify: bool) -> bool:
+def _copy_checked(source: Storage, target: Storage, name: str, sha256: str, verify: bool) -> bool:
     if not source.exists(name):
         raise CopyError(f"{name}: not in the source store")
+    expected = sha256  # the source's sha256, read at most once
     if target.exists(name):
         if target.size(name) == source.size(name):
             if not verify:
                 return False
-            expected = sha256 or stored_sha256(source, name)
+            expected = expected or stored_sha256(source, name)
             if stored_sha256(target, name) == expected:
                 return False
         target.delete(name)
-    expected = sha256 or stored_sha256(source, name)
+    expected = expected or stored_sha256(source, name)
     with source.open(name, "rb") as fh:
         written = target.save(name, fh)
     copied = stored_sha256(target, written)

@@ -13,8 +13,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from composer.engine import run
+from composer.engine.adapters import CONFIG_NAME, WEIGHTS_NAME
 from composer.models import Job, Trial
-from composer.try_it import RESULT_FILES, trial_adapter, trial_launch, try_examples
+from composer.try_it import trial_adapter, trial_launch, try_examples
 from hfapi.models import Transfer
 from hfapi.transfers import transfer_launch
 from hub.models import AdapterVersion, BaseModel
@@ -232,19 +233,19 @@ def test_results_tried_in_turn_stay_under_the_input_cache_bound(settings, tmp_pa
     results in turn never takes more of the worker's disk than that cache's bound."""
     settings.MEDIA_ROOT, settings.COMPOSER_WORK_DIR = tmp_path / "media", tmp_path / "work"
     folder = toys / "adapters" / "t5-a"
-    one = sum((folder / name).stat().st_size for name in RESULT_FILES)
+    one = sum((folder / name).stat().st_size for name in (CONFIG_NAME, WEIGHTS_NAME))
     settings.COMPOSER_INPUT_CACHE_BYTES = int(2.5 * one)  # two results fit, not three
     base = BaseModel.objects.create(identifier="toy/results")
     for n in range(6):
         job = Job.objects.create(owner=alice, kind=Job.Kind.LORAHUB, status=Job.Status.SUCCEEDED)
         with zipfile.ZipFile(tmp_path / "result.zip", "w") as zf:
-            for name in RESULT_FILES:
+            for name in (CONFIG_NAME, WEIGHTS_NAME):
                 zf.write(folder / name, name)
         with open(tmp_path / "result.zip", "rb") as fh:
             job.result_file.save(f"{n}.zip", File(fh))
         trial = Trial.objects.create(owner=alice, job=job, base_model=base, text="abc")
         with trial_adapter(trial) as adapter_dir:
-            for name in RESULT_FILES:
+            for name in (CONFIG_NAME, WEIGHTS_NAME):
                 assert (adapter_dir / name).read_bytes() == (folder / name).read_bytes()
             assert disk_bytes(settings.COMPOSER_WORK_DIR) <= settings.COMPOSER_INPUT_CACHE_BYTES
         assert disk_bytes(settings.COMPOSER_WORK_DIR) <= settings.COMPOSER_INPUT_CACHE_BYTES
