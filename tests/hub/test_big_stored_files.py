@@ -7,14 +7,10 @@ they are read from every GetObject's body (ranged or not, the transfer manager's
 """
 
 import io
-import json
-import os
-import struct
 import tempfile
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import psutil
 import pytest
 from django.core.cache import cache
@@ -24,62 +20,18 @@ from hub.services.adapters import adapter_create
 from hub.services.base_models import base_model_register
 from hub.services.shapes import base_model_weight_shapes, version_shapes
 from hub.views.files import archive_response
+from tests.big_files import MIB, big_model_folder, counting_reads, fill, temp_bytes
 from tests.hub.test_streaming import write_big_adapter
 from tests.jobs.test_s3 import follow_to_store, on_s3, s3  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db
-MIB = 1024 * 1024
-BLOCK = np.arange(MIB // 4, dtype=np.float32) % 251  # finite values, one MiB
-
-
-def fill(path: Path) -> bytes:
-    """Overwrite a safetensors file's data with a deterministic pattern; its bytes."""
-    with open(path, "r+b") as f:
-        (header_len,) = struct.unpack("<Q", f.read(8))
-        f.seek(8 + header_len)
-        left, i = path.stat().st_size - 8 - header_len, 0
-        while left > 0:
-            block = (BLOCK + i).tobytes()[:left]
-            f.write(block)
-            left, i = left - len(block), i + 1
-    return path.read_bytes()
-
-
-def big_model_folder(folder: Path, side: int = 4096) -> Path:
-    """A base model folder whose one matrix, [side, side] float32, is 64 MiB."""
-    folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({"architectures": ["T5Model"]}))
-    nbytes = side * side * 4
-    header = json.dumps(
-        {"encoder.q.weight": {"dtype": "F32", "shape": [side, side], "data_offsets": [0, nbytes]}}
-    ).encode()
-    with open(folder / "model.safetensors", "wb") as f:
-        f.write(struct.pack("<Q", len(header)) + header)
-        f.truncate(8 + len(header) + nbytes)
-    fill(folder / "model.safetensors")
-    return folder
 
 
 @pytest.fixture
 def fetched(on_s3):  # noqa: F811
-    """A list of the sizes of every read of a GetObject's body in this process."""
-    sizes = []
-
-    def count(http_response, parsed, **kwargs):
-        body = parsed["Body"]
-        read = body.read
-
-        def counted(*args, **kwargs):
-            data = read(*args, **kwargs)
-            sizes.append(len(data))
-            return data
-
-        body.read = counted
-
-    events = default_storage.bucket.meta.client.meta.events
-    events.register("after-call.s3.GetObject", count)
-    yield sizes
-    events.unregister("after-call.s3.GetObject", count)
+    """The sizes of the reads of every GetObject's body in this process."""
+    with counting_reads(default_storage.bucket.meta.client) as sizes:
+        yield sizes
 
 
 @pytest.fixture
@@ -90,19 +42,6 @@ def web_temp(settings, tmp_path, monkeypatch) -> Path:
     settings.FILE_UPLOAD_TEMP_DIR = folder
     monkeypatch.setattr(tempfile, "tempdir", str(folder))
     return folder
-
-
-def temp_bytes(folder: Path) -> int:
-    """Bytes in `folder`'s files, open unnamed ones included (a temporary file has no name
-    once created: it is seen only through this process's open descriptors)."""
-    total = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            if os.readlink(f"/proc/self/fd/{fd}").startswith(str(folder)):
-                total += os.stat(f"/proc/self/fd/{fd}").st_size
-        except OSError:  # closed meanwhile
-            continue
-    return total
 
 
 def rss() -> int:
