@@ -123,3 +123,38 @@ def test_base_model_files_redirect_or_stream_their_ranges(
     partial.close()
     assert sum(fetched) <= 4 * MIB, f"{sum(fetched)} bytes fetched for a 3 MiB range"
     assert temp_bytes(web_temp) == 0
+
+
+def test_an_api_commit_checks_the_files_it_keeps_by_their_headers(
+    on_s3,  # noqa: F811
+    fetched,
+    web_temp,
+    client,
+    alice,
+    tmp_path,
+):
+    """A commit that changes only the card validates the large weights it keeps again:
+    their header, not their bytes."""
+    import base64
+
+    from hfapi.tokens import token_create
+
+    folder = write_big_adapter(tmp_path / "big", 128 * 1024)
+    adapter = adapter_create(owner=alice, name="big", files={p.name: p for p in folder.iterdir()})
+    token = token_create(user=alice, name="laptop", scope="write")[1]
+    card = base64.b64encode(b"# Big\n").decode()
+    body = (
+        '{"key":"header","value":{"summary":"card"}}\n'
+        '{"key":"file","value":{"path":"README.md","content":"%s","encoding":"base64"}}\n'
+    ) % card
+    fetched.clear()
+    response = client.post(
+        "/api/models/alice/big/commit/main",
+        body,
+        content_type="application/x-ndjson",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
+    assert response.status_code == 200, response.content
+    assert adapter.versions.count() == 2
+    assert sum(fetched) < 64 * 1024, f"{sum(fetched)} bytes fetched for a card change"
+    assert temp_bytes(web_temp) == 0
