@@ -7,6 +7,7 @@ they are read from every GetObject's body (ranged or not, the transfer manager's
 """
 
 import io
+import json
 import tempfile
 import zipfile
 from pathlib import Path
@@ -143,10 +144,11 @@ def test_an_api_commit_checks_the_files_it_keeps_by_their_headers(
     adapter = adapter_create(owner=alice, name="big", files={p.name: p for p in folder.iterdir()})
     token = token_create(user=alice, name="laptop", scope="write")[1]
     card = base64.b64encode(b"# Big\n").decode()
-    body = (
-        '{"key":"header","value":{"summary":"card"}}\n'
-        '{"key":"file","value":{"path":"README.md","content":"%s","encoding":"base64"}}\n'
-    ) % card
+    lines = [
+        {"key": "header", "value": {"summary": "card"}},
+        {"key": "file", "value": {"path": "README.md", "content": card, "encoding": "base64"}},
+    ]
+    body = "".join(json.dumps(line) + "\n" for line in lines)
     fetched.clear()
     response = client.post(
         "/api/models/alice/big/commit/main",
