@@ -11,6 +11,7 @@ bounded by the largest single read.
 import io
 from typing import BinaryIO
 
+from botocore.exceptions import BotoCoreError
 from django.core.files.storage import Storage, default_storage
 from storages.utils import clean_name
 
@@ -23,8 +24,8 @@ class StoredFile(io.RawIOBase):
     A read at a new position fetches exactly its bytes (one ranged GET: a header costs what
     it holds). A read that continues where the previous one ended opens one streamed GET
     from there to the end, which the following reads consume in order; a seek elsewhere
-    drops it. So a whole sequential read is two requests, never more than one read's bytes
-    in memory.
+    drops it. So a whole sequential read is two requests (one more if the store drops the
+    stream), never more than one read's bytes in memory.
     """
 
     def __init__(self, storage: Storage, name: str, size: int):
@@ -64,7 +65,7 @@ class StoredFile(io.RawIOBase):
         if self._body is None and self._position == self._ended_at:
             self._body = self._get(f"bytes={self._position}-")
         if self._body is not None:
-            data = _read_exactly(self._body, wanted)
+            data = self._streamed(wanted)
         else:
             ranged = self._get(f"bytes={self._position}-{self._position + wanted - 1}")
             try:
@@ -85,6 +86,27 @@ class StoredFile(io.RawIOBase):
     def close(self) -> None:
         self._drop_body()
         super().close()
+
+    def _streamed(self, wanted: int) -> bytes:
+        """`wanted` bytes from the open body. A body that breaks or ends early (a store may
+        drop a connection left idle while a client reads slowly) is opened again, once,
+        where it stopped."""
+        parts, got, resumed = [], 0, False
+        while got < wanted:
+            try:
+                part = self._body.read(wanted - got)
+            except (BotoCoreError, OSError):
+                part = b""
+            if not part:
+                if resumed:
+                    break
+                resumed = True
+                self._drop_body()
+                self._body = self._get(f"bytes={self._position + got}-")
+                continue
+            parts.append(part)
+            got += len(part)
+        return b"".join(parts)
 
     def _get(self, byte_range: str):
         return self._client.get_object(Bucket=self._bucket, Key=self._key, Range=byte_range)["Body"]

@@ -160,3 +160,16 @@ def test_an_api_commit_checks_the_files_it_keeps_by_their_headers(
     assert adapter.versions.count() == 2
     assert sum(fetched) < 64 * 1024, f"{sum(fetched)} bytes fetched for a card change"
     assert temp_bytes(web_temp) == 0
+
+
+def test_a_stream_the_store_drops_goes_on_where_it_stopped(on_s3, fetched, tmp_path):  # noqa: F811
+    from hub.services.stored_reads import StoredFile
+
+    data = fill(write_big_adapter(tmp_path / "big", 16 * 1024) / "adapter_model.safetensors")
+    name = default_storage.save("blobs/dropped", io.BytesIO(data))
+    with StoredFile(default_storage, name, len(data)) as f:
+        got = f.read(MIB) + f.read(MIB)  # a ranged read, then the rest as one stream
+        f._body._raw_stream.shutdown()  # the store's connection breaks mid-body
+        while chunk := f.read(MIB):
+            got += chunk
+    assert got == data
