@@ -5,6 +5,8 @@
   nh3, hub.services.cards), on cards of `[`, `![` and `[a](`.
 - Module patterns: Python's backtracking `re` against RE2 (composer.engine.patterns) for
   `(a+)+b` and module names of n a's: `re` doubles with each character, RE2 stays linear.
+- Big files on S3 (bench.big_file_reads): slow readers of an archive and a header check,
+  read through S3File against ranged and streamed reads.
 
 CPU seconds (process time), the median of a few rounds. Writes
 bench/results/hostile_inputs.json.
@@ -67,9 +69,11 @@ def patterns() -> list[dict]:
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     django.setup()
+    from bench.big_file_reads import big_file_rows
     from bench.catalog_report import write_result
 
     result = {"cards": cards(), "patterns": patterns()}
+    result["big_files"] = big_file_rows()
     print(write_result("hostile_inputs", result))
 
 

@@ -16,6 +16,7 @@ from django.db import transaction
 from composer.model_card import model_card
 from composer.models import Job, Lineage
 from hub.services.adapters import adapter_create
+from hub.services.stored_reads import stored_open
 from hub.services.validation import ALLOWED_FILES, CARD_FILE
 
 
@@ -89,7 +90,8 @@ def job_publish(job: Job, *, name: str, private: bool = False, license: str = ""
 def _extract(job: Job, dest: Path) -> dict[str, Path]:
     """The adapter files of the stored result zip (our own archive: flat, known names)."""
     files = {}
-    with default_storage.open(job.result_file.name, "rb") as fh, zipfile.ZipFile(fh) as zf:
+    name = job.result_file.name
+    with stored_open(name, default_storage.size(name)) as fh, zipfile.ZipFile(fh) as zf:
         for info in zf.infolist():
             if info.filename in ALLOWED_FILES and info.filename != CARD_FILE:
                 target = dest / info.filename

@@ -29,6 +29,7 @@ from composer.results import result_filename
 from composer.summary import job_score, parameters_in_words
 from hub.forms import form_status
 from hub.services.storage import download_link
+from hub.services.stored_reads import stored_open
 from hub.uploads import body_limit
 
 
@@ -270,11 +271,12 @@ def job_download(request, pk: int):
     if job.status != Job.Status.SUCCEEDED or not job.result_file:
         raise Http404("this job has no result")
     name = job.result_file.name
-    link = download_link(name, default_storage.size(name), result_filename(job))
+    size = default_storage.size(name)
+    link = download_link(name, size, result_filename(job))
     if link:
         return HttpResponseRedirect(link)
     return FileResponse(
-        default_storage.open(name, "rb"),
+        stored_open(name, size),
         as_attachment=True,
         filename=result_filename(job),
         content_type="application/zip",

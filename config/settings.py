@@ -193,7 +193,8 @@ def s3_storage(bucket: str, endpoint_url: str | None, access_key=None, secret_ke
             "default_acl": None,
             "querystring_auth": True,  # downloads are short-lived presigned links
             "querystring_expire": env_int("LORAHUB_S3_LINK_SECONDS", 300),
-            # A file read in the web process (publish, zip) spools to disk past this size.
+            # A file opened through the storage spools to disk past this size; the web
+            # process reads by ranges and streams instead (hub.services.stored_reads).
             "max_memory_size": 2 * 1024 * 1024,
             "transfer_config": s3_transfer_config(),
         },

@@ -20,7 +20,7 @@ from django.db import transaction
 from composer.engine import strict_json
 from hub.models import AdapterFile, AdapterVersion, Blob
 from hub.services.adapters import adapter_create, adapter_upload
-from hub.services.storage import blob_open
+from hub.services.stored_reads import blob_reader
 
 from . import staging
 from .repos import Repo, head_commit, resolve_version, version_files
@@ -149,7 +149,7 @@ def _lfs_source(repo: Repo, user, path: str, oid: str, size, stack: ExitStack):
         known = AdapterFile.objects.filter(version__adapter=repo.adapter, blob_id=oid).exists()
         if known:
             blob = Blob.objects.get(pk=oid)
-            return _Named(stack.enter_context(blob_open(blob)), oid)
+            return _Named(stack.enter_context(blob_reader(blob)), oid)
     raise ApiError(400, f"{path}: its LFS object {oid} was not uploaded before the commit")
 
 
@@ -165,7 +165,7 @@ def _new_files(repo: Repo, user, head: AdapterVersion | None, plan: CommitPlan, 
         for p in inside:
             del current[p]
     files = {
-        name: _Named(stack.enter_context(blob_open(blob)), blob.sha256)
+        name: _Named(stack.enter_context(blob_reader(blob)), blob.sha256)
         for name, blob in current.items()
         if name not in plan.added
     }

@@ -16,6 +16,7 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 
 from hub.services.storage import stored_folders
+from hub.services.stored_reads import stored_open
 
 ROOT = "hfapi-lfs"
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
@@ -59,7 +60,8 @@ def stage_stream(user_id: int, sha256: str, size: int, chunks: Iterable[bytes]) 
 
 
 def open_staged(user_id: int, sha256: str):
-    return default_storage.open(staged_name(user_id, sha256), "rb")
+    name = staged_name(user_id, sha256)
+    return stored_open(name, default_storage.size(name))
 
 
 def discard(user_id: int, sha256s: Iterable[str]) -> None:

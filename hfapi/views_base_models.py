@@ -8,10 +8,17 @@ shadow, under an adapter of the same name, the weights that workers download. A 
 model has one revision: "main" or its commit id.
 """
 
-from django.http import FileResponse, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import (
+    FileResponse,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 
 from hub.models import BaseModel, BaseModelFile
-from hub.services.storage import blob_open
+from hub.services.storage import download_link
+from hub.services.stored_reads import blob_reader
 
 from . import gitlfs
 from .payloads import hub_time
@@ -96,7 +103,8 @@ def tree(request, auth, base, revision, subpath=""):
 
 @api_view(READ)
 def resolve(request, auth, base, revision, filename):
-    """The file's bytes with the Hub's headers; HEAD, and Range requests (206)."""
+    """The file's bytes with the Hub's headers; HEAD, and Range requests (206). A large file
+    on a bucket is a redirect (302) to a short-lived link of the store, as an adapter's is."""
     files = {f.filename: f for f in _files(base, revision)}
     item = files.get(filename)
     if item is None:
@@ -104,6 +112,13 @@ def resolve(request, auth, base, revision, filename):
         error["X-Repo-Commit"] = base.commit
         return error
     size = item.blob.size
+    link = download_link(item.blob.storage_name, size, filename.rsplit("/", 1)[-1])
+    if link:  # the store serves large files, and their ranges, itself
+        response = HttpResponseRedirect(link)
+        response["ETag"] = f'"{item.blob.sha256}"'
+        response["X-Repo-Commit"] = base.commit
+        hub_headers(response, item.blob.sha256, size)
+        return response
     span = None
     if request.method == "GET" and request.headers.get("Range"):
         span = byte_range(request.headers["Range"], size)
@@ -114,11 +129,11 @@ def resolve(request, auth, base, revision, filename):
     if request.method == "HEAD":
         response = HttpResponse(status=200, content_type="application/octet-stream")
     elif span is None:
-        response = FileResponse(blob_open(item.blob), content_type="application/octet-stream")
+        response = FileResponse(blob_reader(item.blob), content_type="application/octet-stream")
     else:
         first, last = span
         response = StreamingHttpResponse(
-            byte_slice(blob_open(item.blob), first, last),
+            byte_slice(blob_reader(item.blob), first, last),
             status=206,
             content_type="application/octet-stream",
         )

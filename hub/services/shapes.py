@@ -1,28 +1,41 @@
 """Shapes of stored adapters and base models, read from their safetensors headers.
 
 Checking whether adapters fit together, or fit their base model, needs only shapes: these
-functions read a header (at most MAX_HEADER_BYTES, usually a few KB) straight from storage,
-load no tensors, copy no files and leave nothing behind.
+functions read a header (at most MAX_HEADER_BYTES, usually a few KB) straight from storage
+with ranged reads, load no tensors, copy no files and leave nothing behind. A blob's content
+never changes (its name is its sha256), so its shapes are cached under the sha256: a form
+checked again, or another adapter on the same base model, reads no header at all.
 """
 
 from pathlib import Path
+
+from django.core.cache import cache
 
 from composer.engine.compat import AdapterShapes, check_against_weights, shapes_from_header
 
 from ..models import AdapterVersion, BaseModel, Blob
 from .safetensors_header import read_safetensors_header
-from .storage import blob_open
+from .stored_reads import blob_reader
 from .validation import MAX_HEADER_BYTES, WEIGHTS_FILE
 
 Shapes = dict[str, tuple[int, ...]]
 
 
+SHAPES_TTL = 7 * 24 * 3600
+
+
 def blob_tensor_shapes(blob: Blob, filename: str) -> Shapes:
-    with blob_open(blob) as f:
-        tensors = read_safetensors_header(
-            f, blob.size, filename=filename, max_header_bytes=MAX_HEADER_BYTES
-        )
-    return {name: t.shape for name, t in tensors.items()}
+    """{tensor: shape} from the blob's safetensors header, read once per cache lifetime."""
+    key = f"hub:shapes:{blob.sha256}"
+    shapes = cache.get(key)
+    if shapes is None:
+        with blob_reader(blob) as f:
+            tensors = read_safetensors_header(
+                f, blob.size, filename=filename, max_header_bytes=MAX_HEADER_BYTES
+            )
+        shapes = {name: list(t.shape) for name, t in tensors.items()}
+        cache.set(key, shapes, timeout=SHAPES_TTL)
+    return {name: tuple(shape) for name, shape in shapes.items()}
 
 
 def version_shapes(version: AdapterVersion, label: str) -> AdapterShapes:

@@ -16,7 +16,8 @@ from django.views.decorators.http import require_GET
 from ..models import Adapter, AdapterVersion
 from ..selectors import adapter_get_visible, version_resolve
 from ..services.downloads import adapter_download_record
-from ..services.storage import blob_open, download_link
+from ..services.storage import download_link
+from ..services.stored_reads import blob_reader
 from ..services.validation import WEIGHTS_FILE
 from ..services.zips import zip_stream
 
@@ -32,7 +33,7 @@ def file_response(version: AdapterVersion, filename: str) -> HttpResponse:
         response = HttpResponseRedirect(link)
     else:
         response = FileResponse(
-            blob_open(item.blob),
+            blob_reader(item.blob),
             as_attachment=True,
             filename=filename,
             content_type=_type(filename),
@@ -47,7 +48,7 @@ def archive_response(version: AdapterVersion) -> StreamingHttpResponse:
     adapter = version.adapter
     items = list(version.files.select_related("blob"))
     folder = adapter.name
-    entries = ((f"{folder}/{i.filename}", i.blob.size, blob_open(i.blob)) for i in items)
+    entries = ((f"{folder}/{i.filename}", i.blob.size, blob_reader(i.blob)) for i in items)
     created = version.created.timetuple()[:6]
     response = StreamingHttpResponse(
         zip_stream(entries, date_time=created), content_type="application/zip"
