@@ -64,7 +64,12 @@ def backup(folder: Path, say: Say) -> int:
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         call_command(
-            "dumpdata", exclude=EXCLUDED, natural_foreign=True, output=str(dump), verbosity=0
+            "dumpdata",
+            exclude=EXCLUDED,
+            format="jsonl",
+            natural_foreign=True,
+            output=str(dump),
+            verbosity=0,
         )
     say(f"database: {dump}")
     target = FileSystemStorage(location=folder / FILES)
