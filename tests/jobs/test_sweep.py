@@ -22,7 +22,7 @@ from composer.models import Job
 from composer.results import result_store
 from hub.models import Adapter, Blob, Installation, StorageEntry
 from hub.services.adapters import adapter_delete
-from hub.services.storage_sweep import MARKER, ledger_sweep
+from hub.services.storage_sweep import MARKER, installation_check, ledger_sweep
 from tests.jobs.conftest import publish_toys
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -145,8 +145,8 @@ def test_an_empty_database_beside_a_populated_store_deletes_nothing(
 
 
 def test_a_foreign_installation_is_refused(alice, catalog):
-    sweep()
-    ours = Installation.objects.get().uid
+    ours = installation_check()
+    assert Installation.objects.get().uid == ours
     with default_storage.open(MARKER) as fh:
         assert fh.read().decode() == ours
     before = stored()
