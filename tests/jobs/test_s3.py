@@ -69,7 +69,8 @@ def test_leftovers_are_swept_from_the_bucket(on_s3, alice):
 
     from hfapi.staging import clear_stale, stage_stream
     from hub.services.storage_ledger import intents_record
-    from hub.services.storage_sweep import MARKER, ledger_sweep, unknown_files
+    from hub.models import Installation
+    from hub.services.storage_sweep import MARKER, installation_check, ledger_sweep, unknown_files
 
     def stored_after_intent(name: str, content: bytes) -> str:
         intents_record([name])
@@ -88,6 +89,7 @@ def test_leftovers_are_swept_from_the_bucket(on_s3, alice):
     assert clear_stale(timezone.now() - everything) == 1
     assert unknown_files() == [unknown]
     assert on_s3.keys() == {kept, unknown, MARKER}
+    assert installation_check() == Installation.objects.get().uid  # the marker, read back
 
 
 def test_upload_download_and_zip_through_the_bucket(on_s3, client, alice, toys):
