@@ -68,8 +68,8 @@ def test_leftovers_are_swept_from_the_bucket(on_s3, alice):
     from django.utils import timezone
 
     from hfapi.staging import clear_stale, stage_stream
-    from hub.services.storage_ledger import intents_record
     from hub.models import Installation
+    from hub.services.storage_ledger import intents_record
     from hub.services.storage_sweep import MARKER, installation_check, ledger_sweep, unknown_files
 
     def stored_after_intent(name: str, content: bytes) -> str:
