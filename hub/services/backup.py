@@ -23,7 +23,7 @@ from django.db import connection, transaction
 from ..models import Installation
 from .storage import CopyError, stored_copy, stored_folders, stored_sha256
 from .storage_ledger import TRACKED
-from .storage_sweep import installation_check, marker_write
+from .storage_sweep import installation_check, marker_read, marker_write
 
 DUMP = "database.jsonl"
 FILES = "files"
@@ -85,10 +85,21 @@ def backup(folder: Path, say: Say) -> int:
     return len(manifest)
 
 
-def _restore_refusal(manifest: dict[str, str]) -> str | None:
+def _installation_of(dump: Path) -> str | None:
+    with open(dump, encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line)
+            if row["model"] == "hub.installation":
+                return row["fields"]["uid"]
+    return None
+
+
+def _restore_refusal(manifest: dict[str, str], uid: str | None) -> str | None:
     """Why this installation cannot take a restore: any row in what the dump holds (a
     restore would overwrite it), or a stored file that is not one of the backup's (one of
-    them: an interrupted restore, resumed)."""
+    them: an interrupted restore, resumed), unless the store is the backed-up
+    installation's own (its database lost): files newer than the backup stay there, unknown
+    to the restored database, never deleted."""
     from django.apps import apps
 
     for model in apps.get_models():
@@ -99,6 +110,8 @@ def _restore_refusal(manifest: dict[str, str]) -> str | None:
             continue
         if model._default_manager.exists():
             return f"its database holds rows ({label}): restore into an empty installation."
+    if uid is not None and marker_read() == uid:
+        return None
     for _, _, top in TRACKED:
         for sub, names in stored_folders(top):
             for name in names:
@@ -114,7 +127,7 @@ def restore(folder: Path, say: Say) -> int:
     if not dump.is_file() or not manifest_path.is_file():
         raise BackupError(f"{folder} holds no complete backup ({DUMP} and {MANIFEST}).")
     manifest = json.loads(manifest_path.read_text())
-    refusal = _restore_refusal(manifest)
+    refusal = _restore_refusal(manifest, _installation_of(dump))
     if refusal:
         raise BackupError(f"This installation is not empty: {refusal}")
     source = FileSystemStorage(location=folder / FILES)

@@ -81,6 +81,25 @@ def test_a_backup_restores_into_an_empty_installation(client, alice, catalog, tm
         run("restore", folder)
 
 
+def test_a_lost_database_is_restored_beside_its_own_store(client, alice, catalog, tmp_path):
+    """The database volume is lost, the bucket is not: the backup's rows come back beside
+    the installation's own store, and a file stored after the backup stays (unknown)."""
+    call_command("blobs_sweep", stdout=StringIO())
+    before = downloads(client, alice)
+    folder = tmp_path / "backup"
+    run("backup", folder)
+    later = attempt_result(Job.objects.create(owner=alice, kind=Job.Kind.LEGO), tmp_path)
+    call_command("flush", "--noinput")
+    with pytest.raises(CommandError, match="looks empty or new"):
+        call_command("blobs_sweep", stdout=StringIO())
+    text = run("restore", folder)
+    assert "checked the sha256 of 8 stored files" in text and "copied" not in text
+    assert downloads(client, alice) == before
+    out = StringIO()
+    call_command("blobs_sweep", "--grace-minutes", "-1", "--report-unknown", stdout=out)
+    assert f"unknown {later}" in out.getvalue() and default_storage.exists(later)
+
+
 def test_a_restore_checks_every_file_and_refuses_a_store_with_other_files(
     alice, catalog, tmp_path, settings
 ):
