@@ -23,7 +23,7 @@ from django.db import connection, transaction
 from ..models import Installation
 from .storage import CopyError, stored_copy, stored_folders, stored_sha256
 from .storage_ledger import TRACKED
-from .storage_sweep import installation_check, marker_read, marker_write
+from .storage_sweep import MARKER, installation_check, marker_read, marker_write
 
 DUMP = "database.jsonl"
 FILES = "files"
@@ -144,6 +144,8 @@ def restore(folder: Path, say: Say) -> int:
     restored = Installation.objects.order_by("pk").first()
     if restored is not None:
         marker_write(restored.uid)
+    else:  # a backup from before installation ids: the empty installation's id goes
+        default_storage.delete(MARKER)
     installation_check()
     return _verify(manifest, say)
 

@@ -14,7 +14,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from composer.lifecycle import job_finish
@@ -175,6 +175,9 @@ def test_a_rolled_back_uploads_files_go_after_the_grace(alice, bob, toys, storag
         raise RuntimeError("a later step of the same transaction failed")
     orphans = stored() - kept
     assert len(orphans) == 1 and not Adapter.objects.filter(owner=alice).exists()  # the weights
+    if connection.vendor == "sqlite":  # one writer: the intent went with the rollback
+        assert ledger_sweep(EVERYTHING) == [] and stored() == kept | orphans  # kept, unknown
+        return
     assert ledger_sweep(HOUR) == []
     assert stored() == kept | orphans
     assert sorted(ledger_sweep(EVERYTHING)) == sorted(orphans)
