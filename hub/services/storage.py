@@ -114,7 +114,7 @@ def storage_discard(names: Iterable[str]) -> None:
         log.exception("could not discard stored files %s; the sweep will", names)
         return
     for name in orphans:
-        log.info("deleted stored file %s: its upload was rolled back", name)
+        log.info("deleted stored file %s: no row came to name it", name)
 
 
 def blobs_delete_unreferenced(shas: Iterable[str]) -> None:
