@@ -20,6 +20,7 @@ BENCHMARKS = {
     "engine_merge": "bench.engine_merge",
     "hostile_inputs": "bench.hostile_inputs",
     "storage_copy": "bench.storage_copy",
+    "storage_sweep": "bench.storage_sweep",
 }
 
 

@@ -30,6 +30,7 @@ from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
 from composer.models import Job
+from hub.services.storage_ledger import intents_settle
 
 log = logging.getLogger(__name__)
 Status = Job.Status
@@ -309,5 +310,10 @@ def running(job: Job):
 
 
 def job_finish(job: Job, status: str, **fields) -> bool:
-    """End this attempt; False when the job was taken away from it meanwhile."""
-    return bool(running(job).update(status=status, finished_at=timezone.now(), **fields))
+    """End this attempt; False when the job was taken away from it meanwhile. A result file
+    it names leaves the storage ledger in the same transaction."""
+    with transaction.atomic():
+        done = bool(running(job).update(status=status, finished_at=timezone.now(), **fields))
+        if done and fields.get("result_file"):
+            intents_settle([fields["result_file"]])
+    return done

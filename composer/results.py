@@ -17,6 +17,10 @@ from composer.model_cache import process_model_cache
 from composer.model_card import model_card
 from composer.models import Job
 from composer.progress import finite_json
+from hub.services.storage import storage_discard
+from hub.services.storage_ledger import intents_record, tombstones_write
+
+RESULTS_DIR = "jobs"
 
 
 def job_run_engine(job: Job, monitor, device: str, tmp: Path) -> dict:
@@ -87,8 +91,14 @@ def result_store(job: Job, out_dir: Path, zip_path: Path) -> str:
                 zf.write(path, path.name)
         if not (out_dir / "README.md").exists():
             zf.writestr("README.md", model_card(job, labels))
+    # Committed in the ledger before the file is written; job_finish settles it.
+    name = default_storage.get_available_name(f"{RESULTS_DIR}/{job.pk}/{result_filename(job)}")
+    intents_record([name])
     with open(zip_path, "rb") as fh:
-        return default_storage.save(f"jobs/{job.pk}/{result_filename(job)}", File(fh))
+        written = default_storage.save(name, File(fh))
+    if written != name:  # taken meanwhile
+        intents_record([written])
+    return written
 
 
 def result_filename(job: Job) -> str:
@@ -96,4 +106,11 @@ def result_filename(job: Job) -> str:
 
 
 def result_delete(name: str) -> None:
-    default_storage.delete(name)
+    """Delete a result stored for an attempt whose job never came to name it."""
+    storage_discard([name])
+
+
+def result_forget(sender, instance: Job, **kwargs) -> None:
+    """A job about to be deleted leaves its result as garbage, deleted by the sweep after
+    its grace period (read from its row: the instance may predate the result)."""
+    tombstones_write(Job.objects.filter(pk=instance.pk).values_list("result_file", flat=True))

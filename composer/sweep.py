@@ -1,8 +1,10 @@
 """What interrupted work leaves behind, removed by age (`manage.py blobs_sweep`, and every
 worker on its own schedule):
 
-- stored adapter files that no Blob names (an upload rolled back after storing them);
-- stored job results that no Job names (a result stored just before a failed final save);
+- stored files that the database marks as garbage (hub.services.storage_ledger): adapter
+  files and job results of rolled-back uploads and failed final saves, and the files of
+  deleted rows; never a file the database does not mention, and nothing in a store that
+  another database marked, or beside a database that looks empty (StoreRefused);
 - temporary upload files of a web process killed mid-upload (FILE_UPLOAD_TEMP_DIR);
 - scratch folders of job attempts and trials killed mid-run, half-copied inputs and base models,
   and job results unpacked outside the input cache by earlier versions (COMPOSER_WORK_DIR).
@@ -19,41 +21,26 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.core.files.storage import default_storage
-from django.utils import timezone
 
 from composer.models import Job
-from hub.services.storage import blobs_sweep, storage_delete, stored_folders
+from hub.services.storage_sweep import ledger_sweep
 
 log = logging.getLogger(__name__)
-RESULTS_DIR = "jobs"
 SCRATCH = re.compile(r"job-(\d+)-")
 
 
 def leftovers_sweep(grace: timedelta) -> dict[str, list[str]]:
-    """Remove every kind of leftover older than `grace`; what was removed, by kind."""
+    """Remove every kind of leftover older than `grace`; what was removed, by kind. The
+    local folders are swept even when the store is refused (StoreRefused, raised after)."""
     swept = {
-        "blobs": blobs_sweep(grace),
-        "results": results_sweep(grace),
         "uploads": local_sweep(Path(settings.FILE_UPLOAD_TEMP_DIR), grace),
         "scratch": scratch_sweep(grace),
     }
-    if any(swept.values()):
-        log.info("swept leftovers: %s", {k: len(v) for k, v in swept.items()})
-    return swept
-
-
-def results_sweep(grace: timedelta) -> list[str]:
-    cutoff = timezone.now() - grace
-    swept = []
-    for folder, names in stored_folders(RESULTS_DIR):
-        paths = [f"{folder}/{name}" for name in names]
-        known = set(Job.objects.filter(result_file__in=paths).values_list("result_file", flat=True))
-        stale = [
-            p for p in paths if p not in known and default_storage.get_modified_time(p) < cutoff
-        ]
-        storage_delete(stale)
-        swept += stale
+    try:
+        swept["stored"] = ledger_sweep(grace)
+    finally:
+        if any(swept.values()):
+            log.info("swept leftovers: %s", {k: len(v) for k, v in swept.items()})
     return swept
 
 

@@ -49,9 +49,12 @@ def maintain_once() -> None:
 
 def sweep_once() -> None:
     from composer.sweep import leftovers_sweep
+    from hub.services.storage_sweep import StoreRefused
 
     try:
         leftovers_sweep(timedelta(seconds=settings.COMPOSER_SWEEP_GRACE_SECONDS))
+    except StoreRefused as refused:
+        log.error("stored files were not swept: %s", refused)
     except Exception:
         log.exception("sweeping leftovers failed")
     finally:

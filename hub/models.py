@@ -276,3 +276,35 @@ class BaseModelFile(models.Model):
 
     def __str__(self):
         return f"{self.base_model}: {self.filename}"
+
+
+class StorageEntry(models.Model):
+    """A stored file that the database marks as possibly garbage, the only files a sweep
+    may delete (hub.services.storage_ledger).
+
+    An intent is committed before a file is stored and removed in the transaction whose row
+    names the file, so a rolled-back upload leaves its intent behind. A tombstone is written
+    in the transaction that removes the row naming a file. Names repeat (an insert never
+    waits on another's row): a name's newest entry counts."""
+
+    class Kind(models.TextChoices):
+        INTENT = "intent", "about to be stored"
+        TOMBSTONE = "tombstone", "no longer named"
+
+    name = models.CharField(max_length=300, db_index=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    since = models.DateTimeField(db_index=True)
+
+    def __str__(self):
+        return f"{self.kind} {self.name}"
+
+
+class Installation(models.Model):
+    """This installation's id, also written into its store: a sweep refuses a store that
+    another database marked, or a database that looks empty beside a store that is not."""
+
+    uid = models.CharField(max_length=36, unique=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return self.uid

@@ -17,7 +17,7 @@ from .card_metadata import card_metadata
 from .cards import card_check, card_render
 from .search import adapter_words_forget, adapters_reindex
 from .shapes import check_fits_base_model
-from .storage import blob_store, blobs_delete_unreferenced, storage_delete
+from .storage import blob_store, blobs_delete_unreferenced, storage_discard
 from .validation import WEIGHTS_FILE, AdapterMeta, FileLike, validate_adapter_files
 
 ADAPTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
@@ -273,6 +273,6 @@ def _version_create(
             adapter.save(update_fields=["current_version", "updated"])
             adapters_reindex(Adapter.objects.filter(pk=adapter.pk))
     except BaseException:
-        storage_delete(written)
+        storage_discard(written)
         raise
     return version

@@ -15,7 +15,7 @@ from django.db import transaction
 
 from ..models import BaseModel, BaseModelFile
 from .adapters import BASE_MODEL_ID
-from .storage import blob_store, blobs_delete_unreferenced, file_sha256, storage_delete
+from .storage import blob_store, blobs_delete_unreferenced, file_sha256, storage_discard
 
 # Weights must be safetensors: a pickle runs code when a worker loads it.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
@@ -89,6 +89,6 @@ def base_model_register(identifier: str, folder: str | Path, *, source: str = ""
             base.save(update_fields=["commit", "source", "architecture"])
             blobs_delete_unreferenced(old)
     except BaseException:
-        storage_delete(written)
+        storage_discard(written)
         raise
     return base

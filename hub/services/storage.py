@@ -4,17 +4,16 @@ import hashlib
 import logging
 import os
 from collections.abc import Iterable, Iterator
-from datetime import timedelta
 from typing import BinaryIO
 
 from django.conf import settings
 from django.core.exceptions import SuspiciousOperation
 from django.core.files import File
 from django.core.files.storage import Storage, default_storage
-from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.db import DatabaseError, IntegrityError, transaction
 
-from ..models import Blob
+from ..models import Blob, StorageEntry
+from .storage_ledger import intents_record, intents_settle, referenced, tombstones_write
 from .validation import FileLike, file_size
 
 CHUNK = 1024 * 1024
@@ -57,16 +56,22 @@ def _store(fh: BinaryIO, sha: str | None, size: int) -> tuple[Blob, str | None]:
     if existing is not None:
         return existing, None
     fh.seek(0)
-    # The storage picks another name if a file from an interrupted upload is in the way.
-    name = default_storage.save(blob_path(sha), File(fh, name=sha))
+    # Another name if a file is in the way (an interrupted upload's, or one whose row went
+    # and that waits for the sweep); committed in the ledger before the file is written.
+    name = default_storage.get_available_name(blob_path(sha))
+    intents_record([name])
+    written = default_storage.save(name, File(fh, name=sha))
+    if written != name:  # taken meanwhile
+        intents_record([written])
     try:
         with transaction.atomic():
-            blob = Blob.objects.create(sha256=sha, size=size, storage_name=name)
+            blob = Blob.objects.create(sha256=sha, size=size, storage_name=written)
+            intents_settle([written])
     except IntegrityError:
         # A concurrent upload of the same content stored it first: keep theirs.
-        storage_delete([name])
+        storage_discard([written])
         return Blob.objects.get(pk=sha), None
-    return blob, name
+    return blob, written
 
 
 def blob_open(blob: Blob) -> BinaryIO:
@@ -92,8 +97,30 @@ def storage_delete(names: Iterable[str]) -> None:
             log.exception("could not delete stored file %s", name)
 
 
+def storage_discard(names: Iterable[str]) -> None:
+    """Delete files this process stored whose rows never came (their transaction failed),
+    with their intents; a file that a row names (the same name stored by another upload
+    that won) is kept. When the database cannot tell, nothing is deleted: the intents stay
+    committed, and the sweep deletes the files after the grace period."""
+    names = [name for name in names if name]
+    if not names:
+        return
+    try:
+        named = referenced(names)
+        orphans = [name for name in names if name not in named]
+        storage_delete(orphans)
+        StorageEntry.objects.filter(name__in=orphans, kind=StorageEntry.Kind.INTENT).delete()
+    except DatabaseError:
+        log.exception("could not discard stored files %s; the sweep will", names)
+        return
+    for name in orphans:
+        log.info("deleted stored file %s: no row came to name it", name)
+
+
 def blobs_delete_unreferenced(shas: Iterable[str]) -> None:
-    """Delete the blobs among `shas` that no file references any more, rows then files."""
+    """Delete the blobs among `shas` that no file references any more, leaving tombstones:
+    their files go with the sweep after its grace period, so a restored database still
+    finds them until then."""
     orphans = list(
         Blob.objects.filter(
             sha256__in=list(shas), files__isnull=True, base_model_files__isnull=True
@@ -104,31 +131,7 @@ def blobs_delete_unreferenced(shas: Iterable[str]) -> None:
     Blob.objects.filter(
         sha256__in=[sha for sha, _ in orphans], files__isnull=True, base_model_files__isnull=True
     ).delete()
-    names = [name for _, name in orphans]
-    transaction.on_commit(lambda: storage_delete(names))
-
-
-def blobs_sweep(grace: timedelta) -> list[str]:
-    """Delete stored files that no Blob names and that are older than `grace`; returns them.
-
-    Such files are left by an upload whose transaction was rolled back after its files were
-    stored (an enclosing transaction failed later), or by a process killed mid-upload. The
-    grace period spares the files of uploads still in progress.
-    """
-    cutoff = timezone.now() - grace
-    swept = []
-    for folder, names in stored_folders(BLOBS_DIR):
-        paths = [f"{folder}/{name}" for name in names]
-        known = Blob.objects.filter(storage_name__in=paths).values_list("storage_name", flat=True)
-        known = set(known)
-        stale = [
-            path
-            for path in paths
-            if path not in known and default_storage.get_modified_time(path) < cutoff
-        ]
-        storage_delete(stale)
-        swept += stale
-    return swept
+    tombstones_write(name for _, name in orphans)
 
 
 def stored_folders(

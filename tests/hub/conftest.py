@@ -79,6 +79,25 @@ def media_root(settings, tmp_path):
     return settings.MEDIA_ROOT
 
 
+def assert_swept_after_the_grace(media_root: Path, count: int) -> None:
+    """The `count` files left in `media_root` are marked garbage: kept through the sweep's
+    grace period (a restored database still finds them), deleted after it."""
+    from datetime import timedelta
+
+    from hub.models import StorageEntry
+    from hub.services.storage_sweep import MARKER, ledger_sweep
+
+    def files() -> set[str]:
+        return {str(p.relative_to(media_root)) for p in media_root.rglob("*") if p.is_file()}
+
+    left = files() - {MARKER}
+    assert len(left) == count
+    assert StorageEntry.objects.filter(name__in=left, kind="tombstone").count() == count
+    assert ledger_sweep(timedelta(hours=1)) == [] and files() - {MARKER} == left
+    assert sorted(ledger_sweep(timedelta(minutes=-1))) == sorted(left)
+    assert files() == {MARKER}
+
+
 def uploads(adapter_dir: Path, names=ADAPTER_FILES) -> list[SimpleUploadedFile]:
     return [
         SimpleUploadedFile(name, (adapter_dir / name).read_bytes())

@@ -2,11 +2,10 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from hub.models import Adapter, Blob
+from tests.hub.conftest import assert_swept_after_the_grace
 
 
-def test_admin_pages_and_delete_frees_files(
-    client, alice, make_adapter, media_root, django_capture_on_commit_callbacks
-):
+def test_admin_pages_and_delete_frees_files(client, alice, make_adapter, media_root):
     adapter = make_adapter(alice, "managed")
     admin = get_user_model().objects.create_superuser("root", "root@example.com", "pw")
     client.force_login(admin)
@@ -18,10 +17,7 @@ def test_admin_pages_and_delete_frees_files(
         reverse("admin:hub_basemodel_changelist"),
     ):
         assert client.get(url).status_code == 200, url
-    with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(
-            reverse("admin:hub_adapter_delete", args=[adapter.pk]), {"post": "yes"}
-        )
+    response = client.post(reverse("admin:hub_adapter_delete", args=[adapter.pk]), {"post": "yes"})
     assert response.status_code == 302
     assert not Adapter.objects.exists() and not Blob.objects.exists()
-    assert not any(p.is_file() for p in media_root.rglob("*"))
+    assert_swept_after_the_grace(media_root, 2)

@@ -8,7 +8,7 @@ import torch
 from django.urls import reverse
 
 from hub.models import Adapter, AdapterFile, Blob
-from tests.hub.conftest import folder_zip, uploads
+from tests.hub.conftest import assert_swept_after_the_grace, folder_zip, uploads
 
 
 def post_new(client, adapter_dir, name="summarizer", **extra):
@@ -167,9 +167,7 @@ def test_unknown_revision_and_file_are_404(client, alice, make_adapter):
         assert client.get(url).status_code == 404, url
 
 
-def test_owner_edits_and_deletes(
-    alice_client, alice, make_adapter, media_root, django_capture_on_commit_callbacks
-):
+def test_owner_edits_and_deletes(alice_client, alice, make_adapter, media_root):
     adapter = make_adapter(alice, "editable", tags=["old"])
     edit = reverse("hub:adapter_edit", args=["alice", "editable"])
     refused = alice_client.post(edit, {"license": "not-a-license", "tags": "fresh"})
@@ -196,10 +194,9 @@ def test_owner_edits_and_deletes(
     assert not Adapter.objects.filter(name="editable").exists()
     assert Blob.objects.count() == 2  # still used by sharing-blobs
     delete = reverse("hub:adapter_delete", args=["alice", "sharing-blobs"])
-    with django_capture_on_commit_callbacks(execute=True):  # files go once the rows are gone
-        assert alice_client.post(delete, {"confirm": "sharing-blobs"}).status_code == 302
+    assert alice_client.post(delete, {"confirm": "sharing-blobs"}).status_code == 302
     assert Blob.objects.count() == 0
-    assert [p for p in media_root.rglob("*") if p.is_file()] == []
+    assert_swept_after_the_grace(media_root, 2)
 
 
 def test_new_version_for_another_base_model_is_refused(
@@ -268,17 +265,21 @@ def test_blob_race_keeps_one_copy(alice, make_adapter, adapter_dirs, media_root,
 def test_sweep_deletes_files_of_rolled_back_uploads_only(
     alice, bob, make_adapter, adapter_dirs, media_root
 ):
-    """An upload inside a transaction that fails later leaves stored files no row names:
-    blobs_sweep deletes them once past the grace period, and nothing else."""
-    import os
-    import time
+    """An upload inside a transaction that fails later leaves stored files no row names,
+    and their intents (committed before the files were stored): blobs_sweep deletes them
+    once past the grace period, and nothing else."""
+    from datetime import timedelta
     from io import StringIO
 
     from django.core.management import call_command
-    from django.db import transaction
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from hub.models import StorageEntry
 
     def stored() -> set[str]:
-        return {str(p.relative_to(media_root)) for p in media_root.rglob("*") if p.is_file()}
+        files = {str(p.relative_to(media_root)) for p in media_root.rglob("*") if p.is_file()}
+        return files - {".lorahub/installation"}
 
     make_adapter(alice, "kept")
     kept = stored()
@@ -287,17 +288,16 @@ def test_sweep_deletes_files_of_rolled_back_uploads_only(
         raise RuntimeError("a later step of the same transaction failed")
     orphans = stored() - kept
     assert orphans and not Adapter.objects.filter(name="rolled-back").exists()
+    if connection.vendor == "sqlite":  # one writer: the intent went with the rollback
+        return  # the files are kept, unknown to the database (tests/jobs/test_sweep.py)
     # Within the grace period (an upload may still be committing): spared.
     call_command("blobs_sweep", stdout=StringIO())
     assert stored() == kept | orphans
-    hour_ago = time.time() - 3600
-    for path in media_root.rglob("*"):
-        if path.is_file():
-            os.utime(path, (hour_ago, hour_ago))
+    StorageEntry.objects.filter(name__in=orphans).update(since=timezone.now() - timedelta(hours=1))
     out = StringIO()
     call_command("blobs_sweep", "--grace-minutes", "30", stdout=out)
     assert stored() == kept
-    assert f"blobs: {len(orphans)} deleted" in out.getvalue()
+    assert f"stored: {len(orphans)} deleted" in out.getvalue()
     # What is left still downloads.
     for blob in Blob.objects.all():
         assert (media_root / blob.storage_name).stat().st_size == blob.size

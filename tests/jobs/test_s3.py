@@ -61,27 +61,35 @@ def follow_to_store(response, s3) -> bytes:
 
 
 def test_leftovers_are_swept_from_the_bucket(on_s3, alice):
-    """A bucket has no folders: the sweeps list its names under blobs/, jobs/ and hfapi-lfs/."""
+    """A bucket has no folders: the sweeps list its names under blobs/, jobs/ and hfapi-lfs/.
+    Stored files go when the ledger marks them; a file it does not mention stays."""
     from django.core.files.base import ContentFile
     from django.core.files.storage import default_storage
     from django.utils import timezone
 
-    from composer.sweep import results_sweep
     from hfapi.staging import clear_stale, stage_stream
-    from hub.services.storage import blobs_sweep
+    from hub.models import Installation
+    from hub.services.storage_ledger import intents_record
+    from hub.services.storage_sweep import MARKER, installation_check, ledger_sweep, unknown_files
+
+    def stored_after_intent(name: str, content: bytes) -> str:
+        intents_record([name])
+        return default_storage.save(name, ContentFile(content))
 
     job = Job.objects.create(owner=alice, kind=Job.Kind.LEGO, status=Job.Status.SUCCEEDED)
     kept = default_storage.save(f"jobs/{job.pk}/lego.zip", ContentFile(b"zip"))
     Job.objects.filter(pk=job.pk).update(result_file=kept)
-    orphan_result = default_storage.save(f"jobs/{job.pk}/lego-orphan.zip", ContentFile(b"z"))
-    orphan_blob = default_storage.save("blobs/ab/cd/" + "ab" * 32, ContentFile(b"rolled back"))
+    orphan_result = stored_after_intent(f"jobs/{job.pk}/lego-orphan.zip", b"z")
+    orphan_blob = stored_after_intent("blobs/ab/cd/" + "ab" * 32, b"rolled back")
+    unknown = default_storage.save("blobs/cd/ef/" + "cd" * 32, ContentFile(b"by hand"))
     stage_stream(alice.pk, sha(b"staged"), 6, [b"staged"])
     everything = timedelta(minutes=-1)  # a grace period every file has passed
 
-    assert blobs_sweep(everything) == [orphan_blob]
-    assert results_sweep(everything) == [orphan_result]
+    assert sorted(ledger_sweep(everything)) == sorted([orphan_blob, orphan_result])
     assert clear_stale(timezone.now() - everything) == 1
-    assert on_s3.keys() == {kept}
+    assert unknown_files() == [unknown]
+    assert on_s3.keys() == {kept, unknown, MARKER}
+    assert installation_check() == Installation.objects.get().uid  # the marker, read back
 
 
 def test_upload_download_and_zip_through_the_bucket(on_s3, client, alice, toys):
