@@ -5,15 +5,25 @@
   nh3, hub.services.cards), on cards of `[`, `![` and `[a](`.
 - Module patterns: Python's backtracking `re` against RE2 (composer.engine.patterns) for
   `(a+)+b` and module names of n a's: `re` doubles with each character, RE2 stays linear.
+- rank_pattern keys × modules: an upload whose config has 10,000 `rank_pattern` keys and
+  whose header names 150 modules. Before, every key was compiled again for every module (a
+  cache of 1,024 patterns thrashed): timed on 15 modules and scaled to 150. After, the
+  upload is refused before any matching; the most an accepted upload can cost is timed
+  with the worst keys found (256 that keep many RE2 states alive) at the bound, beside an
+  8B Llama's full-path rank_pattern (224 keys, 224 modules).
 
 CPU seconds (process time), the median of a few rounds. Writes
 bench/results/hostile_inputs.json.
 """
 
+import io
+import json
 import os
+import random
 import re
 import statistics
 import time
+from functools import lru_cache
 
 import django
 
@@ -64,12 +74,105 @@ def patterns() -> list[dict]:
     return rows
 
 
+def _adapter(modules: list[str], rank_pattern: dict, r: int = 2) -> dict:
+    """An upload's files, in memory: a config with `rank_pattern`, tiny weights."""
+    import torch
+    from safetensors.torch import save
+
+    config = {
+        "peft_type": "LORA",
+        "r": r,
+        "lora_alpha": 2 * r,
+        "target_modules": modules,
+        "rank_pattern": rank_pattern,
+    }
+    tensors = {}
+    for m in modules:
+        tensors[f"base_model.model.{m}.lora_A.weight"] = torch.zeros(r, 4)
+        tensors[f"base_model.model.{m}.lora_B.weight"] = torch.zeros(4, r)
+    return {
+        "adapter_config.json": io.BytesIO(json.dumps(config).encode()),
+        "adapter_model.safetensors": io.BytesIO(save(tensors)),
+    }
+
+
+def _validate(files: dict) -> str:
+    from django.core.exceptions import ValidationError
+
+    from hub.services.validation import validate_adapter_files
+
+    try:
+        validate_adapter_files(files)
+    except ValidationError as exc:
+        return "refused: " + exc.messages[0][:120]
+    return "accepted"
+
+
+def _old_rank_lookup(modules: list[str], keys: dict) -> None:
+    """The matching uploads ran before: each key compiled (cache of 1,024) per module."""
+    import re2
+
+    compile_tail = lru_cache(maxsize=1024)(lambda k: re2.compile(rf"(.*\.)?({k})$"))
+    for module in modules:
+        next((k for k in keys if compile_tail(k).match(module)), None)
+
+
+def rank_patterns() -> list[dict]:
+    from composer.engine.patterns import MAX_PATTERN_KEYS, MAX_PATTERN_WORK
+
+    rows = []
+    attack_modules = [f"model.layers.{i // 4}.self_attn.{'qkvo'[i % 4]}_proj" for i in range(150)]
+    attack_keys = {f"model.layers.{i}.mlp.x{i}_proj": 8 for i in range(10_000)}
+    row = {"attack": "10,000 rank_pattern keys, 150 modules (a 180 KB config)"}
+    row["before_s"] = round(
+        10 * cpu_seconds(lambda: _old_rank_lookup(attack_modules[:15], attack_keys), rounds=1), 2
+    )
+    files = _adapter(attack_modules, attack_keys)
+    row["after_s"] = round(cpu_seconds(lambda: _validate(files), rounds=3), 4)
+    row["after"] = _validate(files)
+    print(row, flush=True)
+    rows.append(row)
+
+    # The worst accepted: keys that keep ~20 states each alive, module paths of a's and b's
+    # filling the bound keys × characters.
+    rng = random.Random(1)
+    keys = {f"[ab]*a[ab]{{20}}|x{i}": 2 for i in range(MAX_PATTERN_KEYS)}
+    length = 250
+    count = MAX_PATTERN_WORK // (len(keys) * length)
+    modules = ["".join(rng.choice("ab") for _ in range(length)) for _ in range(count)]
+    row = {"attack": f"{len(keys)} state-heavy keys, {count} modules of {length} characters"}
+    row["before_s"] = round(cpu_seconds(lambda: _old_rank_lookup(modules, keys), rounds=1), 2)
+    files = _adapter(modules, keys)
+    row["after_s"] = round(cpu_seconds(lambda: _validate(files), rounds=1), 3)
+    row["after"] = _validate(files)
+    print(row, flush=True)
+    rows.append(row)
+
+    llama = [
+        f"model.layers.{i}.{part}"
+        for i in range(32)
+        for part in (
+            *(f"self_attn.{p}_proj" for p in "qkvo"),
+            *(f"mlp.{p}_proj" for p in ("gate", "up", "down")),
+        )
+    ]
+    keys = {m: 4 for m in llama}
+    row = {"legitimate": f"{len(keys)} full-path keys, {len(llama)} modules (an 8B Llama)"}
+    row["before_s"] = round(cpu_seconds(lambda: _old_rank_lookup(llama, keys), rounds=1), 3)
+    files = _adapter(llama, keys, r=4)
+    row["after_s"] = round(cpu_seconds(lambda: _validate(files), rounds=3), 3)
+    row["after"] = _validate(files)
+    print(row, flush=True)
+    rows.append(row)
+    return rows
+
+
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     django.setup()
     from bench.catalog_report import write_result
 
-    result = {"cards": cards(), "patterns": patterns()}
+    result = {"rank_patterns": rank_patterns(), "cards": cards(), "patterns": patterns()}
     print(write_result("hostile_inputs", result))
 
 
