@@ -55,9 +55,7 @@ def test_an_upload_with_bad_front_matter_is_a_400(alice_client, adapter_dirs, ca
 
 
 @pytest.mark.parametrize("card, message", SHAPES[:4])
-def test_an_api_commit_with_bad_front_matter_is_a_400(
-    client, alice, make_adapter, card, message
-):
+def test_an_api_commit_with_bad_front_matter_is_a_400(client, alice, make_adapter, card, message):
     adapter = make_adapter(alice, "c")
     token = token_create(user=alice, name="w", scope="write")[1]
     content = base64.b64encode(card.encode()).decode()
