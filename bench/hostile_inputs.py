@@ -12,6 +12,16 @@
   with the worst keys found (256 that keep many RE2 states alive) at the bound, beside an
   8B Llama's full-path rank_pattern (224 keys, 224 modules).
 
+- README checks (/api/validate-yaml, anonymous): the front matter of a 64 KB card of 32,000
+  list items parsed up to strict_yaml's 100,000 nodes (before) and up to a card's 5,000
+  (after), and the CPU one client address can ask for in a minute (1.9 requests/s before,
+  LORAHUB_VALIDATE_YAML_PER_MINUTE after).
+- Card edits: rendering the costliest 64 KB card, and what one account may spend an hour
+  (edits were not counted; now LORAHUB_WRITES_PER_HOUR, and an unchanged card is not
+  rendered again).
+- NaN / infinity in an upload: reading a 256 MiB bfloat16 weights file's values in 8 MiB
+  chunks (wall seconds; the upload itself wrote these bytes just before).
+
 CPU seconds (process time), the median of a few rounds. Writes
 bench/results/hostile_inputs.json.
 """
@@ -167,12 +177,92 @@ def rank_patterns() -> list[dict]:
     return rows
 
 
+def readme_checks() -> list[dict]:
+    from django.conf import settings
+    from django.core.exceptions import ValidationError
+
+    from composer.engine import strict_yaml
+    from hub.services.card_metadata import card_metadata
+
+    card = "---\ntags: [" + "1," * 32_000 + "1]\n---\n"
+    card = card[: 64 * 1024 - 8] + "1]\n---\n"
+
+    def before():
+        try:
+            strict_yaml.loads(card[4 : card.rindex("\n---")])
+        except strict_yaml.YAMLInputError:
+            pass
+
+    def after():
+        try:
+            card_metadata(card, 10)
+        except ValidationError:
+            pass
+
+    row = {"attack": "validate-yaml, a 64 KB card of 32,000 list items"}
+    row["before_s"] = round(cpu_seconds(before), 3)
+    row["after_s"] = round(cpu_seconds(after), 4)
+    row["before_cpu_s_per_minute_per_address"] = round(1.9 * 60 * row["before_s"], 1)
+    per_minute = settings.LORAHUB_VALIDATE_YAML_PER_MINUTE
+    row["after_cpu_s_per_minute_per_address"] = round(per_minute * row["after_s"], 2)
+    print(row, flush=True)
+    return [row]
+
+
+def card_edits() -> list[dict]:
+    """An edit's main cost is rendering its card; edits were not counted as writes."""
+    from django.conf import settings
+
+    from hub.services.cards import card_render
+
+    text = "![" * 32_000  # 64 KB, the costliest card in cards()
+    row = {"attack": "card edits of a 64 KB card of '!['"}
+    row["render_s"] = round(cpu_seconds(lambda: card_render(text), rounds=1), 2)
+    # Before: as fast as one worker renders them; after: the hourly write limit.
+    row["before_cpu_s_per_hour_per_account"] = 3600
+    row["after_cpu_s_per_hour_per_account"] = round(
+        settings.LORAHUB_WRITES_PER_HOUR * row["render_s"], 1
+    )
+    print(row, flush=True)
+    return [row]
+
+
+def nonfinite_scan() -> list[dict]:
+    import tempfile
+
+    import torch
+    from safetensors.torch import save_file
+
+    from hub.services.safetensors_header import first_nonfinite, read_safetensors_header
+
+    tensors = {f"m{i}.lora_A.weight": torch.randn(16, 4096).bfloat16() for i in range(2048)}
+    with tempfile.NamedTemporaryFile(suffix=".safetensors") as tmp:
+        save_file(tensors, tmp.name)
+        size = os.path.getsize(tmp.name)
+        with open(tmp.name, "rb") as f:
+            header = read_safetensors_header(f, size, filename="w", max_header_bytes=16 << 20)
+            started = time.perf_counter()
+            found = first_nonfinite(f, header)
+            seconds = time.perf_counter() - started
+    row = {"check": f"NaN/inf scan of {size >> 20} MiB bfloat16", "wall_s": round(seconds, 3)}
+    row["found"] = found
+    print(row, flush=True)
+    return [row]
+
+
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     django.setup()
     from bench.catalog_report import write_result
 
-    result = {"rank_patterns": rank_patterns(), "cards": cards(), "patterns": patterns()}
+    result = {
+        "rank_patterns": rank_patterns(),
+        "readme_checks": readme_checks(),
+        "card_edits": card_edits(),
+        "nonfinite_scan": nonfinite_scan(),
+        "cards": cards(),
+        "patterns": patterns(),
+    }
     print(write_result("hostile_inputs", result))
 
 

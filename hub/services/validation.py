@@ -27,7 +27,12 @@ from composer.engine.patterns import (
 )
 
 from .cards import card_check
-from .safetensors_header import DTYPE_NAMES, TensorInfo, read_safetensors_header
+from .safetensors_header import (
+    DTYPE_NAMES,
+    TensorInfo,
+    first_nonfinite,
+    read_safetensors_header,
+)
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -97,7 +102,14 @@ def validate_adapter_files(files: Mapping[str, FileLike]) -> AdapterMeta:
         tensors = read_safetensors_header(
             weights, sizes[WEIGHTS_FILE], filename=WEIGHTS_FILE, max_header_bytes=MAX_HEADER_BYTES
         )
-    modules, lora_dtypes = _check_tensors_match_config(tensors, config)
+        modules, lora_dtypes = _check_tensors_match_config(tensors, config)
+        # Values are read only where the bytes are already on this machine (this request's
+        # upload); from storage it would be a whole download, so jobs check them instead.
+        if _is_local(files[WEIGHTS_FILE]) and (bad := first_nonfinite(weights, tensors)):
+            raise ValidationError(
+                f"{WEIGHTS_FILE}: tensor {bad!r} holds NaN or infinite values.",
+                code="nonfinite",
+            )
 
     card = None
     if CARD_FILE in files:
@@ -322,6 +334,16 @@ def _read_text(f: FileLike, size: int, filename: str) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         raise ValidationError(f"{filename} is not UTF-8 text.", code="malformed") from None
+
+
+def _is_local(f: FileLike) -> bool:
+    """A path, a file this request received (Django spools uploads to disk), or one marked
+    `local` (a Hub API commit's inline file)."""
+    return (
+        isinstance(f, str | os.PathLike)
+        or hasattr(f, "temporary_file_path")
+        or getattr(f, "local", False) is True
+    )
 
 
 def file_size(f: FileLike) -> int:

@@ -242,3 +242,72 @@ def test_the_engine_refuses_empty_weights(tmp_path):
     files(tmp_path, {"r": 2, "lora_alpha": 4, "target_modules": ["q"]}, tensors=tensors)
     with pytest.raises(AdapterError, match="empty"):
         load_adapter(tmp_path)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_an_upload_with_nan_or_infinite_weights_is_refused(tmp_path, dtype, value):
+    """Read where the bytes already are: the request's own upload, in bounded chunks."""
+    config = {"r": 2, "lora_alpha": 4, "target_modules": ["q"]}
+    b = torch.zeros(8, 2, dtype=dtype)
+    b[7, 1] = value
+    prefix = f"base_model.model.{MODULE}"
+    tensors = {
+        f"{prefix}.lora_A.weight": torch.ones(2, 8, dtype=dtype),
+        f"{prefix}.lora_B.weight": b,
+    }
+    with pytest.raises(ValidationError, match="holds NaN or infinite values"):
+        validate_adapter_files(files(tmp_path, config, tensors=tensors))
+    b[7, 1] = 65504  # the largest float16: finite
+    validate_adapter_files(files(tmp_path, config, tensors=tensors))
+
+
+def test_float8_nan_is_found():
+    import io
+
+    from safetensors.torch import save
+
+    from hub.services.safetensors_header import first_nonfinite, read_safetensors_header
+
+    for dtype in (torch.float8_e4m3fn, torch.float8_e5m2):
+        t = torch.tensor([1.0, 448.0 if dtype == torch.float8_e4m3fn else 57344.0]).to(dtype)
+        data = save({"x": t})
+        f = io.BytesIO(data)
+        tensors = read_safetensors_header(f, len(data), filename="w", max_header_bytes=1 << 20)
+        assert first_nonfinite(f, tensors) is None  # the largest finite value
+        data = save({"x": torch.tensor([1.0, float("nan")]).to(dtype)})
+        f = io.BytesIO(data)
+        tensors = read_safetensors_header(f, len(data), filename="w", max_header_bytes=1 << 20)
+        assert first_nonfinite(f, tensors) == "x"
+
+
+def test_an_api_commit_with_nan_weights_is_a_400(client, alice, make_adapter, tmp_path):
+    import base64
+
+    from safetensors.torch import save
+
+    from hfapi.tokens import token_create
+
+    adapter = make_adapter(alice, "n")
+    token = token_create(user=alice, name="w", scope="write")[1]
+    shapes = adapter.current_version.files.get(filename="adapter_model.safetensors")
+    from hub.services.shapes import blob_tensor_shapes
+
+    tensors = {k: torch.zeros(v) for k, v in blob_tensor_shapes(shapes.blob, "w").items()}
+    next(iter(tensors.values()))[0, 0] = float("nan")
+    content = base64.b64encode(save(tensors)).decode()
+    lines = [
+        '{"key": "header", "value": {"summary": "s"}}',
+        json.dumps(
+            {"key": "file", "value": {"path": "adapter_model.safetensors", "content": content}}
+        ),
+    ]
+    response = client.post(
+        "/api/models/alice/n/commit/main",
+        "\n".join(lines),
+        content_type="application/x-ndjson",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
+    assert response.status_code == 400
+    assert "holds NaN or infinite values" in response.json()["error"]
+    assert adapter.versions.count() == 1
