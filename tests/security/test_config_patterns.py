@@ -311,3 +311,20 @@ def test_an_api_commit_with_nan_weights_is_a_400(client, alice, make_adapter, tm
     assert response.status_code == 400
     assert "holds NaN or infinite values" in response.json()["error"]
     assert adapter.versions.count() == 1
+
+
+def test_an_upload_with_too_many_pattern_keys_is_a_400(alice_client, tmp_path):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.urls import reverse
+
+    rank_pattern = {f"layers.{i}.k": 2 for i in range(257)}
+    config = {"r": 2, "lora_alpha": 4, "target_modules": ["q"], "rank_pattern": rank_pattern}
+    paths = files(tmp_path, config)
+    response = alice_client.post(
+        reverse("hub:adapter_new"),
+        {
+            "name": "many",
+            "files": [SimpleUploadedFile(n, p.read_bytes()) for n, p in paths.items()],
+        },
+    )
+    assert response.status_code == 400 and "at most 256 patterns" in response.content.decode()
