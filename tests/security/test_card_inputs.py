@@ -3,7 +3,6 @@
 uploads and API commits); the anonymous README check is bounded in body and counted per
 address; card edits count as writes."""
 
-import base64
 import json
 
 import pytest
@@ -11,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
-from hfapi.tokens import token_create
+from tests.security.test_config_patterns import commit_one_file
 
 SHAPES = [
     ("---\n1: x\n---\n", "keys must be text"),
@@ -57,18 +56,7 @@ def test_an_upload_with_bad_front_matter_is_a_400(alice_client, adapter_dirs, ca
 @pytest.mark.parametrize("card, message", SHAPES[:4])
 def test_an_api_commit_with_bad_front_matter_is_a_400(client, alice, make_adapter, card, message):
     adapter = make_adapter(alice, "c")
-    token = token_create(user=alice, name="w", scope="write")[1]
-    content = base64.b64encode(card.encode()).decode()
-    lines = [
-        '{"key": "header", "value": {"summary": "s"}}',
-        json.dumps({"key": "file", "value": {"path": "README.md", "content": content}}),
-    ]
-    response = client.post(
-        "/api/models/alice/c/commit/main",
-        "\n".join(lines),
-        content_type="application/x-ndjson",
-        HTTP_AUTHORIZATION=f"Bearer {token}",
-    )
+    response = commit_one_file(client, alice, adapter, "README.md", card.encode())
     assert response.status_code == 400 and message in response.json()["error"]
     assert adapter.versions.count() == 1
 

@@ -171,27 +171,34 @@ def test_target_lists_match_dotted_tails():
     assert not is_targeted("model.layers.3.attn.v", targets)
 
 
-def test_an_api_commit_with_too_many_pattern_keys_is_a_400(client, alice, make_adapter):
+def commit_one_file(client, user, adapter, path: str, content: bytes):
+    """A Hub API commit of one inline file to `adapter` (main), with a write token."""
     import base64
 
     from hfapi.tokens import token_create
 
+    token = token_create(user=user, name="w", scope="write")[1]
+    encoded = base64.b64encode(content).decode()
+    lines = [
+        '{"key": "header", "value": {"summary": "s"}}',
+        json.dumps({"key": "file", "value": {"path": path, "content": encoded}}),
+    ]
+    return client.post(
+        f"/api/models/{adapter.full_name}/commit/main",
+        "\n".join(lines),
+        content_type="application/x-ndjson",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
+
+
+def test_an_api_commit_with_too_many_pattern_keys_is_a_400(client, alice, make_adapter):
     adapter = make_adapter(alice, "c")
-    token = token_create(user=alice, name="w", scope="write")[1]
     config = {
         **adapter.current_version.config,
         "rank_pattern": {f"layers.{i}.k": 2 for i in range(257)},
     }
-    content = base64.b64encode(json.dumps(config).encode()).decode()
-    lines = [
-        '{"key": "header", "value": {"summary": "s"}}',
-        json.dumps({"key": "file", "value": {"path": "adapter_config.json", "content": content}}),
-    ]
-    response = client.post(
-        "/api/models/alice/c/commit/main",
-        "\n".join(lines),
-        content_type="application/x-ndjson",
-        HTTP_AUTHORIZATION=f"Bearer {token}",
+    response = commit_one_file(
+        client, alice, adapter, "adapter_config.json", json.dumps(config).encode()
     )
     assert response.status_code == 400
     assert "at most 256 patterns" in response.json()["error"]
@@ -281,33 +288,16 @@ def test_float8_nan_is_found():
         assert first_nonfinite(f, tensors) == "x"
 
 
-def test_an_api_commit_with_nan_weights_is_a_400(client, alice, make_adapter, tmp_path):
-    import base64
-
+def test_an_api_commit_with_nan_weights_is_a_400(client, alice, make_adapter):
     from safetensors.torch import save
 
-    from hfapi.tokens import token_create
-
-    adapter = make_adapter(alice, "n")
-    token = token_create(user=alice, name="w", scope="write")[1]
-    shapes = adapter.current_version.files.get(filename="adapter_model.safetensors")
     from hub.services.shapes import blob_tensor_shapes
 
-    tensors = {k: torch.zeros(v) for k, v in blob_tensor_shapes(shapes.blob, "w").items()}
+    adapter = make_adapter(alice, "n")
+    weights = adapter.current_version.files.get(filename="adapter_model.safetensors").blob
+    tensors = {k: torch.zeros(v) for k, v in blob_tensor_shapes(weights, "w").items()}
     next(iter(tensors.values()))[0, 0] = float("nan")
-    content = base64.b64encode(save(tensors)).decode()
-    lines = [
-        '{"key": "header", "value": {"summary": "s"}}',
-        json.dumps(
-            {"key": "file", "value": {"path": "adapter_model.safetensors", "content": content}}
-        ),
-    ]
-    response = client.post(
-        "/api/models/alice/n/commit/main",
-        "\n".join(lines),
-        content_type="application/x-ndjson",
-        HTTP_AUTHORIZATION=f"Bearer {token}",
-    )
+    response = commit_one_file(client, alice, adapter, "adapter_model.safetensors", save(tensors))
     assert response.status_code == 400
     assert "holds NaN or infinite values" in response.json()["error"]
     assert adapter.versions.count() == 1
