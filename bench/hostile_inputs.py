@@ -15,7 +15,8 @@
 - README checks (/api/validate-yaml, anonymous): the front matter of a 64 KB card of 32,000
   list items parsed up to strict_yaml's 100,000 nodes (before) and up to a card's 5,000
   (after), and the CPU one client address can ask for in a minute (1.9 requests/s before,
-  LORAHUB_VALIDATE_YAML_PER_MINUTE after).
+  LORAHUB_VALIDATE_YAML_PER_MINUTE after); and, under gunicorn with two workers on the
+  DATABASE_URL database (migrated), another client's latency alone and during the attack.
 - Card edits: rendering the costliest 64 KB card, and what one account may spend an hour
   (edits were not counted; now LORAHUB_WRITES_PER_HOUR, and an unchanged card is not
   rendered again).
@@ -209,6 +210,66 @@ def readme_checks() -> list[dict]:
     return [row]
 
 
+def _latencies(url: str, seconds: float, every: float = 0.25) -> dict:
+    import requests
+
+    times = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        started = time.perf_counter()
+        requests.get(url, timeout=150)
+        times.append(time.perf_counter() - started)
+        time.sleep(every)
+    times.sort()
+    return {
+        "p50_s": round(times[len(times) // 2], 3),
+        "p95_s": round(times[int(len(times) * 0.95)], 3),
+        "max_s": round(times[-1], 3),
+    }
+
+
+def readme_check_victim(seconds: float = 20) -> list[dict]:
+    """Another client's latency (the home page) under gunicorn with two workers, alone and
+    while one address sends the 64 KB README check at 1.9 requests a second."""
+    import threading
+    from pathlib import Path
+
+    import requests
+
+    from bench.catalog_server import gunicorn_server
+
+    card = "---\ntags: [" + "1," * 32_000 + "1]\n---\n"
+    body = json.dumps({"content": card[: 64 * 1024 - 8] + "1]\n---\n"})
+    var_dir = Path(__file__).resolve().parent.parent / "var" / "bench_hostile"
+    with gunicorn_server(os.environ["DATABASE_URL"], var_dir, workers=2) as server:
+        row = {"attack": "validate-yaml at 1.9/s from one address, victim GET /"}
+        row["victim_alone"] = _latencies(server.url("/"), seconds / 2)
+        stop = threading.Event()
+        statuses: dict[int, int] = {}
+
+        def attack():
+            while not stop.is_set():
+                response = requests.post(
+                    server.url("/api/validate-yaml"),
+                    data=body,
+                    headers={"Content-Type": "application/json"},
+                    timeout=150,
+                )
+                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+                stop.wait(1 / 1.9)
+
+        attacker = threading.Thread(target=attack)
+        attacker.start()
+        try:
+            row["victim_under_attack"] = _latencies(server.url("/"), seconds)
+        finally:
+            stop.set()
+            attacker.join()
+        row["attack_statuses"] = {str(k): v for k, v in sorted(statuses.items())}
+    print(row, flush=True)
+    return [row]
+
+
 def card_edits() -> list[dict]:
     """An edit's main cost is rendering its card; edits were not counted as writes."""
     from django.conf import settings
@@ -258,6 +319,7 @@ def main() -> None:
     result = {
         "rank_patterns": rank_patterns(),
         "readme_checks": readme_checks(),
+        "readme_check_victim": readme_check_victim(),
         "card_edits": card_edits(),
         "nonfinite_scan": nonfinite_scan(),
         "cards": cards(),
