@@ -55,7 +55,7 @@ test: $(STAMP)
 	echo "tests on $${url:-SQLite}"; \
 	DATABASE_URL="$$url" $(VENV)/bin/pytest $(PYTEST_ARGS)
 
-# The parsers of hostile input under 100,000 generated inputs (25,000 per parser; make test
+# The parsers of hostile input under 125,000 generated inputs (25,000 per parser; make test
 # runs 300 per parser).
 fuzz: $(STAMP)
 	FUZZ_EXAMPLES=25000 $(VENV)/bin/pytest tests/security/test_fuzz.py -q -p no:cacheprovider

@@ -247,6 +247,7 @@ LORAHUB_LOGIN_FAILURES = env_int("LORAHUB_LOGIN_FAILURES", 5)
 LORAHUB_LOGIN_FAILURES_PER_ADDRESS = env_int("LORAHUB_LOGIN_FAILURES_PER_ADDRESS", 30)
 LORAHUB_WRITES_PER_HOUR = env_int("LORAHUB_WRITES_PER_HOUR", 60)
 LORAHUB_SIGNUPS_PER_HOUR = env_int("LORAHUB_SIGNUPS_PER_HOUR", 5)
+LORAHUB_VALIDATE_YAML_PER_MINUTE = env_int("LORAHUB_VALIDATE_YAML_PER_MINUTE", 20)
 # Largest model card (README.md or the card typed in a form), bytes of UTF-8.
 LORAHUB_MAX_CARD_BYTES = env_int("LORAHUB_MAX_CARD_BYTES", 64 * 1024)
 # Uploaded zips: most entries, and highest compression ratio of a large entry (zip bombs).

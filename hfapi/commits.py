@@ -132,10 +132,11 @@ def _text(value: dict, name: str) -> str:
 
 
 class _Named:
-    """An open file plus the sha256 the catalog's blob_store should trust."""
+    """An open file plus the sha256 the catalog's blob_store should trust; `local` when its
+    bytes are on this machine (validation then reads its values, not only its header)."""
 
-    def __init__(self, handle, sha256: str):
-        self.handle, self.sha256 = handle, sha256
+    def __init__(self, handle, sha256: str, local: bool = False):
+        self.handle, self.sha256, self.local = handle, sha256, local
 
     def __getattr__(self, name):
         return getattr(self.handle, name)
@@ -171,7 +172,7 @@ def _new_files(repo: Repo, user, head: AdapterVersion | None, plan: CommitPlan, 
     }
     for path, added in plan.added.items():
         if isinstance(added, InlineFile):
-            files[path] = _Named(added.tmp, added.sha256)
+            files[path] = _Named(added.tmp, added.sha256, local=True)
         else:
             files[path] = _lfs_source(repo, user, path, *added, stack)
     return files

@@ -1,6 +1,7 @@
 """Write endpoints: create and delete repositories, preupload, commit (write tokens only)."""
 
 from contextlib import ExitStack
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -12,7 +13,7 @@ from hub.models import Adapter
 from hub.services.adapters import ADAPTER_NAME, MAX_TAGS, adapter_delete
 from hub.services.card_metadata import card_metadata
 from hub.services.cards import card_check
-from hub.services.throttle import write_check
+from hub.services.throttle import address_check, write_check
 from hub.uploads import body_limit
 
 from .commits import commit_apply, commit_read
@@ -63,10 +64,20 @@ def _on_main(revision: str, request) -> None:
         raise ApiError(400, f"Commits go to main (got revision {revision!r})")
 
 
+# A README at the card limit, every character JSON-escaped (\uXXXX), and room for the rest.
+VALIDATE_YAML_BODY = 6 * settings.LORAHUB_MAX_CARD_BYTES + 4096
+
+
+@body_limit(VALIDATE_YAML_BODY)
 @api_view(("POST",))
 def validate_yaml(request, auth):
     """Check a README as the client does before committing it, with the limits an upload
-    of that README applies (size, front matter parsed strictly, metadata values)."""
+    of that README applies (size, front matter parsed strictly, metadata values).
+
+    Anyone may call it, so it is counted per client address before the body is read."""
+    limit = settings.LORAHUB_VALIDATE_YAML_PER_MINUTE
+    if not address_check(request, "validate_yaml", limit, timedelta(minutes=1)):
+        raise ApiError(429, f"At most {limit} README checks a minute: please try again later")
     content = _json(request).get("content") or ""
     if not isinstance(content, str):
         raise ApiError(400, "content must be a string")

@@ -19,7 +19,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .patterns import pattern_value
+from .patterns import PatternError, PatternMatcher, pattern_work_check
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
@@ -161,12 +161,22 @@ def _read_safetensors(path: Path, dtype: torch.dtype) -> tuple[dict[str, torch.T
     if bad:
         raise AdapterError(f"{path}: LoRA weights must be floating point, found {bad[0]}")
     stored_dtype = str(dtypes.pop()).removeprefix("torch.") if len(dtypes) == 1 else "float32"
-    return {k: t.to(dtype) for k, t in raw.items()}, stored_dtype
+    tensors = {k: t.to(dtype) for k, t in raw.items()}
+    for key, t in tensors.items():
+        # The values are read here anyway (an upload's check reads only the header): a NaN
+        # or an infinity would spread through every sum it enters.
+        if not bool(torch.isfinite(t).all()):
+            raise AdapterError(f"{path}: tensor {key} holds NaN or infinite values")
+    return tensors, stored_dtype
 
 
-def module_scale(config: Mapping, module: str, r: int) -> float:
-    """alpha / r (alpha / √r with rsLoRA), honouring `alpha_pattern`."""
-    alpha = float(pattern_value(module, config.get("alpha_pattern"), config.get("lora_alpha", r)))
+def module_scale(
+    config: Mapping, module: str, r: int, alphas: PatternMatcher | None = None
+) -> float:
+    """alpha / r (alpha / √r with rsLoRA), honouring `alpha_pattern` (`alphas`, its keys
+    compiled once, when scaling many modules)."""
+    alphas = alphas or PatternMatcher(config.get("alpha_pattern"))
+    alpha = float(alphas.value(module, config.get("lora_alpha", r)))
     return alpha / math.sqrt(r) if config.get("use_rslora") else alpha / r
 
 
@@ -182,6 +192,11 @@ def modules_from_state_dict(
         parts.setdefault(m["module"], {})[m["part"]] = t
     if not parts:
         raise AdapterError(f"{source}: the weights file holds no LoRA tensors")
+    try:
+        pattern_work_check([config.get("alpha_pattern") or {}], parts)
+        alphas = PatternMatcher(config.get("alpha_pattern"))
+    except PatternError as e:
+        raise AdapterError(f"{source}: alpha_pattern: {e}") from None
     modules = {}
     for name in sorted(parts):
         p = parts[name]
@@ -194,7 +209,10 @@ def modules_from_state_dict(
                 f"{source}: module {name} has inconsistent shapes A {tuple(A.shape)}, "
                 f"B {tuple(B.shape)} (expected A [r, d_in], B [d_out, r])"
             )
-        modules[name] = LoraModule(A=A, B=B, scale=module_scale(config, name, A.shape[0]))
+        if A.numel() == 0 or B.numel() == 0:
+            raise AdapterError(f"{source}: module {name} has an empty lora_A or lora_B")
+        scale = module_scale(config, name, A.shape[0], alphas)
+        modules[name] = LoraModule(A=A, B=B, scale=scale)
     return modules
 
 

@@ -147,8 +147,9 @@ def adapter_update(
     """Edit what the owner declares about an adapter (never what its files say)."""
     card_check(description)
     with transaction.atomic():
+        if description != adapter.description:  # rendering is most of an edit's cost
+            adapter.description_html = card_render(description)
         adapter.description = description
-        adapter.description_html = card_render(description)
         adapter.task = task
         adapter.license = license
         adapter.private = private

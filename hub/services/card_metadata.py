@@ -20,6 +20,8 @@ FRONT = re.compile(r"\A---\r?\n(.*?)\r?\n---\r?\n", re.DOTALL)
 # Nothing in a card's metadata needs more nesting than a list in a mapping in a list.
 MAX_DEPTH = 6
 MAX_ITEMS = 20  # per list (datasets, languages, base models)
+# A long model-index of evaluation results is a few hundred nodes; the parser stops here.
+MAX_NODES = 5_000
 REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")
 LANGUAGE = re.compile(r"[a-z]{2,3}([-_][A-Za-z0-9]{2,8})?")
 RELATIONS = {"adapter", "merge", "finetune", "quantized"}
@@ -32,6 +34,10 @@ class CardMetadata:
     tags: list[str] = field(default_factory=list)
     # What the catalog keeps as the adapter's card data (datasets, language, base_model...).
     extra: dict = field(default_factory=dict)
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _strings(value, what: str) -> list[str]:
@@ -58,7 +64,7 @@ def card_metadata(card: str, max_tags: int) -> CardMetadata:
     if not match:
         return CardMetadata()
     try:
-        data = strict_yaml.loads(match[1], max_depth=MAX_DEPTH)
+        data = strict_yaml.loads(match[1], max_depth=MAX_DEPTH, max_nodes=MAX_NODES)
     except strict_yaml.YAMLInputError as exc:
         raise ValidationError(
             f"The model card's metadata block (YAML front matter) is not valid: {exc}",
@@ -72,7 +78,8 @@ def card_metadata(card: str, max_tags: int) -> CardMetadata:
     if isinstance(data.get("license"), str):
         license = data["license"].strip().lower()
         meta.license = license if license in LICENSE_LABELS else "other"
-    if data.get("pipeline_tag") in TASK_LABELS:
+    # Any YAML shape may come: a list or a mapping is no task, no relation.
+    if _text(data.get("pipeline_tag")) in TASK_LABELS:
         meta.task = data["pipeline_tag"]
     if "tags" in data:
         # "base_model:adapter:<id>", "license:mit"...: the Hub derives such tags itself.
@@ -95,6 +102,6 @@ def card_metadata(card: str, max_tags: int) -> CardMetadata:
             # Kept in the card's own form (one id or a list), as the Hub's card data is.
             single = isinstance(data["base_model"], str)
             meta.extra["base_model"] = models[0] if single else list(dict.fromkeys(models))
-    if data.get("base_model_relation") in RELATIONS:
+    if _text(data.get("base_model_relation")) in RELATIONS:
         meta.extra["base_model_relation"] = data["base_model_relation"]
     return meta

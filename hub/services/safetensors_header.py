@@ -7,7 +7,7 @@ follows the header), plus an optional "__metadata__" of strings.
 
 import math
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from django.core.exceptions import ValidationError
@@ -46,6 +46,7 @@ DTYPE_NAMES = {
 class TensorInfo:
     dtype: str  # safetensors code, e.g. "F32"
     shape: tuple[int, ...]
+    start: int = field(default=0, compare=False)  # where its bytes begin in the file
 
     @property
     def numel(self) -> int:
@@ -119,8 +120,8 @@ def read_safetensors_header(
             isinstance(offsets, list) and len(offsets) == 2 and all(_is_count(o) for o in offsets)
         ):
             raise invalid(f"tensor {name!r} has invalid data_offsets {offsets!r}")
-        info = TensorInfo(dtype=dtype, shape=tuple(shape))
         start, end = offsets
+        info = TensorInfo(dtype=dtype, shape=tuple(shape), start=8 + header_len + start)
         if end - start != info.numel * DTYPE_BYTES[dtype]:
             raise invalid(
                 f"tensor {name!r} of shape {list(shape)} and dtype {dtype} needs "
@@ -149,3 +150,39 @@ def read_safetensors_header(
 
 def _is_count(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+# Bits that make a float code NaN or infinite: its exponent all ones (float8_e4m3fn has no
+# infinity; only S.1111.111 is NaN).
+_NONFINITE = {
+    "F64": ("<u8", 0x7FF0000000000000, 0x7FF0000000000000),
+    "F32": ("<u4", 0x7F800000, 0x7F800000),
+    "F16": ("<u2", 0x7C00, 0x7C00),
+    "BF16": ("<u2", 0x7F80, 0x7F80),
+    "F8_E5M2": ("u1", 0x7C, 0x7C),
+    "F8_E4M3": ("u1", 0x7F, 0x7F),
+}
+CHUNK_BYTES = 8 << 20
+
+
+def first_nonfinite(fileobj: BinaryIO, tensors: dict[str, TensorInfo]) -> str | None:
+    """The name of the first float tensor holding a NaN or an infinity, reading its bytes
+    in bounded chunks (memory: CHUNK_BYTES) from a file whose header was checked."""
+    import numpy as np
+
+    for name, info in sorted(tensors.items(), key=lambda item: item[1].start):
+        if info.dtype not in _NONFINITE:
+            continue
+        code, mask, bits = _NONFINITE[info.dtype]
+        size = DTYPE_BYTES[info.dtype]
+        remaining = info.numel * size
+        fileobj.seek(info.start)
+        while remaining:
+            data = fileobj.read(min(remaining, CHUNK_BYTES // size * size))
+            if not data:
+                break  # a short file was refused by the header check
+            remaining -= len(data)
+            values = np.frombuffer(data[: len(data) // size * size], dtype=code)
+            if np.any((values & values.dtype.type(mask)) == bits):
+                return name
+    return None

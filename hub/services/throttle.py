@@ -94,3 +94,13 @@ def signup_check(request) -> None:
 
 def signup_record(request) -> None:
     throttle_record("signup", f"address:{client_address(request)}")
+
+
+def address_check(request, scope: str, limit: int, period: timedelta) -> bool:
+    """Count one `scope` request from the client's address; False when over `limit` in
+    `period` (for what anyone may do without an account)."""
+    key = f"address:{client_address(request)}"
+    if throttle_count(scope, key, period) >= limit:
+        return False
+    throttle_record(scope, key)
+    return True

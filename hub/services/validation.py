@@ -17,10 +17,22 @@ from django.core.exceptions import ValidationError
 from django.template.defaultfilters import filesizeformat
 
 from composer.engine import strict_json
-from composer.engine.patterns import PatternError, is_targeted, pattern_compile, pattern_value
+from composer.engine.patterns import (
+    MAX_PATTERN_KEYS,
+    PatternError,
+    PatternMatcher,
+    is_targeted,
+    pattern_compile,
+    pattern_work_check,
+)
 
 from .cards import card_check
-from .safetensors_header import DTYPE_NAMES, TensorInfo, read_safetensors_header
+from .safetensors_header import (
+    DTYPE_NAMES,
+    TensorInfo,
+    first_nonfinite,
+    read_safetensors_header,
+)
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -90,7 +102,14 @@ def validate_adapter_files(files: Mapping[str, FileLike]) -> AdapterMeta:
         tensors = read_safetensors_header(
             weights, sizes[WEIGHTS_FILE], filename=WEIGHTS_FILE, max_header_bytes=MAX_HEADER_BYTES
         )
-    modules, lora_dtypes = _check_tensors_match_config(tensors, config)
+        modules, lora_dtypes = _check_tensors_match_config(tensors, config)
+        # Values are read only where the bytes are already on this machine (this request's
+        # upload); from storage it would be a whole download, so jobs check them instead.
+        if _is_local(files[WEIGHTS_FILE]) and (bad := first_nonfinite(weights, tensors)):
+            raise ValidationError(
+                f"{WEIGHTS_FILE}: tensor {bad!r} holds NaN or infinite values.",
+                code="nonfinite",
+            )
 
     card = None
     if CARD_FILE in files:
@@ -188,8 +207,11 @@ def config_parse(text: str) -> dict[str, Any]:
         ("alpha_pattern", _is_alpha, "positive numbers"),
     ):
         patterns = config.get(key) or {}
-        if not isinstance(patterns, dict) or len(patterns) > MAX_TARGETS:
-            raise malformed(f"{key} must be an object of at most {MAX_TARGETS} entries")
+        if not isinstance(patterns, dict) or len(patterns) > MAX_PATTERN_KEYS:
+            raise malformed(
+                f"{key} must be an object of at most {MAX_PATTERN_KEYS} patterns (a pattern "
+                "may name many modules, e.g. layers\\.[0-9]+\\.mlp\\..*)"
+            )
         for pattern, value in patterns.items():
             _check_pattern(pattern, key)
             if not valid(value):
@@ -242,13 +264,26 @@ def _check_tensors_match_config(
         raise _mismatch("it holds no LoRA weights (no lora_A / lora_B tensors)")
 
     targets = config["target_modules"]
+    if isinstance(targets, list):
+        targets = set(targets)
+    try:
+        # Bounded before any matching; both are matched again when the adapter is loaded.
+        pattern_work_check(
+            [config.get("rank_pattern") or {}, config.get("alpha_pattern") or {}], pairs
+        )
+        ranks = PatternMatcher(config.get("rank_pattern"))
+    except PatternError as exc:
+        raise ValidationError(
+            f"{CONFIG_FILE}: rank_pattern and alpha_pattern: {exc}.", code="malformed"
+        ) from None
     for module, sides in sorted(pairs.items()):
         if "A" not in sides or "B" not in sides:
             have, lack = ("A", "B") if "A" in sides else ("B", "A")
             raise _mismatch(f"module {module!r} has lora_{have} but no lora_{lack}")
         if not is_targeted(module, targets):
             raise _mismatch(
-                f"module {module!r} has LoRA weights but is not in target_modules {targets!r}"
+                f"module {module!r} has LoRA weights but is not in target_modules "
+                f"{_shortened(config['target_modules'])}"
             )
         a, b = sides["A"], sides["B"]
         if len(a.shape) < 2 or len(b.shape) < 2:
@@ -256,7 +291,16 @@ def _check_tensors_match_config(
                 f"module {module!r}: lora_A {list(a.shape)} and lora_B {list(b.shape)} must be "
                 "matrices"
             )
-        expected = pattern_value(module, config.get("rank_pattern"), config["r"])
+        if a.dtype not in DTYPE_NAMES or b.dtype not in DTYPE_NAMES:
+            raise _mismatch(
+                f"module {module!r}: LoRA weights are floating point; lora_A is {a.dtype} and "
+                f"lora_B {b.dtype}"
+            )
+        if a.numel == 0 or b.numel == 0:
+            raise _mismatch(
+                f"module {module!r}: lora_A {list(a.shape)} or lora_B {list(b.shape)} is empty"
+            )
+        expected = ranks.value(module, config["r"])
         if a.shape[0] != expected or b.shape[1] != expected:
             raise _mismatch(
                 f"module {module!r}: lora_A has shape {list(a.shape)} and lora_B "
@@ -264,6 +308,11 @@ def _check_tensors_match_config(
                 f"(lora_A must be [{expected}, d_in] and lora_B [d_out, {expected}])"
             )
     return set(pairs), dtypes
+
+
+def _shortened(value, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _mismatch(reason: str) -> ValidationError:
@@ -285,6 +334,16 @@ def _read_text(f: FileLike, size: int, filename: str) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         raise ValidationError(f"{filename} is not UTF-8 text.", code="malformed") from None
+
+
+def _is_local(f: FileLike) -> bool:
+    """A path, a file this request received (Django spools uploads to disk), or one marked
+    `local` (a Hub API commit's inline file)."""
+    return (
+        isinstance(f, str | os.PathLike)
+        or hasattr(f, "temporary_file_path")
+        or getattr(f, "local", False) is True
+    )
 
 
 def file_size(f: FileLike) -> int:

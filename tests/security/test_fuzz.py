@@ -1,11 +1,13 @@
 """Fuzzing the parsers of hostile input: the safetensors header reader, the adapter config
-reader, the examples parser and the Hub API commit parser. Whatever the input, each either
-returns or raises its own error type (a 4xx with a message upstream), never anything else.
+reader, the examples parser, the Hub API commit parser and a model card's front matter.
+Whatever the input, each either returns or raises its own error type (a 4xx with a message
+upstream), never anything else.
 
 `make test` runs FUZZ_EXAMPLES=300 inputs per parser; `make fuzz` runs 25,000 per parser
-(100,000 in all).
+(125,000 in all).
 """
 
+import datetime
 import io
 import json
 import os
@@ -20,6 +22,7 @@ from hypothesis import strategies as st
 from composer.engine.examples import ExamplesError, parse_examples
 from hfapi.commits import commit_read
 from hfapi.responses import ApiError
+from hub.services.card_metadata import card_metadata
 from hub.services.safetensors_header import read_safetensors_header
 from hub.services.validation import config_parse
 
@@ -154,6 +157,56 @@ def test_commit_parser(lines):
             commit_read([line.encode("utf-8", "surrogatepass") for line in lines], stack)
         except ApiError:
             pass
+
+
+# Front matter of every YAML shape: keys that are not text (numbers, dates, null), the
+# recognised keys holding lists, mappings or numbers, and scalars YAML reads specially.
+yaml_scalars = (
+    scalars
+    | st.dates(min_value=datetime.date(1, 1, 1))
+    | st.sampled_from(["9" * 5000, "2024-13-45", ".nan", "~", "0x1F", "1e999", "!!binary x"])
+)
+yaml_keys = (
+    st.sampled_from(["license", "tags", "pipeline_tag", "datasets", "language", "base_model"])
+    | st.sampled_from(["base_model_relation", "model-index"])
+    | st.integers()
+    | st.none()
+    | st.booleans()
+    | st.dates(min_value=datetime.date(1, 1, 1))
+    | st.text(max_size=8)
+)
+yaml_values = st.recursive(
+    yaml_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(yaml_keys, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def front_matter(data) -> str:
+    import yaml
+
+    return "---\n" + yaml.safe_dump(data, allow_unicode=True) + "---\n# Card\n"
+
+
+# A raw line, a key and a value as written: what safe_dump would have quoted is not.
+raw_lines = st.builds(
+    lambda k, v: f"{k}: {v}",
+    st.sampled_from(["license", "pipeline_tag", "tags", "1", "null", "2024-01-01", "? [a]"]),
+    st.sampled_from(["[a, b]", "{a: 1}", "9" * 5000, "2024-13-45", "&a x", "*a", ".inf", "!!set"])
+    | st.text(max_size=20),
+)
+
+
+@FUZZ
+@given(
+    st.builds(front_matter, st.dictionaries(yaml_keys, yaml_values, max_size=6) | yaml_values)
+    | st.builds(lambda lines: "---\n" + "\n".join(lines) + "\n---\n", st.lists(raw_lines))
+)
+def test_card_front_matter(card):
+    try:
+        card_metadata(card, 10)
+    except ValidationError:
+        pass
 
 
 @pytest.mark.parametrize(
