@@ -10,7 +10,7 @@ from typing import BinaryIO
 from django.conf import settings
 from django.core.exceptions import SuspiciousOperation
 from django.core.files import File
-from django.core.files.storage import Storage, default_storage
+from django.core.files.storage import Storage, default_storage, storages
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -80,7 +80,9 @@ def download_link(name: str, size: int, filename: str) -> str | None:
     if size < settings.LORAHUB_S3_REDIRECT_MIN_BYTES or not hasattr(default_storage, "bucket"):
         return None
     disposition = f'attachment; filename="{filename}"'
-    return default_storage.url(name, parameters={"ResponseContentDisposition": disposition})
+    # Signed for the store's public address where it has one (settings.STORAGES["links"]).
+    store = storages["links"] if "links" in settings.STORAGES else default_storage
+    return store.url(name, parameters={"ResponseContentDisposition": disposition})
 
 
 def storage_delete(names: Iterable[str]) -> None:
