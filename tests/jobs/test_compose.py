@@ -80,15 +80,92 @@ def test_workers_consume_the_queues_one_job_per_gpu_each_on_its_own_volume(compo
     assert not web.get("volumes"), "the web shares no disk with the workers"
 
 
-def test_files_live_in_the_bucket_the_store_creates(compose):
-    env = {k: default(v) for k, v in compose["x-app"]["environment"].items()}
+def test_files_live_in_the_bucket_the_store_creates_for_the_apps_own_user(compose):
+    app = compose["x-app"]["environment"]
+    env = {k: default(v) for k, v in app.items()}
     bucket = compose["services"]["bucket"]
     assert default(bucket["environment"]["LORAHUB_S3_BUCKET"]) == env["LORAHUB_S3_BUCKET"]
-    assert "mc mb" in bucket["entrypoint"] and "http://minio:9000" in bucket["entrypoint"]
+    assert bucket["entrypoint"][-1] == "http://minio:9000" == env["LORAHUB_S3_ENDPOINT_URL"]
+    (mount,) = bucket["volumes"]
+    source, target = mount.split(":")[:2]
+    assert bucket["entrypoint"][:2] == ["sh", target]
+    script = (ROOT / source).read_text()
+    assert "mc mb --ignore-existing" in script and "mc admin user add" in script
+    assert "mc admin policy create" in script and "mc admin policy attach" in script
+    assert '"arn:aws:s3:::$LORAHUB_S3_BUCKET/*"' in script  # that bucket, nothing else
+    # The administrator's keys are MinIO's and the script's, never the apps'.
     minio = compose["services"]["minio"]["environment"]
-    assert default(minio["MINIO_ROOT_USER"]) == env["AWS_ACCESS_KEY_ID"]
-    assert minio["MINIO_ROOT_PASSWORD"] == compose["x-app"]["environment"]["AWS_SECRET_ACCESS_KEY"]
-    assert env["LORAHUB_S3_ENDPOINT_URL"] == "http://minio:9000"
+    assert bucket["environment"]["MINIO_ROOT_USER"] == minio["MINIO_ROOT_USER"]
+    assert bucket["environment"]["S3_ACCESS_KEY"] == app["AWS_ACCESS_KEY_ID"]
+    assert bucket["environment"]["S3_SECRET_KEY"] == app["AWS_SECRET_ACCESS_KEY"]
+    used = {var for value in app.values() for var, _ in SUBST.findall(str(value))}
+    assert not used & {"MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"}
+
+
+def test_download_links_point_where_users_reach_the_store(compose):
+    env = {k: default(v) for k, v in compose["x-app"]["environment"].items()}
+    public = env["LORAHUB_S3_PUBLIC_ENDPOINT_URL"]
+    assert public != env["LORAHUB_S3_ENDPOINT_URL"]
+    (published,) = compose["services"]["minio"]["ports"]
+    assert public.endswith(":" + default(published).split(":")[0])
+
+
+def test_the_apps_know_their_proxy(compose):
+    """Behind nginx every client would have nginx's address without LORAHUB_PROXY_HOPS:
+    one client could then lock everyone out of logging in and signing up."""
+    app = compose["x-app"]["environment"]
+    proxies = [n for n, s in compose["services"].items() if "nginx" in s.get("image", "")]
+    assert int(default(app["LORAHUB_PROXY_HOPS"])) == len(proxies) == 1
+    assert default(app["LORAHUB_HTTPS"]) in {"0", "1"}
+    # What those settings trust, the proxy sets: it appends the address it saw, and sets
+    # the scheme whatever the client sent.
+    (mount,) = compose["services"][proxies[0]]["volumes"]
+    nginx = (ROOT / mount.split(":")[0]).read_text()
+    assert "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;" in nginx
+    assert "proxy_set_header X-Forwarded-Proto $scheme;" in nginx
+    # The web is reachable through the proxy only.
+    assert not any("ports" in s for n, s in apps(compose).items())
+
+
+def test_secrets_have_no_defaults_and_every_service_authenticates(compose):
+    text = (ROOT / "docker-compose.yml").read_text()
+    secret = re.compile(r"PASSWORD|SECRET|ACCESS_KEY|ROOT_USER")
+    for match in re.finditer(r"\$\{(\w+)(:?[-?])?", text):
+        if secret.search(match.group(1)):
+            assert match.group(2) == ":?", f"${{{match.group(1)}}} must be set, not defaulted"
+    env = compose["x-app"]["environment"]
+    assert "${POSTGRES_PASSWORD:?" in env["DATABASE_URL"]
+    assert compose["services"]["db"]["environment"]["POSTGRES_PASSWORD"].startswith(
+        "${POSTGRES_PASSWORD:?"
+    )
+    redis = compose["services"]["redis"]
+    password = option(redis["command"], "--requirepass")
+    assert password.startswith("${REDIS_PASSWORD:?")
+    assert env["CELERY_BROKER_URL"].startswith("redis://:" + password + "@")
+    assert redis["environment"]["REDISCLI_AUTH"] == password  # its health check logs in
+    for name, service in compose["services"].items():
+        assert "ports" not in service or name in {"proxy", "minio"}, name
+
+
+def test_services_have_health_checks_and_pinned_images(compose):
+    for name, service in compose["services"].items():
+        image = service.get("image", "")
+        if "build" not in service:
+            tag = image.rpartition(":")[2]
+            assert re.fullmatch(r"\d+\.\d+(\.\d+)?(-alpine)?|RELEASE\.[\dTZ-]+", tag), image
+        if service.get("restart") == "unless-stopped":
+            assert service.get("healthcheck", {}).get("test"), f"{name} has no health check"
+    for service in workers(compose).values():
+        check = service["healthcheck"]["test"][-1]
+        # The worker's ping, recognised by its name's host part.
+        assert "inspect ping" in check and option(argv(service), "-n").endswith("@%h")
+    assert compose["services"]["web"]["healthcheck"]["test"] == [
+        "CMD",
+        "python",
+        "-m",
+        "config.health",
+    ]
+    assert "/nginx-health" in compose["services"]["proxy"]["healthcheck"]["test"][-1]
 
 
 def test_the_proxy_buffers_in_front_of_gunicorn(compose):
