@@ -4,8 +4,11 @@ queue the web sends to, each on its own GPU and volume with no disk shared with 
 the proxy in front is the project's nginx config pointing at gunicorn, the bucket the
 apps use is the one created, and the limits agree with Redis' redelivery timeout."""
 
+import json
+import os
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = (ROOT / "config" / "settings.py").read_text()
+BUCKET_SCRIPT = ROOT / "deploy" / "minio-bucket.sh"
 # Variables the settings read: os.environ[...] / .get(...) and the env_* helpers.
 READ = set(re.findall(r"""(?:environ(?:\.get)?[\[(]|env_\w+\()\s*["']([A-Z0-9_]+)["']""", SETTINGS))
 SUBST = re.compile(r"\$\{(\w+)(?::[-?]([^}]*))?\}")
@@ -89,10 +93,7 @@ def test_files_live_in_the_bucket_the_store_creates_for_the_apps_own_user(compos
     (mount,) = bucket["volumes"]
     source, target = mount.split(":")[:2]
     assert bucket["entrypoint"][:2] == ["sh", target]
-    script = (ROOT / source).read_text()
-    assert "mc mb --ignore-existing" in script and "mc admin user add" in script
-    assert "mc admin policy create" in script and "mc admin policy attach" in script
-    assert '"arn:aws:s3:::$LORAHUB_S3_BUCKET/*"' in script  # that bucket, nothing else
+    assert source == "./" + BUCKET_SCRIPT.relative_to(ROOT).as_posix()
     # The administrator's keys are MinIO's and the script's, never the apps'.
     minio = compose["services"]["minio"]["environment"]
     assert bucket["environment"]["MINIO_ROOT_USER"] == minio["MINIO_ROOT_USER"]
@@ -100,6 +101,52 @@ def test_files_live_in_the_bucket_the_store_creates_for_the_apps_own_user(compos
     assert bucket["environment"]["S3_SECRET_KEY"] == app["AWS_SECRET_ACCESS_KEY"]
     used = {var for value in app.values() for var, _ in SUBST.findall(str(value))}
     assert not used & {"MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"}
+
+
+def run_bucket_script(tmp_path, **env) -> subprocess.CompletedProcess:
+    """deploy/minio-bucket.sh with an `mc` that records its arguments (and keeps the
+    policy file it is given) instead of talking to MinIO."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "mc").write_text(
+        '#!/bin/sh\necho "$*" >> "$MC_LOG"\n'
+        'if [ "$2 $3" = "policy create" ]; then cp "$6" "$MC_LOG.policy"; fi\n'
+    )
+    (bin_dir / "mc").chmod(0o755)
+    environ = {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "TMPDIR": str(tmp_path),
+        "MC_LOG": str(tmp_path / "mc.log"),
+        "MINIO_ROOT_USER": "admin",
+        "MINIO_ROOT_PASSWORD": "root-secret",
+        "S3_ACCESS_KEY": "lorahub",
+        "S3_SECRET_KEY": "app-secret",
+        "LORAHUB_S3_BUCKET": "the-bucket",
+        **env,
+    }
+    return subprocess.run(
+        ["sh", str(BUCKET_SCRIPT), "http://minio:9000"], env=environ, capture_output=True
+    )
+
+
+def test_the_bucket_script_gives_the_app_a_user_for_its_bucket_alone(tmp_path):
+    assert run_bucket_script(tmp_path).returncode == 0
+    calls = (tmp_path / "mc.log").read_text().splitlines()
+    assert calls[:4] == [
+        "alias set store http://minio:9000 admin root-secret",
+        "mb --ignore-existing store/the-bucket",
+        "admin user add store lorahub app-secret",
+        f"admin policy create store lorahub-app {tmp_path}/lorahub-app-policy.json",
+    ]
+    assert calls[4] == "admin policy attach store lorahub-app --user lorahub"
+    policy = json.loads((tmp_path / "mc.log.policy").read_text())
+    (statement,) = policy["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Resource"] == ["arn:aws:s3:::the-bucket", "arn:aws:s3:::the-bucket/*"]
+    # The app's keys must not be the administrator's.
+    (tmp_path / "mc.log").unlink()
+    refused = run_bucket_script(tmp_path, S3_ACCESS_KEY="admin")
+    assert refused.returncode != 0 and not (tmp_path / "mc.log").exists()
 
 
 def test_download_links_point_where_users_reach_the_store(compose):
