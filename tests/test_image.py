@@ -1,15 +1,14 @@
 """The Docker image (no Docker daemon here: the files it is built from): dependencies at
 locked versions within pyproject.toml's ranges, and static files under hashed names."""
 
-import os
 import re
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from tests.security.test_settings import manage
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -42,18 +41,11 @@ def test_the_image_installs_the_locked_versions_of_the_declared_ranges():
             assert {"binary": "psycopg-binary", "redis": "redis"}[extra] in pins
 
 
-def static_backend(**env) -> str:
-    code = "from django.conf import settings; print(settings.STORAGES['staticfiles']['BACKEND'])"
-    environ = {k: v for k, v in os.environ.items() if k != "LORAHUB_STATIC_MANIFEST"}
-    out = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup(); " + code],
-        env={**environ, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.strip()
+def static_backend(tmp_path, **env) -> str:
+    code = "import config.settings as s; print(s.STORAGES['staticfiles']['BACKEND'])"
+    result = manage(tmp_path / "var", "-c", code, **env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
 
 
 def test_static_files_are_collected_with_a_manifest_in_the_image(tmp_path):
@@ -63,10 +55,11 @@ def test_static_files_are_collected_with_a_manifest_in_the_image(tmp_path):
     env_line = DOCKERFILE.index("LORAHUB_STATIC_MANIFEST=1")
     assert env_line < DOCKERFILE.index("manage.py collectstatic")
     manifest = "whitenoise.storage.CompressedManifestStaticFilesStorage"
-    assert static_backend(STATIC_ROOT=str(tmp_path), LORAHUB_STATIC_MANIFEST="1") == manifest
+    root = str(tmp_path)
+    assert static_backend(tmp_path, STATIC_ROOT=root, LORAHUB_STATIC_MANIFEST="1") == manifest
     # Development and tests (no collectstatic): plain names, or every page would fail.
     plain = "django.contrib.staticfiles.storage.StaticFilesStorage"
-    assert static_backend(STATIC_ROOT=str(tmp_path)) == plain
+    assert static_backend(tmp_path, STATIC_ROOT=root) == plain
     # ... until a manifest exists there.
     (tmp_path / "staticfiles.json").write_text("{}")
-    assert static_backend(STATIC_ROOT=str(tmp_path)) == manifest
+    assert static_backend(tmp_path, STATIC_ROOT=root) == manifest

@@ -12,6 +12,7 @@ import requests
 from config.settings import s3_storage
 from tests.jobs import test_s3
 from tests.jobs.conftest import publish_toys
+from tests.security.test_settings import manage
 
 # The store and this process on it, as the storage tests have them.
 s3, on_s3 = test_s3.s3, test_s3.on_s3
@@ -41,3 +42,22 @@ def test_download_links_are_signed_for_the_public_address(on_public_s3, client, 
     # The signature covers the host: the same link under another name is refused.
     internal = link.replace(f"localhost:{on_public_s3.port}", f"127.0.0.1:{on_public_s3.port}")
     assert requests.get(internal, timeout=30).status_code == 403
+
+
+def test_the_settings_sign_links_for_the_public_endpoint_from_the_environment(tmp_path):
+    code = (
+        "import config.settings as s; "
+        "print(s.STORAGES['default']['OPTIONS']['endpoint_url'], "
+        "s.STORAGES.get('links', {}).get('OPTIONS', {}).get('endpoint_url'))"
+    )
+    env = {
+        "LORAHUB_S3_BUCKET": "b",
+        "LORAHUB_S3_ENDPOINT_URL": "http://minio:9000",
+        "AWS_ACCESS_KEY_ID": "k",
+        "AWS_SECRET_ACCESS_KEY": "s",
+    }
+    public = "https://s3.example.org"
+    out = manage(tmp_path, "-c", code, LORAHUB_S3_PUBLIC_ENDPOINT_URL=public, **env)
+    assert out.stdout.split() == ["http://minio:9000", public], out.stderr
+    # Without it, links are the default store's, as before.
+    assert manage(tmp_path, "-c", code, **env).stdout.split() == ["http://minio:9000", "None"]
