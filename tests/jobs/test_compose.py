@@ -8,7 +8,9 @@ import json
 import os
 import re
 import shlex
+import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -241,3 +243,25 @@ def test_limits_and_redis_keep_running_jobs_and_queued_messages(compose):
     assert soft < hard < int(env["CELERY_VISIBILITY_TIMEOUT"])
     assert compose["services"]["redis"]["command"][-2:] == ["--appendonly", "yes"]
     assert env["CELERY_BROKER_URL"].startswith("redis://")
+
+
+@pytest.mark.celery
+def test_a_workers_health_check_is_answered_by_that_worker(compose, worker_factory, broker_url):
+    """The workers' check, run as compose runs it (`$$` is compose's escape for `$`), is
+    answered when a worker named after this host runs, and not for another host."""
+    (check,) = {s["healthcheck"]["test"][-1] for s in workers(compose).values()}
+    command = check.replace("$$", "$")
+    worker_factory()
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "CELERY_BROKER_URL": broker_url,
+    }
+
+    def run_on(host: str) -> int:
+        return subprocess.run(
+            ["sh", "-c", command], env={**env, "HOSTNAME": host}, cwd=ROOT, timeout=120
+        ).returncode
+
+    assert run_on(socket.gethostname()) == 0
+    assert run_on("another-container") != 0
