@@ -44,8 +44,7 @@ def web(storage_dirs, tmp_path):
     url = gunicorn_server.test_database_url()
     process, port = gunicorn_server.start(url, tmp_path / "web", env, ready=get(PUBLIC))
     yield port
-    process.terminate()
-    process.wait(timeout=30)
+    gunicorn_server.stop(process)
 
 
 @pytest.fixture(autouse=True)
@@ -64,7 +63,8 @@ def test_a_worker_downloads_a_base_model_from_a_web_serving_a_public_name(
     assert gunicorn_server.raw_request(web, get(PUBLIC, proto="http"))[0] == 301
     # Its health check (docker-compose.yml) asks under the workers' name.
     monkeypatch.setenv("COMPOSER_BASE_MODEL_ENDPOINT", f"http://{INTERNAL}:8000")
-    assert health.check(f"http://127.0.0.1:{web}/accounts/login/") == 200
+    # (a generous timeout: a worker's first request is slow on a loaded machine)
+    assert health.check(f"http://127.0.0.1:{web}/accounts/login/", timeout=120) == 200
     BaseModel.objects.filter(identifier=T5_NAME).update(local_path="")
     t5 = base_model_register(T5_NAME, toys / "t5")
     # The worker's settings are the web's (the same environment in docker-compose.yml).

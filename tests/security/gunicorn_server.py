@@ -1,6 +1,7 @@
 """The site under gunicorn with the shipped worker settings, on the test database."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -70,6 +71,16 @@ def start(
         time.sleep(0.3)
     process.kill()
     raise RuntimeError("gunicorn did not start:\n" + (var_dir / "gunicorn.log").read_text())
+
+
+def stop(process: subprocess.Popen) -> None:
+    """A quick shutdown (SIGQUIT): no request of a test is worth waiting for."""
+    process.send_signal(signal.SIGQUIT)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def raw_request(port: int, head: bytes, timeout: float = 30) -> tuple[int, bytes]:
