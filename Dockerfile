@@ -14,14 +14,16 @@ ARG TORCH_SPEC="torch==2.13.0"
 ARG TORCH_INDEX_URL=""
 RUN pip install "${TORCH_SPEC}" ${TORCH_INDEX_URL:+--index-url "${TORCH_INDEX_URL}"}
 
-# Dependencies first (cached while only the source changes); the project ships no package.
-COPY pyproject.toml README.md ./
-RUN pip install .
+# Dependencies first (cached while only the source changes), at the versions the tests
+# ran with (requirements.lock, `make lock`); the project ships no package.
+COPY requirements.lock ./
+RUN pip install --no-deps -r requirements.lock && pip check
 
 COPY . .
 
-# Static files are collected into the image and served by whitenoise.
-ENV STATIC_ROOT=/app/staticfiles LORAHUB_VAR_DIR=/data DEBUG=0
+# Static files are collected into the image and served by whitenoise under hashed names
+# (far-future caching), from the manifest that collectstatic writes.
+ENV STATIC_ROOT=/app/staticfiles LORAHUB_VAR_DIR=/data DEBUG=0 LORAHUB_STATIC_MANIFEST=1
 RUN SECRET_KEY=collectstatic-only LORAHUB_VAR_DIR=/tmp/build python manage.py collectstatic --noinput \
     && useradd --create-home --uid 1000 lorahub \
     && mkdir -p /data /work \

@@ -14,7 +14,7 @@ PORT ?= 8000
 PG_URL := postgres://postgres@127.0.0.1:5432/lorahub
 PYTEST_ARGS ?=
 
-.PHONY: run test fuzz bench lint fmt venv migrate seed worker web clean
+.PHONY: run test fuzz bench lint fmt venv migrate seed worker web clean lock
 
 venv: $(STAMP)
 
@@ -24,6 +24,10 @@ $(STAMP): pyproject.toml
 	$(VPY) -c "import torch" 2>/dev/null || $(VPY) -m pip install --quiet "$(TORCH_SPEC)" $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
 	$(VPY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
+
+# The versions the Docker image installs: this environment's, of pyproject.toml's ranges.
+lock: $(STAMP)
+	$(VPY) deploy/lock.py > requirements.lock
 
 migrate: $(STAMP)
 	$(VPY) manage.py migrate --noinput

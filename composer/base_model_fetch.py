@@ -64,8 +64,9 @@ def _download(base_model, target: Path, on_progress: Progress) -> None:
 
     endpoint = settings.COMPOSER_BASE_MODEL_ENDPOINT
     identifier, commit = base_model.identifier, base_model.commit
+    headers = _internal_headers()
     try:
-        info = HfApi(endpoint=endpoint, token=False).model_info(
+        info = HfApi(endpoint=endpoint, token=False, headers=headers).model_info(
             identifier, revision=commit, files_metadata=True
         )
         files = [(s.rfilename, s.size or 0) for s in info.siblings]
@@ -88,6 +89,7 @@ def _download(base_model, target: Path, on_progress: Progress) -> None:
                     revision=commit,
                     endpoint=endpoint,
                     token=False,
+                    headers=headers,
                     local_dir=tmp,
                     tqdm_class=counting_bar(advance),
                 )
@@ -107,6 +109,16 @@ def _download(base_model, target: Path, on_progress: Progress) -> None:
         ) from None
     except OSError as error:
         raise ValueError(f"Could not download the base model {identifier}: {error}") from None
+
+
+def _internal_headers() -> dict[str, str]:
+    """Workers ask the web directly, not through the HTTPS proxy whose header the web then
+    trusts (SECURE_PROXY_SSL_HEADER): without it, it would redirect them to https://web:8000."""
+    header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+    if not header:
+        return {}
+    name, value = header
+    return {name.removeprefix("HTTP_").replace("_", "-").title(): value}
 
 
 def _make_room(needed: int, identifier: str) -> None:

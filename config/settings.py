@@ -8,6 +8,7 @@ SECRET_KEY, ALLOWED_HOSTS and, behind HTTPS, LORAHUB_HTTPS=1.
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 
@@ -215,16 +216,30 @@ if os.environ.get("LORAHUB_S3_BUCKET"):
 # Downloads at least this large are redirected to the store (a presigned link) when it can
 # serve them, instead of streaming through the web process.
 LORAHUB_S3_REDIRECT_MIN_BYTES = env_int("LORAHUB_S3_REDIRECT_MIN_BYTES", 1024 * 1024)
+# Hashed, compressed static files (far-future caching) where LORAHUB_STATIC_MANIFEST is on,
+# as in the Docker image, whose `collectstatic` writes the manifest; by default only once a
+# manifest exists, so development and tests (no `collectstatic`) keep plain names.
+LORAHUB_STATIC_MANIFEST = env_bool(
+    "LORAHUB_STATIC_MANIFEST", (STATIC_ROOT / "staticfiles.json").exists()
+)
 STORAGES = {
     "default": LORAHUB_STORES.get("s3", LORAHUB_STORES["fs"]),
-    # Hashed names (far-future caching) once `collectstatic` has written its manifest, as
-    # the Docker image does; plain names otherwise (development, tests).
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
-        if (STATIC_ROOT / "staticfiles.json").exists()
+        if LORAHUB_STATIC_MANIFEST
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
+# Presigned download links (hub.services.storage.download_link) are signed for the address
+# users reach the store at, LORAHUB_S3_PUBLIC_ENDPOINT_URL, where it is not the one web and
+# workers use inside a private network (http://minio:9000): the same bucket under that name.
+if os.environ.get("LORAHUB_S3_BUCKET") and os.environ.get("LORAHUB_S3_PUBLIC_ENDPOINT_URL"):
+    STORAGES["links"] = s3_storage(
+        os.environ["LORAHUB_S3_BUCKET"],
+        os.environ["LORAHUB_S3_PUBLIC_ENDPOINT_URL"],
+        os.environ.get("AWS_ACCESS_KEY_ID"),
+        os.environ.get("AWS_SECRET_ACCESS_KEY"),
+    )
 
 # Uploads stream to temporary files past this size instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
@@ -340,6 +355,12 @@ COMPOSER_WORK_DIR = Path(os.environ.get("COMPOSER_WORK_DIR", VAR_DIR / "work"))
 COMPOSER_BASE_MODEL_ENDPOINT = os.environ.get(
     "COMPOSER_BASE_MODEL_ENDPOINT", "http://127.0.0.1:8000"
 ).rstrip("/")
+# Workers reach this site under that endpoint's internal name (`web` in docker-compose.yml),
+# which is accepted whatever public names ALLOWED_HOSTS lists.
+# Links to the store handed to such requests use the store's internal address too.
+LORAHUB_INTERNAL_HOST = urlsplit(COMPOSER_BASE_MODEL_ENDPOINT).hostname
+if LORAHUB_INTERNAL_HOST:
+    ALLOWED_HOSTS.append(LORAHUB_INTERNAL_HOST)
 COMPOSER_BASE_MODEL_CACHE_BYTES = env_int("COMPOSER_BASE_MODEL_CACHE_BYTES", 50 * 1024**3)
 # Local copies of stored input files on each worker (COMPOSER_WORK_DIR/blobs), at most.
 COMPOSER_INPUT_CACHE_BYTES = env_int("COMPOSER_INPUT_CACHE_BYTES", 20 * 1024**3)

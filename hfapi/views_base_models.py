@@ -8,6 +8,7 @@ shadow, under an adapter of the same name, the weights that workers download. A 
 model has one revision: "main" or its commit id.
 """
 
+from django.conf import settings
 from django.http import (
     FileResponse,
     HttpResponse,
@@ -112,7 +113,8 @@ def resolve(request, auth, base, revision, filename):
         error["X-Repo-Commit"] = base.commit
         return error
     size = item.blob.size
-    link = download_link(item.blob.storage_name, size, filename.rsplit("/", 1)[-1])
+    internal = request.get_host().rsplit(":", 1)[0] == settings.LORAHUB_INTERNAL_HOST
+    link = download_link(item.blob.storage_name, size, filename.rsplit("/", 1)[-1], internal)
     if link:  # the store serves large files, and their ranges, itself
         response = HttpResponseRedirect(link)
         response["ETag"] = f'"{item.blob.sha256}"'

@@ -9,7 +9,7 @@ from typing import BinaryIO
 from django.conf import settings
 from django.core.exceptions import SuspiciousOperation
 from django.core.files import File
-from django.core.files.storage import Storage, default_storage
+from django.core.files.storage import Storage, default_storage, storages
 from django.db import DatabaseError, IntegrityError, transaction
 
 from ..models import Blob, StorageEntry
@@ -78,14 +78,20 @@ def blob_open(blob: Blob) -> BinaryIO:
     return default_storage.open(blob.storage_name, "rb")
 
 
-def download_link(name: str, size: int, filename: str) -> str | None:
+def download_link(name: str, size: int, filename: str, internal=False) -> str | None:
     """A short-lived link where the store itself serves the stored file `name` as a download
     named `filename`, for files of LORAHUB_S3_REDIRECT_MIN_BYTES or more; None when the
-    store cannot (the file system) or the file is small (cheaper through the web)."""
+    store cannot (the file system) or the file is small (cheaper through the web).
+
+    Signed for the store's public address where it has one (settings.STORAGES["links"]),
+    unless `internal`: workers asking under the site's internal name reach the store only
+    under its internal address."""
     if size < settings.LORAHUB_S3_REDIRECT_MIN_BYTES or not hasattr(default_storage, "bucket"):
         return None
     disposition = f'attachment; filename="{filename}"'
-    return default_storage.url(name, parameters={"ResponseContentDisposition": disposition})
+    public = "links" in settings.STORAGES and not internal
+    store = storages["links"] if public else default_storage
+    return store.url(name, parameters={"ResponseContentDisposition": disposition})
 
 
 def storage_delete(names: Iterable[str]) -> None:

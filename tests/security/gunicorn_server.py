@@ -1,6 +1,7 @@
 """The site under gunicorn with the shipped worker settings, on the test database."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -28,9 +29,12 @@ def test_database_url() -> str:
     return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
-def start(database_url: str, var_dir: Path) -> tuple[subprocess.Popen, int]:
-    """gunicorn (3 sync workers and the timeout of the Dockerfile) serving this tree;
-    returns the process and its port once it answers."""
+def start(
+    database_url: str, var_dir: Path, env: dict | None = None, ready: bytes = GET_LOGIN
+) -> tuple[subprocess.Popen, int]:
+    """gunicorn (3 sync workers and the timeout of the Dockerfile) serving this tree, with
+    `env` added to its environment; returns the process and its port once `ready` is
+    answered with 200."""
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -40,6 +44,7 @@ def start(database_url: str, var_dir: Path) -> tuple[subprocess.Popen, int]:
         "DJANGO_SETTINGS_MODULE": "config.settings",
         # The tests' sessions must be valid there: the same key (not one generated anew).
         "SECRET_KEY": settings.SECRET_KEY,
+        **(env or {}),
     }
     (var_dir / "tmp").mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -56,7 +61,7 @@ def start(database_url: str, var_dir: Path) -> tuple[subprocess.Popen, int]:
     deadline = time.monotonic() + 240  # booting 3 workers on a loaded 2-core machine
     while time.monotonic() < deadline:
         try:
-            status = raw_request(port, GET_LOGIN, timeout=60)[0]
+            status = raw_request(port, ready, timeout=60)[0]
             if status == 200:
                 return process, port
         except (OSError, IndexError, ValueError):  # not listening yet, or a cut answer
@@ -66,6 +71,16 @@ def start(database_url: str, var_dir: Path) -> tuple[subprocess.Popen, int]:
         time.sleep(0.3)
     process.kill()
     raise RuntimeError("gunicorn did not start:\n" + (var_dir / "gunicorn.log").read_text())
+
+
+def stop(process: subprocess.Popen) -> None:
+    """A quick shutdown (SIGQUIT): no request of a test is worth waiting for."""
+    process.send_signal(signal.SIGQUIT)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def raw_request(port: int, head: bytes, timeout: float = 30) -> tuple[int, bytes]:

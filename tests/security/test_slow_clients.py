@@ -7,9 +7,7 @@ which receives whole bodies before it passes them on, the site keeps answering.
 """
 
 import select
-import signal
 import socket
-import subprocess
 import threading
 import time
 from contextlib import contextmanager
@@ -45,7 +43,7 @@ def servers(django_db_setup, tmp_path_factory):
             proxy.terminate()
             proxy.wait(timeout=30)
     finally:
-        stop(gunicorn)
+        gunicorn_server.stop(gunicorn)
 
 
 def warm_up(port: int) -> None:
@@ -65,15 +63,6 @@ def warm_up(port: int) -> None:
     for thread in threads:
         thread.join(timeout=150)
     assert answers == [200] * WORKERS
-
-
-def stop(gunicorn: subprocess.Popen) -> None:
-    gunicorn.send_signal(signal.SIGQUIT)  # quick shutdown: no request of ours is worth waiting for
-    try:
-        gunicorn.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        gunicorn.kill()
-        gunicorn.wait()
 
 
 @contextmanager
