@@ -4,6 +4,7 @@ of huge files, bodies longer than announced, redirects to internal addresses."""
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -16,6 +17,7 @@ class RepoPlan:
     listed: dict[str, int] = field(default_factory=dict)  # sizes the listing claims
     stream: dict[str, int] = field(default_factory=dict)  # name -> bytes sent, 1 MiB a write
     redirect: dict[str, str] = field(default_factory=dict)  # name -> Location
+    hang: float = 0  # seconds the listing takes to answer
 
 
 class HostileUpstream:
@@ -78,6 +80,7 @@ class HostileUpstream:
                 plan = hub.repos.get(repo)
                 if plan is None:
                     return self._send(404, b"{}", {"X-Error-Code": "RepoNotFound"})
+                time.sleep(plan.hang)
                 siblings = [
                     {"rfilename": name, "size": plan.listed.get(name, len(data))}
                     for name, data in plan.files.items()

@@ -240,6 +240,20 @@ def fast_lane(test_broker, job_queue, fast_queue, transfer_queue):
     reset_producers(app)
 
 
+@pytest.fixture
+def idle_lane(test_broker):
+    """Trials and transfers go to a queue no worker serves: they stay queued."""
+    from config.celery import app
+
+    saved = app.conf.task_routes
+    queue = f"idle-{uuid.uuid4().hex[:8]}"
+    app.conf.task_routes = {"composer.fast.*": {"queue": queue}, "hfapi.tasks.*": {"queue": queue}}
+    reset_producers(app)
+    yield queue
+    app.conf.task_routes = saved
+    reset_producers(app)
+
+
 def lane_worker(django_db_blocker, broker_url, queue, worker_dirs, **env):
     worker = Worker(
         broker_url,

@@ -107,6 +107,8 @@ def test_import_errors_are_clear_and_store_nothing(
         transfer_worker,
     )
     assert ok.status == Transfer.Status.DONE, ok.error
+    # The token waited with the transfer only while it ran.
+    assert ok.token == hidden.token == missing.token == ""
     assert Adapter.objects.get(owner__username="alice", name="h").private is True
     assert token not in alice_client.get(f"/new/transfers/{ok.pk}/").content.decode()
     assert token.encode() not in transfer_worker.log_path.read_bytes()

@@ -1,7 +1,6 @@
 """Try it: trials run on a fast-lane worker, side by side with the base model, with limits."""
 
 import json
-import uuid
 import zipfile
 from datetime import timedelta
 
@@ -22,25 +21,10 @@ from hub.models import AdapterVersion, BaseModel
 from tests.jobs.conftest import job_wait, unzip_result, wait_for
 from tests.jobs.form_data import lorahub_data
 from tests.jobs.toys import T5_NAME
-from tests.jobs.worker import reset_producers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HTMX = {"HTTP_HX_REQUEST": "true"}
 EXAMPLES = '{"input": "abc", "output": "cba"}\n{"input": "lora", "output": "arol"}'
-
-
-@pytest.fixture
-def idle_lane(test_broker):
-    """Trials and transfers go to a queue no worker serves: they stay queued."""
-    from config.celery import app
-
-    saved = app.conf.task_routes
-    queue = f"idle-{uuid.uuid4().hex[:8]}"
-    app.conf.task_routes = {"composer.fast.*": {"queue": queue}, "hfapi.tasks.*": {"queue": queue}}
-    reset_producers(app)
-    yield queue
-    app.conf.task_routes = saved
-    reset_producers(app)
 
 
 @pytest.fixture
