@@ -115,6 +115,14 @@ class Transfer(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [
+            # The transfer lane's queue order and its settling read the waiting and running.
+            models.Index(
+                fields=["status", "created_at"],
+                name="hfapi_transfer_active",
+                condition=models.Q(status__in=["queued", "running"]),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} #{self.pk} ({self.status})"

@@ -12,4 +12,12 @@ class Migration(migrations.Migration):
             name="token",
             field=models.CharField(blank=True, max_length=500),
         ),
+        migrations.AddIndex(
+            model_name="transfer",
+            index=models.Index(
+                condition=models.Q(("status__in", ["queued", "running"])),
+                fields=["status", "created_at"],
+                name="hfapi_transfer_active",
+            ),
+        ),
     ]
