@@ -5,6 +5,9 @@
   nh3, hub.services.cards), on cards of `[`, `![` and `[a](`.
 - Module patterns: Python's backtracking `re` against RE2 (composer.engine.patterns) for
   `(a+)+b` and module names of n a's: `re` doubles with each character, RE2 stays linear.
+- The fast lane (bench.fast_lane, on real workers, PostgreSQL and Redis; skipped with
+  LORAHUB_BENCH_FAST_LANE=0): a victim's try while 3 accounts queue tries and while 2 slow
+  imports run, before and after tries took turns and transfers got their own worker.
 
 CPU seconds (process time), the median of a few rounds. Writes
 bench/results/hostile_inputs.json.
@@ -70,6 +73,10 @@ def main() -> None:
     from bench.catalog_report import write_result
 
     result = {"cards": cards(), "patterns": patterns()}
+    if os.environ.get("LORAHUB_BENCH_FAST_LANE", "1") != "0":
+        from bench.fast_lane import scenarios
+
+        result["fast_lane"] = scenarios()
     print(write_result("hostile_inputs", result))
 
 
