@@ -8,26 +8,32 @@ wait and time limit. The rules, the same for all of them:
   reached fails the row at once with a message;
 - a message is a turn, not a name: the worker claims the lane's next queued row in fair
   order (the owner's running rows plus the row's rank among the owner's queued ones, then
-  the owner served longest ago first), so one user queueing many rows delays another user
-  by at most one turn;
-- settle: a running row past its time limit and a grace (its worker died) is failed, and
-  so is a queued row older than the wait while the lane has done nothing for that long (its
-  message was lost, or no worker serves the lane). Pages settle the rows they show,
-  launches the owner's rows, workers every row on their schedule: a lost message or a dead
-  worker never blocks a user.
+  the owner served longest ago first), so a user's row waits behind one row of each other
+  user at most, however many they queue;
+- settle: a running row past its time limit and a grace, or one of a lane with heartbeats
+  whose heartbeat is older than COMPOSER_HEARTBEAT_STALE_SECONDS (its worker died), is
+  failed, and so is a queued row older than the wait while the lane has done nothing for
+  that long (its message was lost, or no worker serves the lane). Pages settle the rows
+  they show, launches the owner's rows, workers every row on their schedule: a lost
+  message or a dead worker never blocks a user.
 """
 
+import logging
+import threading
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Value, Window
 from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
+log = logging.getLogger(__name__)
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 ACTIVE = (QUEUED, RUNNING)
 # A worker past its soft limit still writes its outcome: give it that long before settling.
@@ -44,6 +50,9 @@ class Lane:
     limit_setting: str  # seconds a row may run (the worker's soft time limit)
     no_worker: str  # who serves the lane, for the message: "the fast lane"
     cleared: dict = field(default_factory=dict)  # fields emptied when a row ends
+    # Rows with a `heartbeat_at` the worker renews while it runs one (long rows: a dead
+    # worker is noticed in minutes, not at the end of the time limit).
+    heartbeat: bool = False
 
     def __post_init__(self):
         LANES.append(self)
@@ -116,12 +125,41 @@ def queue_order(lane: Lane):
 def short_claim_next(lane: Lane):
     """Claim the lane's next queued row for this worker (None: nothing left to take)."""
     for pk in queue_order(lane).values_list("pk", flat=True)[:50]:
+        now = timezone.now()
+        beat = {"heartbeat_at": now} if lane.heartbeat else {}
         claimed = lane.model.objects.filter(pk=pk, status=QUEUED).update(
-            status=RUNNING, started_at=timezone.now()
+            status=RUNNING, started_at=now, **beat
         )
         if claimed:
             return lane.model.objects.get(pk=pk)
     return None
+
+
+@contextmanager
+def short_heartbeat(lane: Lane, pk: int):
+    """Within: a thread renews the running row's heartbeat every COMPOSER_HEARTBEAT_SECONDS
+    (while the work itself may wait on a network for minutes)."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(settings.COMPOSER_HEARTBEAT_SECONDS):
+                try:
+                    rows = lane.model.objects.filter(pk=pk, status=RUNNING)
+                    rows.update(heartbeat_at=timezone.now())
+                except Exception:  # a database hiccup: the next beat retries
+                    log.exception("%s %s: heartbeat failed", lane.noun, pk)
+                    connection.close()
+        finally:
+            connection.close()  # this thread's own
+
+    thread = threading.Thread(target=beat, name=f"{lane.noun}-{pk}-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def short_finish(lane: Lane, pk: int, **fields) -> bool:
@@ -140,9 +178,11 @@ def short_settle(lane: Lane, rows=None) -> int:
     rows = model.objects.all() if rows is None else rows
     now = timezone.now()
     wait, limit = lane.wait, lane.time_limit
-    stopped = rows.filter(
-        status=RUNNING, started_at__lt=now - timedelta(seconds=limit + GRACE_SECONDS)
-    ).update(
+    dead = Q(started_at__lt=now - timedelta(seconds=limit + GRACE_SECONDS))
+    if lane.heartbeat:
+        stale = timedelta(seconds=settings.COMPOSER_HEARTBEAT_STALE_SECONDS)
+        dead |= Q(heartbeat_at__lt=now - stale)
+    stopped = rows.filter(dead, status=RUNNING).update(
         status=FAILED,
         finished_at=now,
         error=f"The worker running this {lane.noun} stopped.",

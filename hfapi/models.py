@@ -112,6 +112,7 @@ class Transfer(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)  # renewed while it runs
 
     class Meta:
         ordering = ["-created_at", "-id"]

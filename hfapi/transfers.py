@@ -23,6 +23,7 @@ from composer.short_jobs import (
     settled,
     short_claim_next,
     short_finish,
+    short_heartbeat,
     short_reserve,
     short_send,
 )
@@ -43,6 +44,7 @@ TRANSFERS = Lane(
     limit_setting="LORAHUB_TRANSFER_TIME_LIMIT",
     no_worker="imports and pushes",
     cleared={"token": ""},
+    heartbeat=True,
 )
 
 
@@ -84,7 +86,14 @@ def transfer_execute(transfer_id: int) -> str | None:
     if claimed is None:
         return None
     transfer = Transfer.objects.select_related("owner", "version__adapter").get(pk=claimed.pk)
-    token = transfer.token
+    with short_heartbeat(TRANSFERS, transfer.pk):
+        fields = _outcome(transfer)
+    short_finish(TRANSFERS, transfer.pk, **fields)
+    return fields["status"]
+
+
+def _outcome(transfer: Transfer) -> dict:
+    """Run the transfer: the fields of its end (status, and a result or an error)."""
     last = 0.0
 
     def progress(text: str) -> None:
@@ -99,32 +108,32 @@ def transfer_execute(transfer_id: int) -> str | None:
                 user=transfer.owner,
                 source=transfer.repo_id,
                 name=transfer.name,
-                token=token,
+                token=transfer.token,
                 endpoint=transfer.endpoint,
                 on_progress=progress,
             )
-            fields = {"adapter": adapter, "progress": f"Imported as {adapter.full_name}"}
-        else:
-            url = adapter_push(
-                version=transfer.version,
-                repo_id=transfer.repo_id,
-                token=token,
-                private=transfer.private,
-                endpoint=transfer.endpoint,
-                on_progress=progress,
-            )
-            fields = {"url": url, "progress": f"Pushed to {transfer.repo_id}"}
-        fields["status"] = Status.DONE
+            return {
+                "status": Status.DONE,
+                "adapter": adapter,
+                "progress": f"Imported as {adapter.full_name}",
+            }
+        url = adapter_push(
+            version=transfer.version,
+            repo_id=transfer.repo_id,
+            token=transfer.token,
+            private=transfer.private,
+            endpoint=transfer.endpoint,
+            on_progress=progress,
+        )
+        return {"status": Status.DONE, "url": url, "progress": f"Pushed to {transfer.repo_id}"}
     except UpstreamError as error:
-        fields = {"status": Status.FAILED, "error": str(error)}
+        return {"status": Status.FAILED, "error": str(error)}
     except SoftTimeLimitExceeded:
         limit = settings.LORAHUB_TRANSFER_TIME_LIMIT
-        fields = {
+        return {
             "status": Status.FAILED,
             "error": f"The transfer ran past its time limit ({limit} s).",
         }
     except Exception as error:
         log.exception("transfer %s failed", transfer.pk)
-        fields = {"status": Status.FAILED, "error": f"Internal error ({type(error).__name__})."}
-    short_finish(TRANSFERS, transfer.pk, **fields)
-    return fields["status"]
+        return {"status": Status.FAILED, "error": f"Internal error ({type(error).__name__})."}

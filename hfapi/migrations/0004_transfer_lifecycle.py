@@ -12,6 +12,11 @@ class Migration(migrations.Migration):
             name="token",
             field=models.CharField(blank=True, max_length=500),
         ),
+        migrations.AddField(
+            model_name="transfer",
+            name="heartbeat_at",
+            field=models.DateTimeField(blank=True, null=True),
+        ),
         migrations.AddIndex(
             model_name="transfer",
             index=models.Index(
