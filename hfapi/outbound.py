@@ -5,6 +5,8 @@ worker to this network's own services (a database's web console, a cloud's metad
 169.254.169.254). While `guarded(endpoint)` is active, every request huggingface_hub sends
 from this thread (each hop of a redirect included) must go to the endpoint's origin, which
 the operator chose, or to a host all of whose addresses, once resolved, are public.
+(Resolution happens again when httpx2 connects: a name that rebinds in between is not
+caught here; the worker's network policy is the second line.)
 """
 
 import ipaddress
@@ -72,8 +74,14 @@ def guarded(endpoint: str):
 
         set_client_factory(_client_factory)  # its shared client, with our hook
         _installed = True
+    from huggingface_hub import constants
+
     token = _ORIGIN.set(origin(httpx2.URL(endpoint)))
+    # Xet storage downloads through its own client, past this hook and the byte counts:
+    # imports take the HTTP path (every Hub serves it).
+    xet, constants.HF_HUB_DISABLE_XET = constants.HF_HUB_DISABLE_XET, True
     try:
         yield
     finally:
+        constants.HF_HUB_DISABLE_XET = xet
         _ORIGIN.reset(token)
