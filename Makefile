@@ -44,13 +44,16 @@ run: seed
 	@echo ""
 	@# On exit stop the worker's main process only: it shuts its pool down itself (a pool
 	@# child killed directly can die holding the task queue's lock and hang the worker).
-	@# A second worker serves the fast lane ("Try it"), so a try never waits behind a job.
-	trap 'kill $$worker $$fast 2>/dev/null; wait $$worker $$fast' EXIT; \
+	@# A second worker serves the fast lane ("Try it"), so a try never waits behind a job;
+	@# a third imports and pushes, so a try never waits behind a transfer either.
+	trap 'kill $$worker $$fast $$transfers 2>/dev/null; wait $$worker $$fast $$transfers' EXIT; \
 	export COMPOSER_BASE_MODEL_ENDPOINT=http://$(HOST):$(PORT); \
 	$(VENV)/bin/celery -A config worker -Q gpu,default --concurrency 1 --loglevel INFO & \
 	worker=$$!; \
 	$(VENV)/bin/celery -A config worker -Q fast -n fast@%h --concurrency 1 --loglevel INFO & \
 	fast=$$!; \
+	$(VENV)/bin/celery -A config worker -Q transfers -n transfers@%h --concurrency 2 --loglevel INFO & \
+	transfers=$$!; \
 	DEBUG=$${DEBUG:-1} $(VPY) manage.py runserver $(HOST):$(PORT)
 
 test: $(STAMP)

@@ -24,6 +24,9 @@
   chunks (wall seconds; the upload itself wrote these bytes just before).
 - Big files on S3 (bench.big_file_reads): slow readers of an archive and a header check,
   read through S3File against ranged and streamed reads.
+- The fast lane (bench.fast_lane, on real workers, PostgreSQL and Redis; skipped with
+  LORAHUB_BENCH_FAST_LANE=0): a victim's try while 3 accounts queue tries and while 2 slow
+  imports run, before and after tries took turns and transfers got their own worker.
 
 CPU seconds (process time), the median of a few rounds. Writes
 bench/results/hostile_inputs.json.
@@ -329,6 +332,10 @@ def main() -> None:
         "patterns": patterns(),
     }
     result["big_files"] = big_file_rows()
+    if os.environ.get("LORAHUB_BENCH_FAST_LANE", "1") != "0":
+        from bench.fast_lane import scenarios
+
+        result["fast_lane"] = scenarios()
     print(write_result("hostile_inputs", result))
 
 

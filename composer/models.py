@@ -197,7 +197,15 @@ class Trial(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["owner", "-created_at"])]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"]),
+            # The fast lane's queue order and its settling read the waiting and running ones.
+            models.Index(
+                fields=["status", "created_at"],
+                name="composer_trial_active",
+                condition=models.Q(status__in=["queued", "running"]),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Trial #{self.pk} ({self.status})"

@@ -13,6 +13,7 @@ from django.db import connections
 
 from composer.dispatch import jobs_maintain
 from composer.execution import job_execute
+from composer.short_jobs import short_jobs_settle
 from composer.try_it import TASK as TRIAL_TASK
 from composer.try_it import trial_execute
 
@@ -40,6 +41,7 @@ def run_trial(trial_id: int) -> str | None:
 def maintain_once() -> None:
     try:
         jobs_maintain()
+        short_jobs_settle()
     except Exception:  # the database or the broker may be briefly away; the next round retries
         log.exception("job maintenance failed")
     finally:
@@ -62,8 +64,9 @@ def sweep_once() -> None:
 
 
 def _schedule_forever() -> None:
-    """Every COMPOSER_MAINTENANCE_SECONDS: settle jobs of dead workers (on any host) and
-    re-send lost messages; every COMPOSER_SWEEP_SECONDS: sweep leftovers."""
+    """Every COMPOSER_MAINTENANCE_SECONDS: settle jobs of dead workers (on any host),
+    re-send lost messages and settle short jobs no worker took or whose worker died; every
+    COMPOSER_SWEEP_SECONDS: sweep leftovers."""
     next_sweep = time.monotonic()
     while True:
         threading.Event().wait(settings.COMPOSER_MAINTENANCE_SECONDS)

@@ -3,9 +3,10 @@
 A trial is a short job on the workers' fast lane (the COMPOSER_FAST_QUEUE queue, served by
 its own worker, so it never waits behind a long composition). It reuses the worker's
 cached base models (composer.base_model_fetch, composer.model_cache). Each user has at
-most COMPOSER_TRY_MAX_ACTIVE trials waiting or running and COMPOSER_TRY_PER_HOUR an hour.
-A trial that no worker takes within COMPOSER_TRY_WAIT_SECONDS, or that runs past the
-fast lane's time limit, is settled as failed with a message when its page is polled.
+most COMPOSER_TRY_MAX_ACTIVE trials waiting or running and COMPOSER_TRY_PER_HOUR an hour;
+the fast lane takes users in turn, and a try whose adapter work (parameters x tokens) is
+past COMPOSER_TRY_MAX_WORK is refused before it is queued. Queueing, turns, waits and
+time-outs are the short jobs' lifecycle (composer.short_jobs).
 """
 
 import logging
@@ -19,14 +20,22 @@ from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from composer.engine.adapters import CONFIG_NAME, WEIGHTS_NAME
 from composer.models import Job, Trial
+from composer.short_jobs import (
+    Lane,
+    settled,
+    short_claim_next,
+    short_finish,
+    short_reserve,
+    short_send,
+)
 
 log = logging.getLogger(__name__)
 Status = Trial.Status
@@ -34,6 +43,14 @@ Status = Trial.Status
 CARD_EXAMPLE = re.compile(r"^\|\s*`([^`\n]{1,200})`\s*\|\s*`([^`\n]{0,200})`\s*\|", re.MULTILINE)
 MAX_EXAMPLES = 5
 TASK = "composer.fast.run_trial"
+TRIALS = Lane(
+    model=Trial,
+    noun="try",
+    nouns="tries",
+    wait_setting="COMPOSER_TRY_WAIT_SECONDS",
+    limit_setting="COMPOSER_TRY_TIME_LIMIT",
+    no_worker="the fast lane",
+)
 
 
 def try_examples(*, version=None, job=None) -> list[dict]:
@@ -66,80 +83,79 @@ def trial_launch(*, user, text: str, version=None, job=None) -> Trial:
         raise ValidationError(
             f"No worker has the base model {name}: its files are not registered on this hub."
         )
+    _check_cost(text, version=version, job=job)
     now = timezone.now()
     with transaction.atomic():
-        # One launch per user at a time, so two requests cannot both pass the limits.
-        get_user_model().objects.select_for_update().filter(pk=user.pk).first()
-        mine = Trial.objects.filter(owner=user)
-        active = mine.filter(status__in=[Status.QUEUED, Status.RUNNING])
-        if active.filter(created_at__gte=now - _settle_after()).count() >= (
-            settings.COMPOSER_TRY_MAX_ACTIVE
-        ):
-            raise ValidationError(
-                "Your earlier tries are still running: wait for them to end.", code="throttled"
-            )
         per_hour = settings.COMPOSER_TRY_PER_HOUR
-        if mine.filter(created_at__gte=now - timedelta(hours=1)).count() >= per_hour:
-            raise ValidationError(
-                f"At most {per_hour} tries an hour: try again later.", code="throttled"
+
+        def create() -> Trial:
+            recent = Trial.objects.filter(owner=user, created_at__gte=now - timedelta(hours=1))
+            if recent.count() >= per_hour:
+                raise ValidationError(
+                    f"At most {per_hour} tries an hour: try again later.", code="throttled"
+                )
+            return Trial.objects.create(
+                owner=user, version=version, job=job, base_model=base, text=text
             )
-        trial = Trial.objects.create(
-            owner=user, version=version, job=job, base_model=base, text=text
+
+        trial = short_reserve(
+            TRIALS, user, max_active=settings.COMPOSER_TRY_MAX_ACTIVE, create=create
         )
         transaction.on_commit(lambda: _send(trial))
     return trial
 
 
+def _check_cost(text: str, *, version=None, job=None) -> None:
+    """Refuse a try whose adapter work (its parameters x the tokens it sees) is past
+    COMPOSER_TRY_MAX_WORK: a huge rank would hold the fast lane and its memory."""
+    if version is not None:
+        params = version.param_count
+    else:  # a result holds at most its inputs' parameters (concatenating methods: their sum)
+        params = job.inputs.aggregate(n=Sum("version__param_count"))["n"] or 0
+    message = cost_refusal(text, params)
+    if message:
+        raise ValidationError(message, code="too_costly")
+
+
+def cost_refusal(text: str, params: int) -> str:
+    """Why a try of an adapter of `params` parameters on `text` costs too much ("": it
+    does not)."""
+    work = params * try_tokens(text)
+    bound = settings.COMPOSER_TRY_MAX_WORK
+    if work > bound:
+        return (
+            f"This adapter is too large to try here: {params:,} parameters on up to "
+            f"{try_tokens(text)} tokens is {work:.2g} parameter-tokens of work, more than "
+            f"the {bound:.2g} a try may cost. Download it and run it on your own machine."
+        )
+    return ""
+
+
+def try_tokens(text: str) -> int:
+    """At most how many tokens a try runs through the adapter: the input's UTF-8 bytes
+    (byte-level and byte-fallback tokenizers make no more tokens than bytes), a few special
+    tokens and the output's length."""
+    return len(text.encode()) + 2 + settings.COMPOSER_TRY_MAX_NEW_TOKENS
+
+
 def _send(trial: Trial) -> None:
     from composer.dispatch import task_send
 
-    try:
-        task_send(TASK, (trial.pk,))
-    except Exception:  # the broker is unreachable: say so instead of waiting forever
-        log.exception("trial %s: could not be queued", trial.pk)
-        Trial.objects.filter(pk=trial.pk, status=Status.QUEUED).update(
-            status=Status.FAILED,
-            error="The job queue cannot be reached right now: try again in a minute.",
-            finished_at=timezone.now(),
-        )
-
-
-def _settle_after() -> timedelta:
-    return timedelta(
-        seconds=settings.COMPOSER_TRY_WAIT_SECONDS + settings.COMPOSER_TRY_TIME_LIMIT + 30
-    )
+    short_send(TRIALS, trial, lambda: task_send(TASK, (trial.pk,)), log)
 
 
 def trial_settle(trial: Trial) -> Trial:
     """Fail a trial that no worker took in time, or whose worker went away."""
-    now = timezone.now()
-    wait = settings.COMPOSER_TRY_WAIT_SECONDS
-    waited = Trial.objects.filter(
-        pk=trial.pk, status=Status.QUEUED, created_at__lt=now - timedelta(seconds=wait)
-    ).update(
-        status=Status.FAILED,
-        finished_at=now,
-        error=f"No worker took this try within {wait} s: no worker serves the fast lane "
-        "right now. Try again later.",
-    )
-    stopped = Trial.objects.filter(
-        pk=trial.pk,
-        status=Status.RUNNING,
-        started_at__lt=now - timedelta(seconds=settings.COMPOSER_TRY_TIME_LIMIT + 30),
-    ).update(status=Status.FAILED, finished_at=now, error="The worker running this try stopped.")
-    if waited or stopped:
-        trial.refresh_from_db()
-    return trial
+    return settled(TRIALS, trial)
 
 
 def trial_execute(trial_id: int) -> str | None:
-    """Run a trial if this worker can claim it; its final status (None: not ours)."""
-    claimed = Trial.objects.filter(pk=trial_id, status=Status.QUEUED).update(
-        status=Status.RUNNING, started_at=timezone.now()
-    )
-    if not claimed:
+    """A turn on the fast lane: run the next trial in fair order (the one `trial_id` was
+    sent for, or another user's); its final status (None: nothing left to run)."""
+    trial = short_claim_next(TRIALS)
+    if trial is None:
         return None
-    trial = Trial.objects.select_related("base_model", "version", "job").get(pk=trial_id)
+    trial = Trial.objects.select_related("base_model", "version", "job").get(pk=trial.pk)
     try:
         fields = {"status": Status.DONE, **_run(trial)}
     except SoftTimeLimitExceeded:
@@ -150,9 +166,7 @@ def trial_execute(trial_id: int) -> str | None:
     except Exception as exc:
         log.exception("trial %s failed", trial.pk)
         fields = {"status": Status.FAILED, "error": f"Internal error ({type(exc).__name__})."}
-    Trial.objects.filter(pk=trial.pk, status=Status.RUNNING).update(
-        **fields, finished_at=timezone.now()
-    )
+    short_finish(TRIALS, trial.pk, **fields)
     return fields["status"]
 
 
@@ -165,6 +179,10 @@ def _run(trial: Trial) -> dict:
     base_dir = base_model_path(trial.base_model)
     separator = trial.job.parameters.get("separator", "") if trial.job is not None else ""
     with trial_adapter(trial) as adapter_dir:
+        # The web bounded the work by the catalog's counts; the files decide here.
+        refusal = cost_refusal(trial.text, adapter_params(adapter_dir))
+        if refusal:
+            raise ValueError(refusal)
         out = run_try(
             base_dir,
             adapter_dir,
@@ -175,6 +193,19 @@ def _run(trial: Trial) -> dict:
             max_new_tokens=settings.COMPOSER_TRY_MAX_NEW_TOKENS,
         )
     return {"base_output": out["base"], "adapter_output": out["adapter"]}
+
+
+def adapter_params(folder: Path) -> int:
+    """The parameters an adapter folder's weights declare (their header alone is read)."""
+    from hub.services.safetensors_header import read_safetensors_header
+    from hub.services.validation import MAX_HEADER_BYTES
+
+    path = folder / WEIGHTS_NAME
+    with open(path, "rb") as fh:
+        tensors = read_safetensors_header(
+            fh, path.stat().st_size, filename=WEIGHTS_NAME, max_header_bytes=MAX_HEADER_BYTES
+        )
+    return sum(t.numel for t in tensors.values())
 
 
 @contextmanager

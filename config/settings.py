@@ -321,11 +321,16 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 COMPOSER_QUEUE = os.environ.get("COMPOSER_QUEUE", "gpu")
 # "Try it" trials: short jobs on their own queue, served by its own worker (a fast lane).
 COMPOSER_FAST_QUEUE = os.environ.get("COMPOSER_FAST_QUEUE", "fast")
+# Imports from and pushes to an upstream hub (up to LORAHUB_TRANSFER_TIME_LIMIT seconds
+# each): their own queue and worker, so a try never waits behind them.
+LORAHUB_TRANSFER_QUEUE = os.environ.get("LORAHUB_TRANSFER_QUEUE", "transfers")
+LORAHUB_TRANSFER_TIME_LIMIT = env_int("LORAHUB_TRANSFER_TIME_LIMIT", 1800)
+# A queued transfer no worker took while the lane did nothing this long is failed.
+LORAHUB_TRANSFER_WAIT_SECONDS = env_int("LORAHUB_TRANSFER_WAIT_SECONDS", 120)
 CELERY_TASK_ROUTES = {
     "composer.tasks.*": {"queue": COMPOSER_QUEUE},
     "composer.fast.*": {"queue": COMPOSER_FAST_QUEUE},
-    # Imports from and pushes to an upstream hub: network work, on the fast lane too.
-    "hfapi.tasks.*": {"queue": COMPOSER_FAST_QUEUE},
+    "hfapi.tasks.*": {"queue": LORAHUB_TRANSFER_QUEUE},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
@@ -386,3 +391,6 @@ COMPOSER_TRY_MAX_CHARS = env_int("COMPOSER_TRY_MAX_CHARS", 500)
 COMPOSER_TRY_MAX_NEW_TOKENS = env_int("COMPOSER_TRY_MAX_NEW_TOKENS", 64)
 COMPOSER_TRY_TIME_LIMIT = env_int("COMPOSER_TRY_TIME_LIMIT", 120)
 COMPOSER_TRY_WAIT_SECONDS = env_int("COMPOSER_TRY_WAIT_SECONDS", 60)
+# The most adapter work one try may cost: the adapter's parameters x its tokens (input bytes
+# + COMPOSER_TRY_MAX_NEW_TOKENS); about a second of a CPU. Raise it for a GPU fast lane.
+COMPOSER_TRY_MAX_WORK = env_int("COMPOSER_TRY_MAX_WORK", 10**10)

@@ -1,6 +1,6 @@
 from django import forms
 
-from .models import AccessToken
+from .models import TOKEN_MAX_CHARS, AccessToken
 
 
 class TokenForm(forms.Form):
@@ -25,8 +25,9 @@ class ImportForm(forms.Form):
     token = forms.CharField(
         label="Token",
         required=False,
+        max_length=TOKEN_MAX_CHARS,
         widget=forms.PasswordInput,
-        help_text="Only for private repositories; used for this import and not stored.",
+        help_text="Only for private repositories; used for this import and deleted when it ends.",
     )
 
 
@@ -36,7 +37,8 @@ class PushForm(forms.Form):
     )
     token = forms.CharField(
         label="Write token",
+        max_length=TOKEN_MAX_CHARS,
         widget=forms.PasswordInput,
-        help_text="A write token for that hub; used for this push and not stored.",
+        help_text="A write token for that hub; used for this push and deleted when it ends.",
     )
     private = forms.BooleanField(required=False, label="Create it as private")

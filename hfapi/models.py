@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.db import models
 
+TOKEN_MAX_CHARS = 500  # an upstream token of an import or push (Hugging Face's: 37)
+
 
 class AccessToken(models.Model):
     """A personal access token for the Hub API, shown once and stored as its sha256.
@@ -74,8 +76,8 @@ class AdapterSource(models.Model):
 
 
 class Transfer(models.Model):
-    """An import from, or a push to, an upstream hub, run as a job on a worker (tokens travel
-    in the task message only, never stored)."""
+    """An import from, or a push to, an upstream hub, run as a job on a worker. The upstream
+    token waits here, never in the broker's message, and is emptied when the transfer ends."""
 
     class Kind(models.TextChoices):
         IMPORT = "import", "Import from Hugging Face"
@@ -106,12 +108,22 @@ class Transfer(models.Model):
         "hub.Adapter", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     url = models.URLField(max_length=500, blank=True)
+    token = models.CharField(max_length=TOKEN_MAX_CHARS, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)  # renewed while it runs
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [
+            # The transfer lane's queue order and its settling read the waiting and running.
+            models.Index(
+                fields=["status", "created_at"],
+                name="hfapi_transfer_active",
+                condition=models.Q(status__in=["queued", "running"]),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} #{self.pk} ({self.status})"

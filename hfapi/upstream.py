@@ -3,7 +3,9 @@
 Both sides use the real `huggingface_hub` client against LORAHUB_UPSTREAM_ENDPOINT (the
 Hugging Face Hub by default; in tests another running instance of this site). An import
 goes through the catalog's `adapter_create`, so it passes the same validation as a
-browser upload; only the adapter's own files are fetched (never a pickle).
+browser upload; only the adapter's own files are fetched (never a pickle), each refused by
+its listed size before it is downloaded and stopped as soon as its bytes pass the limit, and
+only from the upstream's origin or public addresses (hfapi.outbound), redirects included.
 """
 
 import re
@@ -16,6 +18,7 @@ import yaml
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.template.defaultfilters import filesizeformat
 from huggingface_hub import HfApi
 from huggingface_hub.errors import (
     HfHubHTTPError,
@@ -28,9 +31,10 @@ from hub.models import Adapter, AdapterVersion, BaseModel
 from hub.services.adapters import adapter_create, card_body
 from hub.services.base_models import base_model_register
 from hub.services.storage import blob_open
-from hub.services.validation import ALLOWED_FILES, CARD_FILE
+from hub.services.validation import ALLOWED_FILES, CARD_FILE, MAX_TEXT_BYTES, WEIGHTS_FILE
 
 from .models import AdapterSource
+from .outbound import InternalAddress, guarded
 from .progress import counting_bar
 
 REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}")
@@ -92,24 +96,31 @@ def adapter_import(
     endpoint = endpoint or settings.LORAHUB_UPSTREAM_ENDPOINT
     client = _client(token, endpoint)
     try:
-        info = client.model_info(repo_id, revision=revision, files_metadata=True)
+        with guarded(endpoint):
+            info = client.model_info(repo_id, revision=revision, files_metadata=True)
         wanted = [s for s in info.siblings if s.rfilename in ALLOWED_FILES]
+        for sibling in wanted:  # refused before a byte is downloaded
+            _check_size(repo_id, sibling.rfilename, sibling.size or 0)
         total, done = sum(s.size or 0 for s in wanted), 0
-
-        def advance(n: int) -> None:
-            nonlocal done
-            done += n
-            on_progress(f"Downloading {repo_id}: {done / 1e6:.1f} of {total / 1e6:.1f} MB")
 
         with tempfile.TemporaryDirectory() as tmp:
             for sibling in wanted:
-                client.hf_hub_download(
-                    repo_id,
-                    sibling.rfilename,
-                    revision=info.sha,
-                    local_dir=tmp,
-                    tqdm_class=counting_bar(advance),
-                )
+                got = 0
+
+                def advance(n: int, name: str = sibling.rfilename) -> None:
+                    nonlocal done, got
+                    done, got = done + n, got + n
+                    _check_size(repo_id, name, got)  # a listing that lied: stop now
+                    on_progress(f"Downloading {repo_id}: {done / 1e6:.1f} of {total / 1e6:.1f} MB")
+
+                with guarded(endpoint):
+                    client.hf_hub_download(
+                        repo_id,
+                        sibling.rfilename,
+                        revision=info.sha,
+                        local_dir=tmp,
+                        tqdm_class=counting_bar(advance),
+                    )
             on_progress(f"Downloaded {repo_id} ({total / 1e6:.1f} MB); checking the files")
             files = {f: Path(tmp, f) for f in ALLOWED_FILES if Path(tmp, f).is_file()}
             card = info.card_data.to_dict() if info.card_data else {}
@@ -130,9 +141,21 @@ def adapter_import(
                 )
     except ValidationError as error:
         raise UpstreamError(" ".join(error.messages)) from None
+    except InternalAddress as error:
+        raise UpstreamError(str(error)) from None
     except UPSTREAM_ERRORS as error:
         raise _explain(error, repo_id, revision, endpoint) from None
     return adapter
+
+
+def _check_size(repo_id: str, filename: str, size: int) -> None:
+    """Refuse a file past the catalog's limit for it (a config or card: MAX_TEXT_BYTES)."""
+    limit = settings.LORAHUB_MAX_FILE_BYTES if filename == WEIGHTS_FILE else MAX_TEXT_BYTES
+    if size > limit:
+        raise UpstreamError(
+            f"{repo_id}: {filename} is larger than the {filesizeformat(limit)} this hub "
+            "accepts for it; the import stopped."
+        )
 
 
 def base_model_import(

@@ -12,7 +12,7 @@ from hub.selectors import adapter_get_owned
 
 from .forms import ImportForm, PushForm
 from .models import Transfer
-from .transfers import transfer_launch
+from .transfers import transfer_launch, transfer_settle
 from .upstream import REPO_ID, UpstreamError, parse_source
 
 
@@ -78,10 +78,12 @@ def push_adapter(request, owner, name):
 
 @login_required
 def transfer_detail(request, pk: int):
-    transfer = get_object_or_404(
-        Transfer.objects.select_related("adapter__owner", "version__adapter"),
-        pk=pk,
-        owner=request.user,
+    transfer = transfer_settle(
+        get_object_or_404(
+            Transfer.objects.select_related("adapter__owner", "version__adapter"),
+            pk=pk,
+            owner=request.user,
+        )
     )
     template = "hfapi/_transfer.html" if request.headers.get("HX-Request") else None
     return render(request, template or "hfapi/transfer.html", {"transfer": transfer})

@@ -217,16 +217,22 @@ def fast_queue():
     return f"fast-test-{uuid.uuid4().hex[:8]}"
 
 
+@pytest.fixture(scope="module")
+def transfer_queue():
+    return f"transfers-test-{uuid.uuid4().hex[:8]}"
+
+
 @pytest.fixture
-def fast_lane(test_broker, job_queue, fast_queue):
-    """This process routes trials to the session's fast queue (and jobs to its job queue)."""
+def fast_lane(test_broker, job_queue, fast_queue, transfer_queue):
+    """This process routes trials to the session's fast queue, transfers to its transfer
+    queue (and jobs to its job queue)."""
     from config.celery import app
 
     saved = app.conf.task_routes
     app.conf.task_routes = {
         "composer.tasks.*": {"queue": job_queue},
         "composer.fast.*": {"queue": fast_queue},
-        "hfapi.tasks.*": {"queue": fast_queue},
+        "hfapi.tasks.*": {"queue": transfer_queue},
     }
     reset_producers(app)
     yield fast_queue
@@ -234,17 +240,44 @@ def fast_lane(test_broker, job_queue, fast_queue):
     reset_producers(app)
 
 
-@pytest.fixture(scope="module")
-def fast_worker(django_db_setup, django_db_blocker, broker_url, fast_queue, worker_dirs):
+@pytest.fixture
+def idle_lane(test_broker):
+    """Trials and transfers go to a queue no worker serves: they stay queued."""
+    from config.celery import app
+
+    saved = app.conf.task_routes
+    queue = f"idle-{uuid.uuid4().hex[:8]}"
+    app.conf.task_routes = {"composer.fast.*": {"queue": queue}, "hfapi.tasks.*": {"queue": queue}}
+    reset_producers(app)
+    yield queue
+    app.conf.task_routes = saved
+    reset_producers(app)
+
+
+def lane_worker(django_db_blocker, broker_url, queue, worker_dirs, **env):
     worker = Worker(
         broker_url,
         worker_dirs / "media",
         worker_dirs / "work",
         worker_dirs / "logs",
-        fast_queue,
-        HF_HUB_OFFLINE="0",  # it downloads base models and runs imports and pushes
+        queue,
+        HF_HUB_OFFLINE="0",  # it downloads base models, imports and pushes
+        **env,
     )
     with django_db_blocker.unblock():
         worker.start()
+    return worker
+
+
+@pytest.fixture(scope="module")
+def fast_worker(django_db_setup, django_db_blocker, broker_url, fast_queue, worker_dirs):
+    worker = lane_worker(django_db_blocker, broker_url, fast_queue, worker_dirs)
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture(scope="module")
+def transfer_worker(django_db_setup, django_db_blocker, broker_url, transfer_queue, worker_dirs):
+    worker = lane_worker(django_db_blocker, broker_url, transfer_queue, worker_dirs)
     yield worker
     worker.stop()

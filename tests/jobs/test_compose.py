@@ -68,14 +68,26 @@ def test_workers_consume_the_queues_one_job_per_gpu_each_on_its_own_volume(compo
 
     found = workers(compose)
     queues = {name: option(argv(s), "-Q") for name, s in found.items()}
-    # Where the web sends jobs and trials (CELERY_TASK_ROUTES): each queue has a worker.
-    assert set(queues.values()) == {settings.COMPOSER_QUEUE, settings.COMPOSER_FAST_QUEUE}
+    # Where the web sends jobs, trials and transfers (CELERY_TASK_ROUTES): each queue has a
+    # worker of its own.
+    routed = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()}
+    assert (
+        set(queues.values())
+        == routed
+        == {
+            settings.COMPOSER_QUEUE,
+            settings.COMPOSER_FAST_QUEUE,
+            settings.LORAHUB_TRANSFER_QUEUE,
+        }
+    )
     assert list(queues.values()).count(settings.COMPOSER_QUEUE) >= 2
     names, gpus, volumes = set(), [], []
     for name, service in found.items():
         args = argv(service)
         assert args[:4] == ["celery", "-A", "config", "worker"]
-        assert (option(args, "-c"), option(args, "-P")) == ("1", "prefork")
+        # One job or try at a time; transfers are network work, a few at once.
+        one = "2" if queues[name] == settings.LORAHUB_TRANSFER_QUEUE else "1"
+        assert (option(args, "-c"), option(args, "-P")) == (one, "prefork")
         names.add(option(args, "-n"))
         if queues[name] == settings.COMPOSER_QUEUE:
             (device,) = service["deploy"]["resources"]["reservations"]["devices"]

@@ -54,7 +54,7 @@ def transfer_wait(response, worker) -> Transfer:
 def test_import_runs_on_a_worker_with_provenance(
     alice_client,
     upstream_settings,
-    fast_worker,
+    transfer_worker,
     adapter_dir,  # noqa: F811
 ):
     url, token = upstream_settings
@@ -62,7 +62,7 @@ def test_import_runs_on_a_worker_with_provenance(
     response = alice_client.post(
         "/new/from-hugging-face/", {"source": "carol/upstream-lora@v1", "name": ""}
     )
-    transfer = transfer_wait(response, fast_worker)
+    transfer = transfer_wait(response, transfer_worker)
     assert transfer.status == Transfer.Status.DONE, transfer.error
     adapter = Adapter.objects.get(owner__username="alice", name="upstream-lora")
     assert transfer.adapter == adapter and adapter.license == "mit"
@@ -80,16 +80,19 @@ def test_import_runs_on_a_worker_with_provenance(
     assert "Imported as alice/upstream-lora" in page
 
 
-def test_import_errors_are_clear_and_store_nothing(alice_client, upstream_settings, fast_worker):
+def test_import_errors_are_clear_and_store_nothing(
+    alice_client, upstream_settings, transfer_worker
+):
     url, token = upstream_settings
     hidden = transfer_wait(
-        alice_client.post("/new/from-hugging-face/", {"source": "carol/hidden-lora"}), fast_worker
+        alice_client.post("/new/from-hugging-face/", {"source": "carol/hidden-lora"}),
+        transfer_worker,
     )
     assert hidden.status == Transfer.Status.FAILED
     assert "was not found" in hidden.error and "give a token" in hidden.error
     missing = transfer_wait(
         alice_client.post("/new/from-hugging-face/", {"source": "carol/upstream-lora@v7"}),
-        fast_worker,
+        transfer_worker,
     )
     assert "has no revision" in missing.error
     assert not Adapter.objects.filter(owner__username="alice").exists()
@@ -101,12 +104,14 @@ def test_import_errors_are_clear_and_store_nothing(alice_client, upstream_settin
         alice_client.post(
             "/new/from-hugging-face/", {"source": "carol/hidden-lora", "token": token, "name": "h"}
         ),
-        fast_worker,
+        transfer_worker,
     )
     assert ok.status == Transfer.Status.DONE, ok.error
+    # The token waited with the transfer only while it ran.
+    assert ok.token == hidden.token == missing.token == ""
     assert Adapter.objects.get(owner__username="alice", name="h").private is True
     assert token not in alice_client.get(f"/new/transfers/{ok.pk}/").content.decode()
-    assert token.encode() not in fast_worker.log_path.read_bytes()
+    assert token.encode() not in transfer_worker.log_path.read_bytes()
 
 
 def test_push_a_merge_to_upstream(
@@ -114,7 +119,7 @@ def test_push_a_merge_to_upstream(
     sql_lora,  # noqa: F811
     secret_lora,  # noqa: F811
     upstream_settings,
-    fast_worker,
+    transfer_worker,
     tmp_path,
 ):
     from composer.models import Lineage
@@ -132,7 +137,7 @@ def test_push_a_merge_to_upstream(
     response = alice_client.post(
         "/alice/sql-lora/push-to-hub", {"repo_id": "carol/sql-merge", "token": token}
     )
-    transfer = transfer_wait(response, fast_worker)
+    transfer = transfer_wait(response, transfer_worker)
     assert transfer.status == Transfer.Status.DONE, transfer.error
     assert transfer.url.startswith(url)
     remote = HfApi(endpoint=url, token=token)
@@ -155,12 +160,12 @@ def test_push_with_a_bad_token_says_so(
     alice_client,
     sql_lora,  # noqa: F811
     upstream_settings,
-    fast_worker,
+    transfer_worker,
 ):
     response = alice_client.post(
         "/alice/sql-lora/push-to-hub", {"repo_id": "carol/x", "token": "hf_wrong"}
     )
-    transfer = transfer_wait(response, fast_worker)
+    transfer = transfer_wait(response, transfer_worker)
     assert transfer.status == Transfer.Status.FAILED
     assert "refused" in transfer.error and "Invalid credentials" in transfer.error
     assert "hf_wrong" not in alice_client.get(f"/new/transfers/{transfer.pk}/").content.decode()
@@ -172,17 +177,17 @@ def test_an_unreachable_upstream_is_a_message(
     settings,
     storage_dirs,
     fast_lane,
-    fast_worker,
+    transfer_worker,
 ):
     settings.LORAHUB_UPSTREAM_ENDPOINT = DEAD
     secret = "hf_secret_never_shown"
     imported = transfer_wait(
         alice_client.post("/new/from-hugging-face/", {"source": "a/b", "token": secret}),
-        fast_worker,
+        transfer_worker,
     )
     pushed = transfer_wait(
         alice_client.post("/alice/sql-lora/push-to-hub", {"repo_id": "a/b", "token": secret}),
-        fast_worker,
+        transfer_worker,
     )
     for transfer in (imported, pushed):
         assert transfer.status == Transfer.Status.FAILED
@@ -191,5 +196,5 @@ def test_an_unreachable_upstream_is_a_message(
         assert page.status_code == 200 and f"Could not reach {DEAD}" in page.content.decode()
         assert secret not in page.content.decode()
         assert "Try again" in page.content.decode()
-    assert secret.encode() not in fast_worker.log_path.read_bytes()
+    assert secret.encode() not in transfer_worker.log_path.read_bytes()
     assert not Adapter.objects.filter(owner__username="alice").exclude(name="sql-lora").exists()

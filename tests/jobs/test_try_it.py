@@ -1,7 +1,6 @@
 """Try it: trials run on a fast-lane worker, side by side with the base model, with limits."""
 
 import json
-import uuid
 import zipfile
 from datetime import timedelta
 
@@ -22,25 +21,10 @@ from hub.models import AdapterVersion, BaseModel
 from tests.jobs.conftest import job_wait, unzip_result, wait_for
 from tests.jobs.form_data import lorahub_data
 from tests.jobs.toys import T5_NAME
-from tests.jobs.worker import reset_producers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HTMX = {"HTTP_HX_REQUEST": "true"}
 EXAMPLES = '{"input": "abc", "output": "cba"}\n{"input": "lora", "output": "arol"}'
-
-
-@pytest.fixture
-def idle_lane(test_broker):
-    """Trials and transfers go to a queue no worker serves: they stay queued."""
-    from config.celery import app
-
-    saved = app.conf.task_routes
-    queue = f"idle-{uuid.uuid4().hex[:8]}"
-    app.conf.task_routes = {"composer.fast.*": {"queue": queue}, "hfapi.tasks.*": {"queue": queue}}
-    reset_producers(app)
-    yield queue
-    app.conf.task_routes = saved
-    reset_producers(app)
 
 
 @pytest.fixture
@@ -131,14 +115,19 @@ def test_per_user_limits(settings, client, alice, catalog, idle_lane):
 def test_fast_lane_messages_carry_no_time_limits_of_the_sender(
     alice, catalog, settings, broker_url, idle_lane
 ):
-    """Trials, imports and pushes go out by name: the fast worker's own limits apply."""
+    """Trials, imports and pushes go out by name: the fast worker's own limits apply. An
+    upstream token stays with its transfer's row, never in the broker's message."""
     trial = trial_launch(user=alice, text="abc", version=fresh_version(catalog["t5-a"]))
-    transfer_launch(user=alice, kind=Transfer.Kind.IMPORT, repo_id="someone/x", token="s3cret")
+    transfer = transfer_launch(
+        user=alice, kind=Transfer.Kind.IMPORT, repo_id="someone/x", token="s3cret"
+    )
     queued = redis.Redis.from_url(broker_url).lrange(idle_lane, 0, -1)
+    assert len(queued) == 2 and not any(b"s3cret" in m for m in queued)
     headers = {h["task"]: h for h in (json.loads(m)["headers"] for m in queued)}
     assert set(headers) == {"composer.fast.run_trial", "hfapi.tasks.run_transfer"}
     assert headers["composer.fast.run_trial"]["argsrepr"] == repr((trial.pk,))
-    assert "s3cret" not in headers["hfapi.tasks.run_transfer"]["kwargsrepr"]
+    assert headers["hfapi.tasks.run_transfer"]["argsrepr"] == repr((transfer.pk,))
+    assert Transfer.objects.get(pk=transfer.pk).token == "s3cret"
     for sent in headers.values():
         assert sent["timelimit"] == [None, None], sent["task"]
 
