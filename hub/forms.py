@@ -9,7 +9,13 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from .choices import LICENSES, TASKS
 from .services.adapters import ADAPTER_NAME, tags_parse
 from .services.cards import card_check
-from .services.throttle import login_check, login_failed, signup_check, signup_record
+from .services.throttle import (
+    login_check,
+    login_failed,
+    login_succeeded,
+    signup_check,
+    signup_record,
+)
 
 USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,38}")
 # First path segments the site itself uses: no account may take them (URLs are /<owner>/<name>).
@@ -29,18 +35,20 @@ def form_status(form) -> int:
 
 
 class ThrottledLogin:
-    """Log-in forms refuse an account or address with too many recent failures, before
-    checking the password, and count each failure."""
+    """Log-in forms refuse an account and address with too many recent failures, before
+    checking the password, count each failure and remember the addresses that succeed."""
 
     def clean(self):
         username = str(self.data.get("username", ""))
         login_check(self.request, username)
         try:
-            return super().clean()
+            cleaned = super().clean()
         except ValidationError as exc:
             if getattr(exc, "code", None) == "invalid_login":
                 login_failed(self.request, username)
             raise
+        login_succeeded(self.request, username)
+        return cleaned
 
 
 class LoginForm(ThrottledLogin, AuthenticationForm):
