@@ -12,6 +12,7 @@ from hub.models import Adapter
 from hub.services.adapters import ADAPTER_NAME, MAX_TAGS, adapter_delete
 from hub.services.card_metadata import card_metadata
 from hub.services.cards import card_check
+from hub.services.namespaces import adapter_id_check
 from hub.services.throttle import write_check
 from hub.uploads import body_limit
 
@@ -94,6 +95,10 @@ def repo_create(request, auth):
             "digit, and have at most 96 characters",
         )
     owner = auth.user.get_username()
+    try:
+        adapter_id_check(owner, name)
+    except ValidationError as error:
+        raise ApiError(403, " ".join(error.messages)) from None
     url = f"{_site(request)}/{owner}/{name}"
     private = data.get("visibility") == "private" or bool(data.get("private"))
     with transaction.atomic():
