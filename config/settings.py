@@ -248,6 +248,10 @@ LORAHUB_LOGIN_FAILURES_PER_ADDRESS = env_int("LORAHUB_LOGIN_FAILURES_PER_ADDRESS
 LORAHUB_LOGIN_FAILURES_PER_ACCOUNT = env_int("LORAHUB_LOGIN_FAILURES_PER_ACCOUNT", 100)
 LORAHUB_WRITES_PER_HOUR = env_int("LORAHUB_WRITES_PER_HOUR", 60)
 LORAHUB_SIGNUPS_PER_HOUR = env_int("LORAHUB_SIGNUPS_PER_HOUR", 5)
+# What one user may store (adapters' files, staged LFS uploads, imports in progress), and
+# how many API tokens one user may hold.
+LORAHUB_USER_QUOTA_BYTES = env_int("LORAHUB_USER_QUOTA_BYTES", 10 * 1024**3)
+LORAHUB_MAX_TOKENS_PER_USER = env_int("LORAHUB_MAX_TOKENS_PER_USER", 20)
 # Largest model card (README.md or the card typed in a form), bytes of UTF-8.
 LORAHUB_MAX_CARD_BYTES = env_int("LORAHUB_MAX_CARD_BYTES", 64 * 1024)
 # Uploaded zips: most entries, and highest compression ratio of a large entry (zip bombs).

@@ -14,6 +14,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from hub.services.quota import write_allow
+
 from .models import Transfer
 from .upstream import UpstreamError, adapter_import, adapter_push
 
@@ -26,13 +28,16 @@ TASK = "hfapi.tasks.run_transfer"
 
 def transfer_launch(*, user, kind: str, token: str = "", **fields) -> Transfer:
     """Record and queue an import (fields: repo_id=source, name) or a push (fields:
-    version, repo_id, private). Raises ValidationError when the user has too many."""
+    version, repo_id, private). Raises ValidationError when the user has too many, or an
+    import would pass the user's writes or storage (hub.services.quota)."""
     with transaction.atomic():
         active = Transfer.objects.select_for_update().filter(
             owner=user, status__in=[Status.QUEUED, Status.RUNNING]
         )
         if len(active) >= MAX_ACTIVE:
             raise ValidationError("Your earlier transfers are still running: wait for them.")
+        if kind == Transfer.Kind.IMPORT:  # a write, with room for what imports may bring
+            write_allow(user, imports=True)
         transfer = Transfer.objects.create(
             owner=user, kind=kind, endpoint=settings.LORAHUB_UPSTREAM_ENDPOINT, **fields
         )

@@ -27,6 +27,7 @@ from huggingface_hub.errors import (
 from hub.models import Adapter, AdapterVersion, BaseModel
 from hub.services.adapters import adapter_create, card_body
 from hub.services.base_models import base_model_register
+from hub.services.quota import quota_check
 from hub.services.storage import blob_open
 from hub.services.validation import ALLOWED_FILES, CARD_FILE
 
@@ -95,6 +96,7 @@ def adapter_import(
         info = client.model_info(repo_id, revision=revision, files_metadata=True)
         wanted = [s for s in info.siblings if s.rfilename in ALLOWED_FILES]
         total, done = sum(s.size or 0 for s in wanted), 0
+        quota_check(user, total)  # before a byte is downloaded
 
         def advance(n: int) -> None:
             nonlocal done

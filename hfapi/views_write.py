@@ -13,7 +13,7 @@ from hub.services.adapters import ADAPTER_NAME, MAX_TAGS, adapter_delete
 from hub.services.card_metadata import card_metadata
 from hub.services.cards import card_check
 from hub.services.namespaces import adapter_id_check
-from hub.services.throttle import write_check
+from hub.services.quota import WriteRefused, write_allow
 from hub.uploads import body_limit
 
 from .commits import commit_apply, commit_read
@@ -39,9 +39,10 @@ def _json(request) -> dict:
 
 
 def _count_write(auth) -> None:
-    message = write_check(auth.user)
-    if message:
-        raise ApiError(429, message)
+    try:
+        write_allow(auth.user)
+    except WriteRefused as refused:
+        raise ApiError(refused.status, " ".join(refused.messages)) from None
 
 
 def _site(request) -> str:

@@ -16,6 +16,7 @@ from ..models import Adapter, AdapterFile, AdapterVersion, BaseModel, Tag
 from .card_metadata import card_metadata
 from .cards import card_check, card_render
 from .namespaces import adapter_id_check, new_base_model_check
+from .quota import files_quota_check
 from .search import adapter_words_forget, adapters_reindex
 from .shapes import check_fits_base_model
 from .storage import blob_store, blobs_delete_unreferenced, storage_delete
@@ -239,6 +240,7 @@ def _version_create(
     written: list[str] = []
     try:
         with transaction.atomic():
+            files_quota_check(adapter.owner_id, files)
             blobs = {}
             for filename, f in files.items():
                 blob, name = blob_store(f)

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods
 from ..forms import AdapterCreateForm, AdapterEditForm, AdapterVersionForm, form_status
 from ..selectors import adapter_get_owned
 from ..services.adapters import adapter_create, adapter_delete, adapter_update, adapter_upload
+from ..services.quota import WriteRefused, write_count
 from ..services.zips import files_from_upload
 from ..uploads import upload_view
 
@@ -92,9 +93,14 @@ def adapter_edit(request, owner, name):
     }
     form = AdapterEditForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
-        adapter_update(adapter=adapter, **form.cleaned_data)
-        messages.success(request, "Saved.")
-        return redirect(adapter)
+        try:
+            write_count(request.user)  # an edit re-renders the card, and stores no file
+        except WriteRefused as refused:
+            form.add_error(None, refused)
+        else:
+            adapter_update(adapter=adapter, **form.cleaned_data)
+            messages.success(request, "Saved.")
+            return redirect(adapter)
     context = {"form": form, "adapter": adapter}
     return render(request, "hub/adapter_edit.html", context, status=form_status(form))
 
