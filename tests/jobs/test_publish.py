@@ -100,6 +100,11 @@ def test_a_published_card_stops_naming_a_parent_that_went_private(
     owner = Client()
     owner.force_login(bob)
     assert "bob/t5-a" in _model_card(owner.get(child))
+    # The Hub API's card data names the parents that stay public only.
+    info = Client().get("/api/models/alice/mixed").json()
+    assert info["cardData"]["base_model"] == ["bob/t5-b"]
+    listed = Client().get("/api/models", {"author": "alice", "cardData": "1"}).json()
+    assert listed[0]["cardData"]["base_model"] == ["bob/t5-b"]
 
 
 def test_private_children_stay_hidden_on_parent_pages(alice_client, done_job):
