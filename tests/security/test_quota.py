@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.urls import reverse
 
-from hfapi import staging
+from hfapi import staging, views_lfs
 from hfapi.models import RepoReservation, Transfer
 from hfapi.tokens import token_create
 from hfapi.transfers import transfer_launch
@@ -100,6 +100,17 @@ def test_lfs_staging_is_a_write_within_the_quota(client, alice, settings):
     settings.LORAHUB_USER_QUOTA_BYTES = 10 * len(CONTENT)
     settings.LORAHUB_WRITES_PER_HOUR = 2  # the two batches above were counted
     assert _batch(client, token, [{"oid": OID, "size": len(CONTENT)}]).status_code == 429
+
+
+def test_staged_objects_per_user_are_bounded(client, alice, monkeypatch):
+    monkeypatch.setattr(views_lfs, "MAX_STAGED_OBJECTS", 1)
+    RepoReservation.objects.create(owner=alice, name="big")
+    token = token_create(user=alice, name="w", scope="write")[1]
+    staging.stage_stream(alice.pk, OID, len(CONTENT), [CONTENT])
+    response = _batch(client, token, [{"oid": "b" * 64, "size": 10}])
+    assert response.status_code == 400 and "commit first" in response.json()["error"]
+    # What is staged already takes no more room: the client is told to skip it.
+    assert _batch(client, token, [{"oid": OID, "size": len(CONTENT)}]).status_code == 200
 
 
 def test_a_used_upload_link_does_not_write_again(client, alice):
