@@ -2,6 +2,7 @@
 After the 60-an-hour write limit imports, LFS staging, publishing and card edits still
 wrote, and one account could store ~120 GB an hour; API tokens were unlimited."""
 
+import base64
 import hashlib
 import json
 
@@ -66,6 +67,24 @@ def test_a_full_account_is_refused_uploads_before_the_body_is_read(
     assert response.status_code == 413
     assert "storage quota" in response.content.decode()
     assert not Adapter.objects.filter(name="more").exists()
+
+
+def test_an_api_commit_past_the_quota_stores_nothing(client, alice, adapter_dirs, settings):
+    RepoReservation.objects.create(owner=alice, name="api")
+    token = token_create(user=alice, name="w", scope="write")[1]
+    settings.LORAHUB_USER_QUOTA_BYTES = 1000
+    lines = [{"key": "header", "value": {"summary": "first"}}]
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        content = base64.b64encode((adapter_dirs["r4"] / name).read_bytes()).decode()
+        lines.append({"key": "file", "value": {"path": name, "content": content}})
+    response = client.post(
+        "/api/models/alice/api/commit/main",
+        "\n".join(json.dumps(line) for line in lines),
+        content_type="application/x-ndjson",
+        **_bearer(token),
+    )
+    assert response.status_code == 400 and "storage quota" in response.json()["error"]
+    assert not Adapter.objects.exists() and not Blob.objects.exists()
 
 
 def _bearer(token: str) -> dict:
