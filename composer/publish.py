@@ -16,6 +16,7 @@ from django.db import transaction
 from composer.model_card import model_card
 from composer.models import Job, Lineage
 from hub.services.adapters import adapter_create
+from hub.services.quota import WriteRefused, write_allow
 from hub.services.stored_reads import stored_open
 from hub.services.validation import ALLOWED_FILES, CARD_FILE
 
@@ -44,6 +45,10 @@ def job_publish(job: Job, *, name: str, private: bool = False, license: str = ""
         raise PublishError("Only the result of a succeeded job can be published.")
     if job.published_version_id:
         raise PublishError("This result is already published.")
+    try:
+        write_allow(job.owner)  # its bytes are checked against the quota when stored
+    except WriteRefused as refused:
+        raise PublishError(" ".join(refused.messages)) from None
     inputs = list(job.inputs.select_related("version"))
     with tempfile.TemporaryDirectory() as tmp:
         files = _extract(job, Path(tmp))

@@ -256,13 +256,19 @@ LORAHUB_MAX_FILE_BYTES = env_int("LORAHUB_MAX_FILE_BYTES", 2 * 1024**3)
 # download counts and the log-in and sign-up limits tell clients apart by the address the
 # first of them saw.
 LORAHUB_PROXY_HOPS = env_int("LORAHUB_PROXY_HOPS", 0)
-# Failed log-ins per account and per address within 15 minutes before log-ins are refused;
+# Failed log-ins within 15 minutes before log-ins are refused: per account and address, per
+# address, and per account from addresses it never logged in from (hub.services.throttle);
 # uploads and Hub API writes per user per hour; accounts made per address per hour.
 LORAHUB_LOGIN_FAILURES = env_int("LORAHUB_LOGIN_FAILURES", 5)
 LORAHUB_LOGIN_FAILURES_PER_ADDRESS = env_int("LORAHUB_LOGIN_FAILURES_PER_ADDRESS", 30)
+LORAHUB_LOGIN_FAILURES_PER_ACCOUNT = env_int("LORAHUB_LOGIN_FAILURES_PER_ACCOUNT", 100)
 LORAHUB_WRITES_PER_HOUR = env_int("LORAHUB_WRITES_PER_HOUR", 60)
 LORAHUB_SIGNUPS_PER_HOUR = env_int("LORAHUB_SIGNUPS_PER_HOUR", 5)
 LORAHUB_VALIDATE_YAML_PER_MINUTE = env_int("LORAHUB_VALIDATE_YAML_PER_MINUTE", 20)
+# What one user may store (adapters' files, staged LFS uploads, imports in progress), and
+# how many API tokens one user may hold.
+LORAHUB_USER_QUOTA_BYTES = env_int("LORAHUB_USER_QUOTA_BYTES", 10 * 1024**3)
+LORAHUB_MAX_TOKENS_PER_USER = env_int("LORAHUB_MAX_TOKENS_PER_USER", 20)
 # Largest model card (README.md or the card typed in a form), bytes of UTF-8.
 LORAHUB_MAX_CARD_BYTES = env_int("LORAHUB_MAX_CARD_BYTES", 64 * 1024)
 # Uploaded zips: most entries, and highest compression ratio of a large entry (zip bombs).

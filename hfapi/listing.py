@@ -122,6 +122,7 @@ def list_models(query: ListQuery, user) -> tuple[list[dict], bool]:
                 with_card=query.card,
                 with_config=False,
                 tag_names=[tag.name for tag in adapter.tags.all()],
+                viewer=user,
             )
         )
     return documents, has_more

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 
 from hub.models import Adapter, AdapterVersion
+from hub.selectors import adapter_ids_hidden
 
 from . import gitlfs
 from .repos import Repo, head_commit
@@ -26,7 +27,7 @@ def adapter_tags(adapter: Adapter, version: AdapterVersion | None, tag_names) ->
     return tags
 
 
-def card_data(adapter: Adapter, tag_names) -> dict:
+def card_data(adapter: Adapter, tag_names, viewer=None) -> dict:
     data = {
         "base_model": adapter.base_model.identifier,
         "library_name": "peft",
@@ -39,6 +40,12 @@ def card_data(adapter: Adapter, tag_names) -> dict:
     # The card's own metadata: datasets, language, and for a merge its parents as
     # base_model with base_model_relation.
     data.update(adapter.card_data)
+    # ...but not the parents that went private since, but to their owner.
+    named = data["base_model"]
+    named = [named] if isinstance(named, str) else named
+    if hidden := adapter_ids_hidden(viewer, named):
+        kept = [n for n in named if n not in hidden] or [adapter.base_model.identifier]
+        data["base_model"] = kept if isinstance(data["base_model"], list) else kept[0]
     return data
 
 
@@ -50,8 +57,9 @@ def model_document(
     with_card: bool = True,
     with_config: bool = True,
     tag_names=None,
+    viewer=None,
 ) -> dict:
-    """`model_info` (and, with files=None, a `list_models` item)."""
+    """`model_info` (and, with files=None, a `list_models` item) as `viewer` sees it."""
     adapter = repo.adapter
     doc = {
         "id": repo.repo_id,
@@ -83,7 +91,7 @@ def model_document(
         if adapter.task:
             doc["pipeline_tag"] = adapter.task
         if with_card:
-            doc["cardData"] = card_data(adapter, tag_names)
+            doc["cardData"] = card_data(adapter, tag_names, viewer)
         if version is not None and files is not None and with_config:
             doc["config"] = {"peft": version.config}
     if files is not None:

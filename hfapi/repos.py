@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from hub.models import Adapter, AdapterFile, AdapterVersion
 from hub.selectors import adapters_visible, version_resolve
+from hub.services.namespaces import adapter_id_refused
 
 from .gitlfs import EMPTY_TREE_SHA
 from .models import RepoReservation
@@ -34,7 +35,12 @@ class Repo:
 
 
 def get_repo(auth, owner: str, name: str, *, for_write: bool = False) -> Repo:
-    """The repository `owner/name` if `auth` may see it (and change it, with for_write)."""
+    """The repository `owner/name` if `auth` may see it (and change it, with for_write).
+
+    An id that could pass for a base model's is never a repository here: loaded by
+    `transformers`, it would attach the adapter to the real base model unseen."""
+    if adapter_id_refused(owner, name):
+        raise repo_not_found()
     adapter = adapters_visible(auth.user).filter(owner__username=owner, name=name).first()
     if adapter is not None:
         repo = Repo(owner, name, adapter.private, adapter=adapter)

@@ -38,6 +38,16 @@ def is_staged(user_id: int, sha256: str, size: int) -> bool:
     return default_storage.exists(name) and default_storage.size(name) == size
 
 
+def staged_sizes(user_id: int) -> dict[str, int]:
+    """{sha256: size} of the objects `user_id` has staged."""
+    return {
+        name: default_storage.size(f"{folder}/{name}")
+        for folder, names in stored_folders(f"{ROOT}/{user_id}")
+        for name in names
+        if folder == f"{ROOT}/{user_id}"
+    }
+
+
 def stage_stream(user_id: int, sha256: str, size: int, chunks: Iterable[bytes]) -> None:
     """Store the streamed content as `sha256` if it has that digest and `size` bytes."""
     name = staged_name(user_id, sha256)

@@ -5,7 +5,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from .models import AccessToken
@@ -39,9 +41,17 @@ def hash_token(token: str) -> str:
 
 
 def token_create(*, user, name: str, scope: str) -> tuple[AccessToken, str]:
-    """Create a token; returns the row and the plain token, which is never stored."""
+    """Create a token; returns the row and the plain token, which is never stored.
+    Raises ValidationError when the user holds LORAHUB_MAX_TOKENS_PER_USER already."""
     if scope not in dict(AccessToken.SCOPES):
         raise ValueError(f"unknown scope {scope!r}")
+    limit = settings.LORAHUB_MAX_TOKENS_PER_USER
+    if AccessToken.objects.filter(user=user).count() >= limit:
+        raise ValidationError(
+            f"You have {limit} tokens, the most one account may hold: revoke one you no "
+            "longer use first.",
+            code="tokens",
+        )
     plain = TOKEN_PREFIX + secrets.token_urlsafe(30).replace("-", "A").replace("_", "z")
     token = AccessToken.objects.create(
         user=user,

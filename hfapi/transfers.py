@@ -27,6 +27,7 @@ from composer.short_jobs import (
     short_reserve,
     short_send,
 )
+from hub.services.quota import write_allow
 
 from .models import Transfer
 from .upstream import UpstreamError, adapter_import, adapter_push
@@ -50,20 +51,22 @@ TRANSFERS = Lane(
 
 def transfer_launch(*, user, kind: str, token: str = "", **fields) -> Transfer:
     """Record and queue an import (fields: repo_id=source, name) or a push (fields:
-    version, repo_id, private). Raises ValidationError when the user has too many."""
-    with transaction.atomic():
-        transfer = short_reserve(
-            TRANSFERS,
-            user,
-            max_active=MAX_ACTIVE,
-            create=lambda: Transfer.objects.create(
-                owner=user,
-                kind=kind,
-                endpoint=settings.LORAHUB_UPSTREAM_ENDPOINT,
-                token=token,
-                **fields,
-            ),
+    version, repo_id, private). Raises ValidationError when the user has too many, or an
+    import would pass the user's writes or storage (hub.services.quota)."""
+
+    def create() -> Transfer:
+        if kind == Transfer.Kind.IMPORT:  # a write, with room for what imports may bring
+            write_allow(user, imports=True)
+        return Transfer.objects.create(
+            owner=user,
+            kind=kind,
+            endpoint=settings.LORAHUB_UPSTREAM_ENDPOINT,
+            token=token,
+            **fields,
         )
+
+    with transaction.atomic():
+        transfer = short_reserve(TRANSFERS, user, max_active=MAX_ACTIVE, create=create)
         transaction.on_commit(lambda: _send(transfer))
     return transfer
 

@@ -30,6 +30,7 @@ from huggingface_hub.errors import (
 from hub.models import Adapter, AdapterVersion, BaseModel
 from hub.services.adapters import adapter_create, card_body
 from hub.services.base_models import base_model_register
+from hub.services.quota import quota_check
 from hub.services.storage import blob_open
 from hub.services.validation import ALLOWED_FILES, CARD_FILE, MAX_TEXT_BYTES, WEIGHTS_FILE
 
@@ -102,6 +103,7 @@ def adapter_import(
         for sibling in wanted:  # refused before a byte is downloaded
             _check_size(repo_id, sibling.rfilename, sibling.size or 0)
         total, done = sum(s.size or 0 for s in wanted), 0
+        quota_check(user, total)  # before a byte is downloaded
 
         with tempfile.TemporaryDirectory() as tmp:
             for sibling in wanted:

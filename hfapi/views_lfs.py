@@ -6,12 +6,14 @@ the user and the object it may store.
 """
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core import signing
 from django.http import HttpResponse, JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
 from composer.engine import strict_json
+from hub.services.quota import WriteRefused, quota_check, write_allow
 from hub.uploads import body_limit
 
 from . import staging
@@ -22,6 +24,8 @@ TICKET_SALT = "hfapi.lfs"
 TICKET_MAX_AGE = 3600
 LFS_JSON = "application/vnd.git-lfs+json"
 MAX_BATCH_OBJECTS = 100
+# Objects one user may have staged and not yet committed.
+MAX_STAGED_OBJECTS = 2 * MAX_BATCH_OBJECTS
 
 
 def _ticket(user_id: int, oid: str, size: int) -> str:
@@ -62,6 +66,28 @@ def _object_answer(request, user, obj) -> dict:
     return answer
 
 
+def _count_batch(user, objects: list[dict]) -> None:
+    """One write for the batch; the objects not staged yet must fit the user's quota, and
+    the staged ones be at most MAX_STAGED_OBJECTS."""
+    staged = staging.staged_sizes(user.pk)
+    new = {
+        o["oid"]: o["size"]
+        for o in objects
+        if isinstance(o.get("oid"), str)
+        and isinstance(o.get("size"), int)
+        and 0 <= o["size"] <= settings.LORAHUB_MAX_FILE_BYTES
+        and staged.get(o["oid"]) != o["size"]
+    }
+    if len(staged) + len(new) > MAX_STAGED_OBJECTS:
+        raise ApiError(
+            400, f"At most {MAX_STAGED_OBJECTS} LFS objects may wait for a commit: commit first"
+        )
+    try:
+        write_allow(user, sum(new.values()))
+    except WriteRefused as refused:
+        raise ApiError(refused.status, " ".join(refused.messages)) from None
+
+
 @api_view(("POST",))
 def batch(request, auth, owner, name):
     require_write(auth)
@@ -80,6 +106,7 @@ def batch(request, auth, owner, name):
     transfers = payload.get("transfers") or ["basic"]
     if not isinstance(transfers, list) or "basic" not in transfers:
         raise ApiError(400, "Only the basic LFS transfer is supported")
+    _count_batch(auth.user, objects)
     objects = [_object_answer(request, auth.user, obj) for obj in objects]
     return JsonResponse({"transfer": "basic", "objects": objects}, content_type=LFS_JSON)
 
@@ -96,9 +123,25 @@ def upload(request, ticket):
         return ApiError(405, "Upload with PUT").response()
     try:
         claim = _read_ticket(ticket)
-        staging.stage_stream(claim["u"], claim["o"], claim["s"], _body_chunks(request))
+        user_id, oid, size = claim["u"], claim["o"], claim["s"]
+        if staging.is_staged(user_id, oid, size):
+            # Stored already: a link used again must not rewrite it (nor count again).
+            received = 0
+            for chunk in _body_chunks(request):
+                received += len(chunk)
+                if received > size:
+                    break
+            return HttpResponse(status=200)
+        user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+        if user is None:
+            raise ApiError(403, "This upload link's user is gone")
+        # The batch checked the quota; other uploads may have filled it since.
+        quota_check(user, size, staged_except={oid})
+        staging.stage_stream(user_id, oid, size, _body_chunks(request))
     except ApiError as error:
         return error.response()
+    except WriteRefused as refused:
+        return ApiError(refused.status, " ".join(refused.messages)).response()
     except staging.StagingError as error:
         return ApiError(400, f"LFS upload refused: {error}").response()
     return HttpResponse(status=200)

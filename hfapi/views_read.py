@@ -55,7 +55,7 @@ def model_info(request, auth, owner, name, revision="main"):
     repo = get_repo(auth, owner, name)
     version = resolve_version(repo, revision)
     files = version_files(version)
-    return JsonResponse(model_document(repo, version, files=files))
+    return JsonResponse(model_document(repo, version, files=files, viewer=auth.user))
 
 
 @api_view(READ)

@@ -2,6 +2,7 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
@@ -18,10 +19,14 @@ def token_list(request):
     plain = None
     form = TokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        token, plain = token_create(user=request.user, **form.cleaned_data)
-        # The plain token is rendered in this response only (never stored, never put in a
-        # cookie-backed message), so it is shown exactly once.
-        form = TokenForm()
+        try:
+            token, plain = token_create(user=request.user, **form.cleaned_data)
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            # The plain token is rendered in this response only (never stored, never put
+            # in a cookie-backed message), so it is shown exactly once.
+            form = TokenForm()
     return render(
         request,
         "hfapi/tokens.html",

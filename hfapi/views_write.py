@@ -13,7 +13,9 @@ from hub.models import Adapter
 from hub.services.adapters import ADAPTER_NAME, MAX_TAGS, adapter_delete
 from hub.services.card_metadata import card_metadata
 from hub.services.cards import card_check
-from hub.services.throttle import address_check, write_check
+from hub.services.namespaces import adapter_id_check
+from hub.services.quota import WriteRefused, write_allow
+from hub.services.throttle import address_check
 from hub.uploads import body_limit
 
 from .commits import commit_apply, commit_read
@@ -39,9 +41,10 @@ def _json(request) -> dict:
 
 
 def _count_write(auth) -> None:
-    message = write_check(auth.user)
-    if message:
-        raise ApiError(429, message)
+    try:
+        write_allow(auth.user)
+    except WriteRefused as refused:
+        raise ApiError(refused.status, " ".join(refused.messages)) from None
 
 
 def _site(request) -> str:
@@ -105,6 +108,10 @@ def repo_create(request, auth):
             "digit, and have at most 96 characters",
         )
     owner = auth.user.get_username()
+    try:
+        adapter_id_check(owner, name)
+    except ValidationError as error:
+        raise ApiError(403, " ".join(error.messages)) from None
     url = f"{_site(request)}/{owner}/{name}"
     private = data.get("visibility") == "private" or bool(data.get("private"))
     with transaction.atomic():

@@ -9,15 +9,16 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from .choices import LICENSES, TASKS
 from .services.adapters import ADAPTER_NAME, tags_parse
 from .services.cards import card_check
-from .services.throttle import login_check, login_failed, signup_check, signup_record
+from .services.namespaces import name_reserved
+from .services.throttle import (
+    login_check,
+    login_failed,
+    login_succeeded,
+    signup_check,
+    signup_record,
+)
 
 USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,38}")
-# First path segments the site itself uses: no account may take them (URLs are /<owner>/<name>).
-RESERVED_NAMES = {
-    "accounts", "adapters", "admin", "api", "base-models", "datasets", "docs", "jobs",
-    "login", "logout", "media", "models", "new", "search", "settings", "signup", "spaces",
-    "static", "upload", "user", "users",
-}  # fmt: skip
 
 
 def form_status(form) -> int:
@@ -29,18 +30,20 @@ def form_status(form) -> int:
 
 
 class ThrottledLogin:
-    """Log-in forms refuse an account or address with too many recent failures, before
-    checking the password, and count each failure."""
+    """Log-in forms refuse an account and address with too many recent failures, before
+    checking the password, count each failure and remember the addresses that succeed."""
 
     def clean(self):
         username = str(self.data.get("username", ""))
         login_check(self.request, username)
         try:
-            return super().clean()
+            cleaned = super().clean()
         except ValidationError as exc:
             if getattr(exc, "code", None) == "invalid_login":
                 login_failed(self.request, username)
             raise
+        login_succeeded(self.request, username)
+        return cleaned
 
 
 class LoginForm(ThrottledLogin, AuthenticationForm):
@@ -77,7 +80,7 @@ class SignupForm(UserCreationForm):
             raise ValidationError(
                 "Use letters, digits, '-' and '_' (at most 39), starting with a letter or digit."
             )
-        if username.lower() in RESERVED_NAMES:
+        if name_reserved(username):
             raise ValidationError("That name is reserved; please pick another.")
         if get_user_model().objects.filter(username__iexact=username).exists():
             raise ValidationError("That username is taken.")

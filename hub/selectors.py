@@ -30,6 +30,21 @@ def adapters_visible(user) -> QuerySet[Adapter]:
     )
 
 
+def adapter_ids_hidden(user, ids) -> set[str]:
+    """Of the repository ids `ids` (owner/name), those of private adapters `user` may not
+    see: a card may name them (a published card names its parents)."""
+    pairs = {tuple(i.split("/", 1)) for i in ids if isinstance(i, str) and "/" in i}
+    if not pairs:
+        return set()
+    match = Q()
+    for owner, name in pairs:
+        match |= Q(owner__username=owner, name=name)
+    hidden = Adapter.objects.filter(match, private=True)
+    if user is not None and user.is_authenticated:
+        hidden = hidden.exclude(owner=user)
+    return {f"{owner}/{name}" for owner, name in hidden.values_list("owner__username", "name")}
+
+
 def adapter_get_visible(user, owner: str, name: str) -> Adapter:
     """The adapter `owner/name`, or 404 if it does not exist or `user` may not see it."""
     adapter = adapters_visible(user).filter(owner__username=owner, name=name).first()

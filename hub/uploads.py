@@ -17,7 +17,9 @@ from django.http import HttpResponse, JsonResponse
 from django.template.defaultfilters import filesizeformat
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
-from .services.throttle import write_check
+from .services.quota import WriteRefused, write_allow
+
+PLAIN_TEXT = "text/plain; charset=utf-8"
 
 
 class HashingUploadHandler(TemporaryFileUploadHandler):
@@ -56,10 +58,11 @@ def upload_view(check=None):
     """Decorate a view that receives adapter files.
 
     Anonymous users are sent to the login page, `check(request, *args, **kwargs)` (which
-    raises Http404 / PermissionDenied) runs and a POST counts against the user's hourly
-    writes (429 past LORAHUB_WRITES_PER_HOUR), before anything reads the body. Then uploads
-    are hashed as they arrive; upload handlers must be set before the body is read, and
-    CSRF checking reads it, so CSRF is checked here (csrf_protect), after the handlers.
+    raises Http404 / PermissionDenied) runs and a POST counts as one of the user's writes
+    (hub.services.quota: 429 past LORAHUB_WRITES_PER_HOUR, 413 with no storage left),
+    before anything reads the body. Then uploads are hashed as they arrive; upload handlers
+    must be set before the body is read, and CSRF checking reads it, so CSRF is checked
+    here (csrf_protect), after the handlers.
     """
 
     def decorator(view):
@@ -73,8 +76,12 @@ def upload_view(check=None):
                 return redirect_to_login(request.get_full_path())
             if check is not None:
                 check(request, *args, **kwargs)
-            if request.method == "POST" and (message := write_check(request.user)):
-                return HttpResponse(message, status=429, content_type="text/plain; charset=utf-8")
+            if request.method == "POST":
+                try:
+                    write_allow(request.user)
+                except WriteRefused as refused:
+                    text = " ".join(refused.messages)
+                    return HttpResponse(text, status=refused.status, content_type=PLAIN_TEXT)
             request.upload_handlers = [HashingUploadHandler(request)]
             return protected(request, *args, **kwargs)
 

@@ -3,7 +3,7 @@ from django.urls import path
 from .views import catalog, files, manage
 
 app_name = "hub"
-# Fixed prefixes first: an owner can never be named like one (hub.forms.RESERVED_NAMES).
+# Fixed prefixes first: an owner can never be named like one (hub.services.namespaces.SITE_PATHS).
 urlpatterns = [
     path("", catalog.home, name="home"),
     path("adapters/", catalog.adapter_list, name="adapter_list"),

@@ -1,4 +1,5 @@
-"""`{% lineage version %}`: where a catalog version came from and what was made from it.
+"""`{% lineage version %}`: where a catalog version came from and what was made from it;
+`{% card adapter %}`: its model card, without the names of parents gone private.
 
 A screened composition records every candidate it screened as a parent, most of them at
 weight 0, and a popular adapter may be the parent of many published ones: the page lists
@@ -8,6 +9,9 @@ the parents that carry weight and counts the others, and lists at most `SHOWN` c
 
 from django import template
 from django.db.models import Q
+from django.utils.safestring import mark_safe
+
+from composer.card_privacy import card_html_for
 
 register = template.Library()
 
@@ -34,3 +38,9 @@ def lineage(context, version) -> dict:
         "children": shown_children[:SHOWN],
         "children_more": children.count() - SHOWN if len(shown_children) > SHOWN else 0,
     }
+
+
+@register.simple_tag(takes_context=True)
+def card(context, adapter) -> str:
+    # description_html is the sanitised render of the card (hub.services.cards).
+    return mark_safe(card_html_for(adapter, context["request"].user))  # noqa: S308

@@ -15,6 +15,8 @@ from ..choices import TASK_FOR_PEFT_TASK_TYPE
 from ..models import Adapter, AdapterFile, AdapterVersion, BaseModel, Tag
 from .card_metadata import card_metadata
 from .cards import card_check, card_render
+from .namespaces import adapter_id_check, new_base_model_check
+from .quota import files_quota_check
 from .search import adapter_words_forget, adapters_reindex
 from .shapes import check_fits_base_model
 from .storage import blob_store, blobs_delete_unreferenced, storage_discard
@@ -53,6 +55,7 @@ def adapter_create(
         )
     if Adapter.objects.filter(owner=owner, name=name).exists():
         raise ValidationError(f"You already have an adapter named {name}.", code="exists")
+    adapter_id_check(owner.get_username(), name)
     meta = validate_adapter_files(files)
     card = card_body(meta.model_card) if meta.model_card else description
     card_check(card)
@@ -69,6 +72,8 @@ def adapter_create(
     registered = BaseModel.objects.filter(identifier=identifier).first()
     if registered is not None:
         _check_fits(meta, registered, name)
+    else:
+        new_base_model_check(identifier)
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -236,6 +241,7 @@ def _version_create(
     written: list[str] = []
     try:
         with transaction.atomic():
+            files_quota_check(adapter.owner_id, files)
             blobs = {}
             for filename, f in files.items():
                 blob, name = blob_store(f)

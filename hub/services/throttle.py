@@ -35,19 +35,34 @@ def client_address(request) -> str:
 
 
 LOGIN_PERIOD = timedelta(minutes=15)
+# An address the account logged in from within this period is the owner's own.
+KNOWN_ADDRESS_PERIOD = timedelta(days=30)
+
+
+def _login_names(request, username: str) -> tuple[str, str]:
+    address = client_address(request) if request is not None else ""
+    return (username or "").strip().lower(), address
 
 
 def login_keys(request, username: str) -> list[tuple[str, int]]:
-    """(key, limit) pairs a log-in attempt is counted under: the account and the address."""
-    address = client_address(request) if request is not None else ""
-    return [
-        (f"user:{(username or '').strip().lower()}", settings.LORAHUB_LOGIN_FAILURES),
+    """(key, limit) pairs a log-in attempt is counted under.
+
+    Failures count per (account, address) and per address, so an attacker's guesses lock
+    out the attacker's address only, never the owner at theirs. A per-account count across
+    all addresses bounds guessing from many addresses; an address the account logged in
+    from recently is exempt from it, so no one can lock the owner out from there."""
+    account, address = _login_names(request, username)
+    keys = [
+        (f"user-address:{account}|{address}", settings.LORAHUB_LOGIN_FAILURES),
         (f"address:{address}", settings.LORAHUB_LOGIN_FAILURES_PER_ADDRESS),
     ]
+    if not throttle_count("login-ok", f"{account}|{address}", KNOWN_ADDRESS_PERIOD):
+        keys.append((f"user:{account}", settings.LORAHUB_LOGIN_FAILURES_PER_ACCOUNT))
+    return keys
 
 
 def login_check(request, username: str) -> None:
-    """Refuse a log-in attempt while the account or address has too many recent failures."""
+    """Refuse a log-in attempt while one of its keys has too many recent failures."""
     for key, limit in login_keys(request, username):
         if throttle_count("login", key, LOGIN_PERIOD) >= limit:
             minutes = int(LOGIN_PERIOD.total_seconds() // 60)
@@ -59,8 +74,16 @@ def login_check(request, username: str) -> None:
 
 
 def login_failed(request, username: str) -> None:
-    for key, _ in login_keys(request, username):
+    account, address = _login_names(request, username)
+    for key in (f"user-address:{account}|{address}", f"address:{address}", f"user:{account}"):
         throttle_record("login", key)
+
+
+def login_succeeded(request, username: str) -> None:
+    """Remember the address as the account's own (one row per account and address)."""
+    key = "{}|{}".format(*_login_names(request, username))
+    ThrottleEvent.objects.filter(scope="login-ok", key=key[:200]).delete()
+    throttle_record("login-ok", key)
 
 
 WRITE_PERIOD = timedelta(hours=1)

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_http_methods
 from ..forms import AdapterCreateForm, AdapterEditForm, AdapterVersionForm, form_status
 from ..selectors import adapter_get_owned
 from ..services.adapters import adapter_create, adapter_delete, adapter_update, adapter_upload
-from ..services.throttle import write_check
+from ..services.quota import WriteRefused, write_count
 from ..services.zips import files_from_upload
 from ..uploads import upload_view
 
@@ -93,10 +93,14 @@ def adapter_edit(request, owner, name):
     }
     form = AdapterEditForm(request.POST or None, initial=initial)
     # An edit writes a card (rendered, reindexed): counted like an upload, before any work.
-    if request.method == "POST" and (message := write_check(request.user)):
-        form.add_error(None, message)
-        context = {"form": form, "adapter": adapter}
-        return render(request, "hub/adapter_edit.html", context, status=429)
+    # (It stores no file, so a full account can still edit.)
+    if request.method == "POST":
+        try:
+            write_count(request.user)
+        except WriteRefused as refused:
+            form.add_error(None, refused)
+            context = {"form": form, "adapter": adapter}
+            return render(request, "hub/adapter_edit.html", context, status=429)
     if request.method == "POST" and form.is_valid():
         adapter_update(adapter=adapter, **form.cleaned_data)
         messages.success(request, "Saved.")

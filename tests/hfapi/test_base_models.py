@@ -87,9 +87,11 @@ def test_a_resumed_download_gets_the_rest(client, tiny_llama, tiny_base):
 def test_an_adapter_cannot_shadow_a_base_model(client, alice, tiny_base, adapter_dir):
     from hub.services.adapters import adapter_create
 
-    base_model_register("alice/sql-lora", tiny_base)
     files = {p.name: p for p in adapter_dir.iterdir()}
-    adapter_create(owner=alice, name="sql-lora", files=files)
+    adapter_create(owner=alice, name="sql-lora", files=files)  # before the registration
+    base_model_register("alice/sql-lora", tiny_base)
+    with pytest.raises(ValidationError, match="base model's identifier"):
+        adapter_create(owner=alice, name="SQL-Lora", files=files)
     info = client.get("/api/models/alice/sql-lora").json()
     assert info["sha"] == BaseModel.objects.get(identifier="alice/sql-lora").commit
     assert "model.safetensors" in {s["rfilename"] for s in info["siblings"]}

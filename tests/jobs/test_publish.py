@@ -71,6 +71,42 @@ def test_publish_twice_or_with_a_taken_name_is_refused(alice_client, alice, done
     assert Adapter.objects.filter(owner=alice).count() == 2
 
 
+def test_publishing_is_a_write_within_the_quota(alice_client, alice, done_job, settings):
+    settings.LORAHUB_WRITES_PER_HOUR = 0
+    r = publish(alice_client, done_job)
+    assert r.status_code == 400 and "the limit" in r.content.decode()
+    settings.LORAHUB_WRITES_PER_HOUR = 60
+    settings.LORAHUB_USER_QUOTA_BYTES = 1  # room for no result's files
+    r = publish(alice_client, done_job)
+    assert r.status_code == 400 and "storage quota" in r.content.decode()
+    assert not Adapter.objects.filter(owner=alice).exists() and not Lineage.objects.exists()
+
+
+def _model_card(page) -> str:
+    return page.content.decode().split('class="model-card"', 1)[1].split("</article>", 1)[0]
+
+
+def test_a_published_card_stops_naming_a_parent_that_went_private(
+    alice_client, alice, bob, done_job
+):
+    assert publish(alice_client, done_job).status_code == 302
+    child = Adapter.objects.get(owner=alice, name="mixed").get_absolute_url()
+    assert "bob/t5-a" in _model_card(Client().get(child))
+    Adapter.objects.filter(owner=bob, name="t5-a").update(private=True)
+    for viewer in (Client(), alice_client):
+        card = _model_card(viewer.get(child))
+        assert "t5-a" not in card and 'href="/bob/t5-a' not in card
+        assert "a private adapter" in card and "bob/t5-b" in card
+    owner = Client()
+    owner.force_login(bob)
+    assert "bob/t5-a" in _model_card(owner.get(child))
+    # The Hub API's card data names the parents that stay public only.
+    info = Client().get("/api/models/alice/mixed").json()
+    assert info["cardData"]["base_model"] == ["bob/t5-b"]
+    listed = Client().get("/api/models", {"author": "alice", "cardData": "1"}).json()
+    assert listed[0]["cardData"]["base_model"] == ["bob/t5-b"]
+
+
 def test_private_children_stay_hidden_on_parent_pages(alice_client, done_job):
     publish(alice_client, done_job, private="on")
     parent_url = done_job.inputs.first().version.adapter.get_absolute_url()

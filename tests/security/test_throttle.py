@@ -14,19 +14,37 @@ SIGNUP_PASSWORD = "a-Long-pass-word-42"
 
 
 @pytest.mark.parametrize("url", ["/accounts/login/", "/admin/login/"])
-def test_wrong_passwords_lock_the_account_for_a_while(db, alice, url):
+def test_wrong_passwords_lock_the_guessing_address_out_of_the_account(db, alice, url):
     alice.is_staff = True
     alice.save()
-    client = Client()
+    attacker = Client(REMOTE_ADDR="10.6.6.6")
     refused = 0
     for _ in range(40):
-        page = client.post(url, {"username": "alice", "password": "wrong"}).content.decode()
+        page = attacker.post(url, {"username": "alice", "password": "wrong"}).content.decode()
         refused += "Too many failed log-ins" in page
     assert refused == 35  # the first 5 were checked, the other 35 refused unchecked
-    # Locked: even the right password is refused, from another address too.
-    other = Client(REMOTE_ADDR="10.9.9.9")
-    page = other.post(url, {"username": "alice", "password": PASSWORD}).content.decode()
-    assert "Too many failed log-ins" in page and "_auth_user_id" not in other.session
+    # Locked at the attacker's address: even the right password is refused there.
+    page = attacker.post(url, {"username": "alice", "password": PASSWORD}).content.decode()
+    assert "Too many failed log-ins" in page and "_auth_user_id" not in attacker.session
+    # The owner, at another address, is not locked out by the attacker's failures.
+    owner = Client(REMOTE_ADDR="10.9.9.9")
+    assert owner.post(url, {"username": "alice", "password": PASSWORD}).status_code == 302
+    assert owner.session["_auth_user_id"] == str(alice.pk)
+
+
+def test_guesses_from_many_addresses_are_bounded_but_the_owner_gets_in(db, alice, settings):
+    settings.LORAHUB_LOGIN_FAILURES_PER_ACCOUNT = 6
+    url = "/accounts/login/"
+    home = Client(REMOTE_ADDR="10.9.9.9")
+    assert home.post(url, {"username": "alice", "password": PASSWORD}).status_code == 302
+    for i in range(6):  # a few guesses from each of many addresses
+        Client(REMOTE_ADDR=f"10.6.6.{i}").post(url, {"username": "Alice", "password": "x"})
+    # A new address is refused even with the right password: the account is under attack...
+    fresh = Client(REMOTE_ADDR="10.7.7.7")
+    assert fresh.post(url, {"username": "alice", "password": PASSWORD}).status_code == 429
+    # ...but the address the owner logged in from before still lets the owner in.
+    home = Client(REMOTE_ADDR="10.9.9.9")
+    assert home.post(url, {"username": "alice", "password": PASSWORD}).status_code == 302
 
 
 def test_one_address_cannot_try_many_accounts(db, settings):
