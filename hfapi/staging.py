@@ -40,7 +40,7 @@ def is_staged(user_id: int, sha256: str, size: int) -> bool:
 
 def stage_stream(user_id: int, sha256: str, size: int, chunks: Iterable[bytes]) -> None:
     """Store the streamed content as `sha256` if it has that digest and `size` bytes."""
-    name = staged_name(user_id, sha256)
+    staged_name(user_id, sha256)  # a malformed oid is refused before the body is read
     digest, received = hashlib.sha256(), 0
     with tempfile.TemporaryFile(dir=settings.FILE_UPLOAD_TEMP_DIR) as tmp:
         for chunk in chunks:
@@ -53,10 +53,16 @@ def stage_stream(user_id: int, sha256: str, size: int, chunks: Iterable[bytes]) 
             raise StagingError(f"received {received} bytes, expected {size}")
         if digest.hexdigest() != sha256:
             raise StagingError("content does not match its sha256 oid")
-        tmp.seek(0)
-        if default_storage.exists(name):
-            default_storage.delete(name)
-        default_storage.save(name, File(tmp, name=sha256))
+        stage_file(user_id, sha256, tmp)
+
+
+def stage_file(user_id: int, sha256: str, tmp) -> None:
+    """Store the open temporary file `tmp`, whose digest the caller has checked."""
+    name = staged_name(user_id, sha256)
+    tmp.seek(0)
+    if default_storage.exists(name):
+        default_storage.delete(name)
+    default_storage.save(name, File(tmp, name=sha256))
 
 
 def open_staged(user_id: int, sha256: str):
