@@ -54,11 +54,14 @@ def _regroup(grouped: bytes) -> bytes:
 def _decompress(scheme: int, data: bytes, size: int) -> bytes:
     if scheme == NONE:
         return data
+    decompressor = lz4.frame.LZ4FrameDecompressor()
     try:
         # max_length bounds what a hostile frame can expand to.
-        raw = lz4.frame.LZ4FrameDecompressor().decompress(data, max_length=size + 1)
+        raw = decompressor.decompress(data, max_length=size + 1)
     except RuntimeError as exc:
         raise XorbFormatError(f"a chunk is not a valid LZ4 frame: {exc}") from None
+    if not decompressor.eof:
+        raise XorbFormatError("a chunk is not one whole LZ4 frame of the size its header says")
     return _regroup(raw) if scheme == BG4_LZ4 else raw
 
 

@@ -1,14 +1,151 @@
 """Large files through Xet with the client as a default install has it (no env variable)."""
 
+import io
+import json
 import os
+import struct
 
+import lz4.frame
+import numpy as np
 import pytest
+from django.core.files.storage import default_storage
+from safetensors.numpy import save_file
 
+from hfapi.xet import access, merkle, shards, store, xorbs
 from hub.models import AdapterVersion
+
+# Reference vectors of the Xet protocol: eight (hash, size) leaves, and 64 leaves cycling
+# through them, with the xorb hash and the (unsalted) file hash of each list.
+LEAVES = [
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "cfc5d07f6f03c29bbf424132963fe08d19a37d5757aaf520bf08119f05cd56d6",
+    "c3e67584b5c4fc2a89837ec39e40f2c8a6bb0b2987ac94cd4b31e5fbdd210a72",
+    "0d2beb91b9196929a5ddec9f6e306924ddf4a24268e3e59fd8464738d525af37",
+    "adf8773496a9b7319b2e50dc98093f344053b17d8ad37100b9c07d9805988784",
+    "4ac202caf347fc1e9c874b1ef6a1c5e619141eb775a6f43f0f0124ccd0060d9e",
+    "b3b28636f65c149ea52eb1f94669466f70f033b54cea792824c696ba6ef3c389",
+    "0e2c1a002aae913d2c0fc8ddfa4e9e14b7b311b3b0d458726d5d9f6a6318013c",
+]
+REFERENCE = [
+    (
+        8,
+        "f62abe77e3fb9c954fe52b0028027ddc90c064c45951a4fd2211d87e5c0011db",
+        "d1b068be5bbdb38992269e8efe61f601881e39f7a7585fd76883cc6ea5c23b44",
+    ),
+    (
+        64,
+        "6554007c9b5d0a5e7918f79596a1b68815c1407535585435f5735db761f21b88",
+        "a8640ab81d48854e00078e12b1ea8be5d90be0ffb5f73a15b7009981d093ddd8",
+    ),
+]
+
+
+@pytest.mark.parametrize("count,xorb_hex,file_hex", REFERENCE)
+def test_hashes_match_the_protocol_reference(count, xorb_hex, file_hex):
+    leaves = [(merkle.from_hex(LEAVES[i % 8]), (i % 8) * 100) for i in range(count)]
+    assert merkle.to_hex(merkle.xorb_hash(leaves)) == xorb_hex
+    assert merkle.to_hex(merkle.file_hash(leaves)) == file_hex
+    assert merkle.to_hex(merkle.from_hex(xorb_hex)) == xorb_hex
+    with pytest.raises(ValueError):
+        merkle.from_hex(xorb_hex.upper())
+
+
+# Serializing xorbs and shards as the client does (the server only ever reads them).
+
+
+def _grouped(data: bytes) -> bytes:
+    return b"".join(data[lane::4] for lane in range(4))
+
+
+def chunk_record(data: bytes, scheme: int = xorbs.LZ4, *, size: int | None = None) -> bytes:
+    stored = {
+        xorbs.NONE: data,
+        xorbs.LZ4: lz4.frame.compress(data),
+        xorbs.BG4_LZ4: lz4.frame.compress(_grouped(data)),
+    }[scheme]
+    size = len(data) if size is None else size
+    header = bytes([0]) + len(stored).to_bytes(3, "little") + bytes([scheme])
+    return header + size.to_bytes(3, "little") + stored
+
+
+def make_xorb(chunks: list[bytes], schemes=None) -> tuple[str, bytes]:
+    schemes = schemes or [xorbs.LZ4] * len(chunks)
+    body = b"".join(chunk_record(c, s) for c, s in zip(chunks, schemes, strict=True))
+    leaves = [(merkle.chunk_hash(c), len(c)) for c in chunks]
+    # A footer the server skips: it recomputes what the footer says.
+    return merkle.to_hex(merkle.xorb_hash(leaves)), body + b"XETBLOB\x01" + bytes(40)
+
+
+def make_shard(files: list[tuple[str, list[tuple[str, int, int, int]]]]) -> bytes:
+    out = shards.TAG + struct.pack("<QQ", 2, 200)
+    for file_hex, terms in files:
+        out += merkle.from_hex(file_hex) + struct.pack("<IIQ", 0, len(terms), 0)
+        for xorb_hex, size, start, end in terms:
+            out += merkle.from_hex(xorb_hex) + struct.pack("<IIII", 0, size, start, end)
+    return out + shards.BOOKEND + bytes(16)
+
+
+def test_xorb_chunks_read_in_every_compression():
+    chunks = [os.urandom(1000), b"abc" * 5000, bytes(range(256)) * 20 + b"odd"]
+    xorb_hex, body = make_xorb(chunks, [xorbs.NONE, xorbs.LZ4, xorbs.BG4_LZ4])
+    assert list(xorbs.iter_chunks(io.BytesIO(body))) == chunks
+    assert list(xorbs.iter_chunks(io.BytesIO(body), skip=1, limit=1)) == chunks[1:2]
+    leaves = xorbs.chunk_list(io.BytesIO(body))
+    assert merkle.to_hex(merkle.xorb_hash(leaves)) == xorb_hex
+
+
+@pytest.mark.parametrize(
+    "body,reason",
+    [
+        (chunk_record(b"x" * 100)[:5], "ends inside a chunk header"),
+        (chunk_record(b"x" * 100)[:-3], "ends inside a chunk"),
+        (chunk_record(b"x" * 100, size=99), "does not have the size"),
+        (chunk_record(b"\0" * (xorbs.MAX_CHUNK_BYTES + 1)), "larger than the chunk limit"),
+        (chunk_record(b"x" * 100, xorbs.NONE, size=90), "lengths differ"),
+        (bytes([0, 3, 0, 0, 7, 3, 0, 0]) + b"abc", "unknown version or compression"),
+        (bytes([0, 5, 0, 0, 1, 5, 0, 0]) + b"junk!", "LZ4 frame"),
+        (b"", "holds no chunk"),
+    ],
+)
+def test_hostile_xorbs_are_refused(body, reason):
+    with pytest.raises(xorbs.XorbFormatError, match=reason):
+        xorbs.chunk_list(io.BytesIO(body))
+
+
+def test_a_compression_bomb_stops_at_the_declared_size():
+    # 100 bytes declared, 16 MiB inside the frame: decompression stops just past 100.
+    bomb = lz4.frame.compress(bytes(16 * 1024 * 1024))
+    record = bytes([0]) + len(bomb).to_bytes(3, "little") + bytes([1]) + (100).to_bytes(3, "little")
+    with pytest.raises(xorbs.XorbFormatError, match="whole LZ4 frame of the size"):
+        xorbs.chunk_list(io.BytesIO(record + bomb))
+
+
+@pytest.mark.parametrize(
+    "shard,reason",
+    [
+        (b"not a shard" * 10, "header tag"),
+        (make_shard([])[:60], "ends inside"),
+        (make_shard([("ab" * 32, [])]), "1 to"),
+        (make_shard([("ab" * 32, [("cd" * 32, 10, 3, 3)])]), "names no chunk"),
+    ],
+)
+def test_hostile_shards_are_refused(shard, reason):
+    with pytest.raises(shards.ShardFormatError, match=reason):
+        shards.read_files(io.BytesIO(shard))
+
+
+# The live server, with the real client.
+
+
+@pytest.fixture(autouse=True)
+def own_media(settings, tmp_path):
+    """A storage of this test's own, so what it finds stored is what it sent."""
+    settings.MEDIA_ROOT = tmp_path / "media"
 
 
 @pytest.fixture
-def default_client(monkeypatch):
+def default_client():
+    """huggingface_hub as installed, with hf_xet and no variable turning Xet off."""
     from huggingface_hub import constants
     from huggingface_hub.utils._runtime import is_xet_available
 
@@ -16,12 +153,154 @@ def default_client(monkeypatch):
     assert not constants.HF_HUB_DISABLE_XET and is_xet_available()
 
 
-def test_small_lfs_file_through_xet(api, alice_write, adapter_dir, settings, default_client):
-    settings.LORAHUB_API_LFS_THRESHOLD = 1000
+@pytest.fixture
+def big_adapter(adapter_dir, tmp_path):
+    """A valid 14 MB adapter: the test adapter's layout at rank 7000."""
+    rank = 7000
+    config = json.loads((adapter_dir / "adapter_config.json").read_text())
+    config.update(r=rank, lora_alpha=2 * rank)
+    folder = tmp_path / "big"
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text(json.dumps(config))
+    rng = np.random.default_rng(7)
+    tensors = {}
+    for layer in (0, 1):
+        for module in ("q_proj", "v_proj"):
+            key = f"base_model.model.model.layers.{layer}.self_attn.{module}"
+            tensors[f"{key}.lora_A.weight"] = rng.standard_normal((rank, 64), np.float32)
+            tensors[f"{key}.lora_B.weight"] = rng.standard_normal((64, rank), np.float32)
+    save_file(tensors, folder / "adapter_model.safetensors")
+    return folder
+
+
+def _stored_xorbs() -> list[str]:
+    try:
+        return default_storage.listdir(store.ROOT)[1]
+    except FileNotFoundError:
+        return []
+
+
+def test_default_client_uploads_and_downloads_a_large_adapter(
+    api, hub, alice_write, big_adapter, default_client, tmp_path
+):
+    from huggingface_hub import hf_hub_download
+
+    weights = big_adapter / "adapter_model.safetensors"
+    assert 12 * 1024**2 < weights.stat().st_size < 20 * 1024**2
     hf = api(alice_write)
-    hf.create_repo("xet-lora")
-    commit = hf.upload_folder(repo_id="alice/xet-lora", folder_path=adapter_dir)
+    hf.create_repo("big-lora")
+    commit = hf.upload_folder(repo_id="alice/big-lora", folder_path=big_adapter)
+
+    assert _stored_xorbs(), "the weights did not go through Xet"
     version = AdapterVersion.objects.get(commit=commit.oid)
-    weights = (adapter_dir / "adapter_model.safetensors").read_bytes()
     blob = version.files.get(filename="adapter_model.safetensors").blob
-    assert blob.size == len(weights)
+    assert blob.size == weights.stat().st_size
+    # The file rebuilt from the xorbs was staged, then committed (and its staged copy dropped).
+    assert not default_storage.exists(f"hfapi-lfs/{version.adapter.owner_id}/{blob.sha256}")
+
+    path = hf_hub_download(
+        "alice/big-lora", "adapter_model.safetensors", endpoint=hub, cache_dir=tmp_path / "dl"
+    )
+    assert open(path, "rb").read() == weights.read_bytes()
+
+
+def _cas(hub, token, method, path, body=b""):
+    import httpx2
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx2.request(method, f"{hub}/xet{path}", headers=headers, content=body)
+
+
+@pytest.fixture
+def xet_write(hub, alice_write, api):
+    import httpx2
+
+    api(alice_write).create_repo("xet-target")
+    answer = httpx2.get(
+        f"{hub}/api/models/alice/xet-target/xet-write-token/main",
+        headers={"Authorization": f"Bearer {alice_write}"},
+    )
+    assert answer.status_code == 200
+    assert answer.json()["casUrl"] == f"{hub}/xet"
+    assert answer.headers["X-Xet-Cas-Url"] == f"{hub}/xet"
+    return answer.json()["accessToken"]
+
+
+def test_write_tokens_only_for_who_may_change_the_repo(
+    hub, xet_write, alice, bob_write, alice_read
+):
+    import httpx2
+
+    url = f"{hub}/api/models/alice/xet-target/xet-write-token/main"
+    # Bob cannot see the empty repository at all; a read token may not write.
+    for token, status in [(bob_write, 404), (alice_read, 403), (None, 401)]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        assert httpx2.get(url, headers=headers).status_code == status
+    xorb_hex, body = make_xorb([b"hello" * 100])
+    read_token, _ = access.issue(alice.pk, "alice/xet-target", access.READ)
+    assert _cas(hub, None, "POST", f"/v1/xorbs/default/{xorb_hex}", body).status_code == 401
+    assert _cas(hub, bob_write, "POST", f"/v1/xorbs/default/{xorb_hex}", body).status_code == 401
+    assert _cas(hub, read_token, "POST", f"/v1/xorbs/default/{xorb_hex}", body).status_code == 403
+    assert _stored_xorbs() == []
+
+
+def test_xorb_under_another_hash_is_refused_and_not_stored(hub, xet_write):
+    xorb_hex, body = make_xorb([os.urandom(5000), os.urandom(7000)])
+    other_hex, _ = make_xorb([b"something else"])
+    answer = _cas(hub, xet_write, "POST", f"/v1/xorbs/default/{other_hex}", body)
+    assert answer.status_code == 400 and "do not hash" in answer.json()["error"]
+    assert _cas(hub, xet_write, "POST", "/v1/xorbs/default/nothex", body).status_code == 400
+    assert _stored_xorbs() == []
+    answer = _cas(hub, xet_write, "POST", f"/v1/xorbs/default/{xorb_hex}", body)
+    assert answer.status_code == 200 and answer.json() == {"was_inserted": True}
+    answer = _cas(hub, xet_write, "POST", f"/v1/xorbs/default/{xorb_hex}", body)
+    assert answer.json() == {"was_inserted": False}
+    assert _stored_xorbs() == [xorb_hex]
+
+
+def test_oversized_xorb_is_refused_before_reading(hub, xet_write):
+    from http.client import HTTPConnection
+    from urllib.parse import urlsplit
+
+    # Announce more than a xorb can be and send nothing: the answer comes from the length.
+    connection = HTTPConnection(urlsplit(hub).netloc, timeout=10)
+    connection.putrequest("POST", f"/xet/v1/xorbs/default/{'ab' * 32}")
+    connection.putheader("Authorization", f"Bearer {xet_write}")
+    connection.putheader("Content-Length", str(xorbs.MAX_SERIALIZED_BYTES + 1))
+    connection.endheaders()
+    assert connection.getresponse().status == 413
+    connection.close()
+
+
+def _staged(user) -> list[str]:
+    try:
+        return default_storage.listdir(f"hfapi-lfs/{user.pk}")[1]
+    except FileNotFoundError:
+        return []
+
+
+def test_shards_must_match_stored_xorbs(hub, xet_write, alice):
+    chunks = [os.urandom(3000), os.urandom(4000)]
+    xorb_hex, body = make_xorb(chunks)
+    assert _cas(hub, xet_write, "POST", f"/v1/xorbs/default/{xorb_hex}", body).status_code == 200
+    leaves = [(merkle.chunk_hash(c), len(c)) for c in chunks]
+    file_hex = merkle.to_hex(merkle.file_hash(leaves))
+    missing_hex, _ = make_xorb([b"never sent"])
+    wrong_file = merkle.to_hex(merkle.file_hash(leaves[:1]))
+    refused = [
+        (make_shard([(file_hex, [(missing_hex, 7000, 0, 2)])]), "was not uploaded"),
+        (make_shard([(wrong_file, [(xorb_hex, 7000, 0, 2)])]), "does not match the chunks"),
+        (make_shard([(file_hex, [(xorb_hex, 6999, 0, 2)])]), "does not match its chunks"),
+        (make_shard([(file_hex, [(xorb_hex, 7000, 0, 3)])]), "does not match its chunks"),
+    ]
+    for shard, reason in refused:
+        answer = _cas(hub, xet_write, "POST", "/v1/shards", shard)
+        assert answer.status_code == 400 and reason in answer.json()["error"], answer.json()
+    assert _staged(alice) == []
+
+    shard = make_shard([(file_hex, [(xorb_hex, 7000, 0, 2)])])
+    answer = _cas(hub, xet_write, "POST", "/v1/shards", shard)
+    assert answer.status_code == 200 and answer.json() == {"result": 1}
+    import hashlib
+
+    assert _staged(alice) == [hashlib.sha256(b"".join(chunks)).hexdigest()]
