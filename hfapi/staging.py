@@ -77,10 +77,11 @@ def discard(user_id: int, sha256s: Iterable[str]) -> None:
             default_storage.delete(name)
 
 
-def clear_stale(before) -> int:
-    """Delete staged objects last written before `before` (an aware datetime)."""
+def clear_stale(before, root: str = ROOT) -> int:
+    """Delete staged objects (or the files under `root`) last written before `before`
+    (an aware datetime)."""
     removed = 0
-    for folder, names in stored_folders(ROOT):
+    for folder, names in stored_folders(root):
         for name in names:
             path = f"{folder}/{name}"
             if default_storage.get_modified_time(path) < before:

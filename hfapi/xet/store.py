@@ -8,12 +8,12 @@ another's xorb by already knowing every chunk hash in it, which this hub never r
 import hashlib
 import tempfile
 from collections.abc import Iterable
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 
-from hub.services.storage import stored_folders
 from hub.services.stored_reads import stored_open
 
 from .. import staging
@@ -21,6 +21,9 @@ from . import merkle, xorbs
 from .shards import FileInfo
 
 ROOT = "hfapi-xet/xorbs"
+# hf_xet keeps the shards it uploaded for 3 weeks and deduplicates new files against the
+# xorbs they list without sending them again, so a xorb must outlive that.
+KEEP = timedelta(days=28)
 
 
 class XetError(Exception):
@@ -103,13 +106,6 @@ def rebuild_file(user_id: int, info: FileInfo) -> str:
 
 
 def clear_stale(before) -> int:
-    """Delete xorbs last written before `before` (an aware datetime): the files built from
-    them are staged or committed by then, and a later upload sends its xorbs again."""
-    removed = 0
-    for folder, names in stored_folders(ROOT):
-        for name in names:
-            path = f"{folder}/{name}"
-            if default_storage.get_modified_time(path) < before:
-                default_storage.delete(path)
-                removed += 1
-    return removed
+    """Delete xorbs last written before `before` (an aware datetime, KEEP ago or earlier):
+    the files built from them are staged or committed by then."""
+    return staging.clear_stale(before, ROOT)

@@ -304,3 +304,21 @@ def test_shards_must_match_stored_xorbs(hub, xet_write, alice):
     import hashlib
 
     assert _staged(alice) == [hashlib.sha256(b"".join(chunks)).hexdigest()]
+
+
+def test_xorbs_are_kept_for_the_clients_dedup_window(db):
+    import time
+
+    from django.core.management import call_command
+
+    xorb_hex, body = make_xorb([b"kept" * 1000])
+    assert store.receive_xorb(xorb_hex, [body])
+    path = default_storage.path(store.xorb_name(xorb_hex))
+    old = time.time() - 27 * 86400
+    os.utime(path, (old, old))
+    call_command("hfapi_clear_staging", hours=1)
+    assert store.xorb_exists(xorb_hex)  # younger than KEEP: the client may still use it
+    old = time.time() - 29 * 86400
+    os.utime(path, (old, old))
+    call_command("hfapi_clear_staging", hours=1)
+    assert not store.xorb_exists(xorb_hex)
