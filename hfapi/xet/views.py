@@ -89,8 +89,9 @@ def xorb_upload(request, user_id, prefix, xorb_hash):
 def shard_upload(request, user_id):
     try:
         files = shards.read_files(request)
-        for info in files:
-            store.rebuild_file(user_id, info)
+        store.rebuild_files(user_id, files)
+        for _ in _body(request):  # the xorb section and lookup tables, not needed here
+            pass
     except shards.ShardFormatError as exc:
         raise ApiError(400, f"shard refused: {exc}") from None
     except store.XetError as exc:

@@ -6,7 +6,9 @@ The footer begins with the ident `XETBLOB`; what it repeats (the chunk hashes an
 offsets) is recomputed here from the chunks, so it is never trusted.
 """
 
+import struct
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import BinaryIO
 
 import lz4.frame
@@ -60,19 +62,21 @@ def _decompress(scheme: int, data: bytes, size: int) -> bytes:
         raw = decompressor.decompress(data, max_length=size + 1)
     except RuntimeError as exc:
         raise XorbFormatError(f"a chunk is not a valid LZ4 frame: {exc}") from None
-    if not decompressor.eof:
+    if not decompressor.eof or decompressor.unused_data:
         raise XorbFormatError("a chunk is not one whole LZ4 frame of the size its header says")
     return _regroup(raw) if scheme == BG4_LZ4 else raw
 
 
-def iter_chunks(stream: BinaryIO, *, skip: int = 0, limit: int | None = None) -> Iterator[bytes]:
+def iter_chunks(
+    stream: BinaryIO, *, limit: int | None = None, record_sizes: list[int] | None = None
+) -> Iterator[bytes]:
     """Yield the uncompressed chunks of the xorb in `stream`, checking every header.
 
-    The first `skip` chunks are passed over without decompressing them; iteration stops
-    after `limit` chunks or at the footer.
+    Iteration stops after `limit` chunks or at the footer. With `record_sizes`, the
+    offset where each following chunk starts is appended to it.
     """
     index = 0
-    while limit is None or index < skip + limit:
+    while limit is None or index < limit:
         header = _read_exact(stream, HEADER_BYTES)
         if not header or header.startswith(FOOTER_IDENT):
             return
@@ -85,32 +89,56 @@ def iter_chunks(stream: BinaryIO, *, skip: int = 0, limit: int | None = None) ->
             raise XorbFormatError(f"chunk {index} has an unknown version or compression")
         if size == 0 or size > MAX_CHUNK_BYTES or stored > MAX_COMPRESSED_BYTES:
             raise XorbFormatError(f"chunk {index} is empty or larger than the chunk limit")
-        if scheme == NONE and stored != size:
-            raise XorbFormatError(f"chunk {index} is uncompressed but its lengths differ")
+        # The client stores a chunk that compression would not shrink as it is, so no chunk
+        # takes more room than its content: reads stay bounded by the bytes rebuilt.
+        if stored > size or (scheme == NONE and stored != size):
+            raise XorbFormatError(f"chunk {index} takes more room than its content")
         index += 1
         if index > MAX_XORB_CHUNKS:
             raise XorbFormatError(f"a xorb holds at most {MAX_XORB_CHUNKS} chunks")
-        if index <= skip:
-            if len(_read_exact(stream, stored)) != stored:
-                raise XorbFormatError("the xorb ends inside a chunk")
-            continue
         data = _read_exact(stream, stored)
         if len(data) != stored:
             raise XorbFormatError("the xorb ends inside a chunk")
         chunk = _decompress(scheme, data, size)
         if len(chunk) != size:
             raise XorbFormatError(f"chunk {index - 1} does not have the size its header says")
+        if record_sizes is not None:
+            record_sizes.append(record_sizes[-1] + HEADER_BYTES + stored)
         yield chunk
 
 
-def chunk_list(stream: BinaryIO) -> list[tuple[bytes, int]]:
-    """The (hash, size) of every chunk of a xorb, within the xorb limits."""
-    chunks, total = [], 0
-    for chunk in iter_chunks(stream):
-        total += len(chunk)
-        if total > MAX_XORB_BYTES:
+@dataclass(frozen=True)
+class XorbIndex:
+    """Where each chunk starts in the serialized xorb and in its content (n + 1 offsets)."""
+
+    stored: tuple[int, ...]
+    content: tuple[int, ...]
+
+    @property
+    def chunks(self) -> int:
+        return len(self.stored) - 1
+
+    def to_bytes(self) -> bytes:
+        n = self.chunks
+        return struct.pack(f"<I{n + 1}I{n + 1}I", n, *self.stored, *self.content)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "XorbIndex":
+        n = int.from_bytes(data[:4], "little")
+        if n > MAX_XORB_CHUNKS or len(data) != 4 + 8 * (n + 1):
+            raise XorbFormatError("a xorb index is damaged")
+        values = struct.unpack_from(f"<{2 * (n + 1)}I", data, 4)
+        return cls(values[: n + 1], values[n + 1 :])
+
+
+def read_xorb(stream: BinaryIO) -> tuple[list[tuple[bytes, int]], XorbIndex]:
+    """The (hash, size) of every chunk of a xorb and its index, within the xorb limits."""
+    chunks, stored, content = [], [0], [0]
+    for chunk in iter_chunks(stream, record_sizes=stored):
+        content.append(content[-1] + len(chunk))
+        if content[-1] > MAX_XORB_BYTES:
             raise XorbFormatError(f"a xorb holds at most {MAX_XORB_BYTES} bytes")
         chunks.append((merkle.chunk_hash(chunk), len(chunk)))
     if not chunks:
         raise XorbFormatError("the xorb holds no chunk")
-    return chunks
+    return chunks, XorbIndex(tuple(stored), tuple(content))

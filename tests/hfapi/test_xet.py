@@ -57,13 +57,20 @@ def _grouped(data: bytes) -> bytes:
     return b"".join(data[lane::4] for lane in range(4))
 
 
-def chunk_record(data: bytes, scheme: int = xorbs.LZ4, *, size: int | None = None) -> bytes:
+def chunk_record(
+    data: bytes, scheme: int = xorbs.LZ4, *, size: int | None = None, as_client: bool = True
+) -> bytes:
     stored = {
         xorbs.NONE: data,
         xorbs.LZ4: lz4.frame.compress(data),
         xorbs.BG4_LZ4: lz4.frame.compress(_grouped(data)),
     }[scheme]
-    size = len(data) if size is None else size
+    if as_client and len(stored) >= len(data):  # the client keeps such chunks as they are
+        scheme, stored = xorbs.NONE, data
+    return _record(stored, scheme, len(data) if size is None else size)
+
+
+def _record(stored: bytes, scheme: int, size: int) -> bytes:
     header = bytes([0]) + len(stored).to_bytes(3, "little") + bytes([scheme])
     return header + size.to_bytes(3, "little") + stored
 
@@ -89,9 +96,13 @@ def test_xorb_chunks_read_in_every_compression():
     chunks = [os.urandom(1000), b"abc" * 5000, bytes(range(256)) * 20 + b"odd"]
     xorb_hex, body = make_xorb(chunks, [xorbs.NONE, xorbs.LZ4, xorbs.BG4_LZ4])
     assert list(xorbs.iter_chunks(io.BytesIO(body))) == chunks
-    assert list(xorbs.iter_chunks(io.BytesIO(body), skip=1, limit=1)) == chunks[1:2]
-    leaves = xorbs.chunk_list(io.BytesIO(body))
+    leaves, index = xorbs.read_xorb(io.BytesIO(body))
     assert merkle.to_hex(merkle.xorb_hash(leaves)) == xorb_hex
+    assert index.content == (0, 1000, 16000, 21123)
+    assert xorbs.XorbIndex.from_bytes(index.to_bytes()) == index
+    stream = io.BytesIO(body)
+    stream.seek(index.stored[1])
+    assert list(xorbs.iter_chunks(stream, limit=1)) == chunks[1:2]
 
 
 @pytest.mark.parametrize(
@@ -101,7 +112,9 @@ def test_xorb_chunks_read_in_every_compression():
         (chunk_record(b"x" * 100)[:-3], "ends inside a chunk"),
         (chunk_record(b"x" * 100, size=99), "does not have the size"),
         (chunk_record(b"\0" * (xorbs.MAX_CHUNK_BYTES + 1)), "larger than the chunk limit"),
-        (chunk_record(b"x" * 100, xorbs.NONE, size=90), "lengths differ"),
+        (chunk_record(b"x" * 100, xorbs.NONE, size=90), "more room than its content"),
+        (chunk_record(b"xy", xorbs.LZ4, as_client=False), "more room than its content"),
+        (_record(lz4.frame.compress(b"x" * 1000) + bytes(9), xorbs.LZ4, 1000), "whole LZ4"),
         (bytes([0, 3, 0, 0, 7, 3, 0, 0]) + b"abc", "unknown version or compression"),
         (bytes([0, 5, 0, 0, 1, 5, 0, 0]) + b"junk!", "LZ4 frame"),
         (b"", "holds no chunk"),
@@ -109,15 +122,14 @@ def test_xorb_chunks_read_in_every_compression():
 )
 def test_hostile_xorbs_are_refused(body, reason):
     with pytest.raises(xorbs.XorbFormatError, match=reason):
-        xorbs.chunk_list(io.BytesIO(body))
+        xorbs.read_xorb(io.BytesIO(body))
 
 
 def test_a_compression_bomb_stops_at_the_declared_size():
-    # 100 bytes declared, 16 MiB inside the frame: decompression stops just past 100.
+    # A chunk's worth declared, 16 MiB inside the frame: decompression stops just past it.
     bomb = lz4.frame.compress(bytes(16 * 1024 * 1024))
-    record = bytes([0]) + len(bomb).to_bytes(3, "little") + bytes([1]) + (100).to_bytes(3, "little")
     with pytest.raises(xorbs.XorbFormatError, match="whole LZ4 frame of the size"):
-        xorbs.chunk_list(io.BytesIO(record + bomb))
+        xorbs.read_xorb(io.BytesIO(_record(bomb, xorbs.LZ4, xorbs.MAX_CHUNK_BYTES)))
 
 
 @pytest.mark.parametrize(
@@ -175,7 +187,7 @@ def big_adapter(adapter_dir, tmp_path):
 
 def _stored_xorbs() -> list[str]:
     try:
-        return default_storage.listdir(store.ROOT)[1]
+        return default_storage.listdir(f"{store.ROOT}/xorbs")[1]
     except FileNotFoundError:
         return []
 
@@ -291,7 +303,7 @@ def test_shards_must_match_stored_xorbs(hub, xet_write, alice):
         (make_shard([(file_hex, [(missing_hex, 7000, 0, 2)])]), "was not uploaded"),
         (make_shard([(wrong_file, [(xorb_hex, 7000, 0, 2)])]), "does not match the chunks"),
         (make_shard([(file_hex, [(xorb_hex, 6999, 0, 2)])]), "does not match its chunks"),
-        (make_shard([(file_hex, [(xorb_hex, 7000, 0, 3)])]), "does not match its chunks"),
+        (make_shard([(file_hex, [(xorb_hex, 7000, 0, 3)])]), "past the end"),
     ]
     for shard, reason in refused:
         answer = _cas(hub, xet_write, "POST", "/v1/shards", shard)
@@ -304,6 +316,20 @@ def test_shards_must_match_stored_xorbs(hub, xet_write, alice):
     import hashlib
 
     assert _staged(alice) == [hashlib.sha256(b"".join(chunks)).hexdigest()]
+
+
+def test_a_shard_cannot_rebuild_far_more_than_it_names(hub, xet_write, alice, monkeypatch):
+    monkeypatch.setattr(store, "REBUILD_SLACK", 0)
+    chunk = os.urandom(7000)
+    xorb_hex, body = make_xorb([chunk])
+    assert _cas(hub, xet_write, "POST", f"/v1/xorbs/default/{xorb_hex}", body).status_code == 200
+    for repeats, status in [(5, 400), (4, 200)]:
+        leaves = [(merkle.chunk_hash(chunk), 7000)] * repeats
+        file_hex = merkle.to_hex(merkle.file_hash(leaves))
+        shard = make_shard([(file_hex, [(xorb_hex, 7000, 0, 1)] * repeats)])
+        answer = _cas(hub, xet_write, "POST", "/v1/shards", shard)
+        assert answer.status_code == status, answer.json()
+    assert len(_staged(alice)) == 1
 
 
 def test_xorbs_are_kept_for_the_clients_dedup_window(db):
