@@ -348,3 +348,46 @@ def test_xorbs_are_kept_for_the_clients_dedup_window(db):
     os.utime(path, (old, old))
     call_command("hfapi_clear_staging", hours=1)
     assert not store.xorb_exists(xorb_hex)
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    from tests.s3_server import S3Server
+
+    server = S3Server(tmp_path_factory.mktemp("s3")).start()
+    yield server
+    server.stop()
+
+
+def test_xorbs_on_s3_are_read_by_their_chunks(settings, s3, alice, tmp_path):
+    """On a bucket a term is read from its first chunk on, with no local copy of the xorb."""
+    import hashlib
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from hfapi import staging
+
+    settings.STORAGES = {**settings.STORAGES, "default": s3.storage()}
+    settings.MEDIA_ROOT = nowhere = tmp_path / "no-media-here"
+    chunks = [os.urandom(50_000) for _ in range(6)]
+    first_hex, first = make_xorb(chunks[:4])
+    second_hex, second = make_xorb(chunks[4:])
+    assert store.receive_xorb(first_hex, [first[:1000], first[1000:]])
+    assert store.receive_xorb(second_hex, [second])
+    # The middle of the first xorb, then all of the second.
+    used = chunks[1:3] + chunks[4:]
+    file_hex = merkle.to_hex(merkle.file_hash([(merkle.chunk_hash(c), len(c)) for c in used]))
+    info = shards.FileInfo(
+        file_hex,
+        (shards.Term(first_hex, 100_000, 1, 3), shards.Term(second_hex, 100_000, 0, 2)),
+        None,
+    )
+    content = b"".join(used)
+    assert store.rebuild_files(alice.pk, [info]) == [hashlib.sha256(content).hexdigest()]
+    with staging.open_staged(alice.pk, hashlib.sha256(content).hexdigest()) as staged:
+        assert staged.read() == content
+    assert not nowhere.exists()
+    later = timezone.now() + timedelta(minutes=1)
+    assert store.clear_stale(later) == 4  # two xorbs and their indexes
+    assert not any(key.startswith("hfapi-xet/") for key in s3.keys())
