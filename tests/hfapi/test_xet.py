@@ -5,10 +5,13 @@ import json
 import os
 import struct
 
+import hypothesis
 import lz4.frame
 import numpy as np
 import pytest
 from django.core.files.storage import default_storage
+from hypothesis import given
+from hypothesis import strategies as st
 from safetensors.numpy import save_file
 
 from hfapi.xet import access, merkle, shards, store, xorbs
@@ -144,6 +147,49 @@ def test_a_compression_bomb_stops_at_the_declared_size():
 def test_hostile_shards_are_refused(shard, reason):
     with pytest.raises(shards.ShardFormatError, match=reason):
         shards.read_files(io.BytesIO(shard))
+
+
+FUZZ = hypothesis.settings(
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "300")),
+    deadline=None,
+    database=None,
+    suppress_health_check=[hypothesis.HealthCheck.too_slow],
+)
+_, VALID_XORB = make_xorb([b"abc" * 3000, os.urandom(2000), bytes(range(256)) * 40])
+VALID_SHARD = make_shard([("ab" * 32, [("cd" * 32, 100, 0, 2), ("ef" * 32, 5, 7, 9)])])
+
+
+def _mutated(valid: bytes):
+    """A valid input with some bytes overwritten, cut short or extended."""
+    edits = st.lists(st.tuples(st.integers(0, len(valid) - 1), st.binary(min_size=1, max_size=4)))
+    return st.tuples(edits, st.integers(0, len(valid)), st.binary(max_size=64)).map(
+        lambda t: _apply(valid, *t)
+    )
+
+
+def _apply(valid: bytes, edits, cut: int, tail: bytes) -> bytes:
+    data = bytearray(valid)
+    for at, new in edits:
+        data[at : at + len(new)] = new
+    return bytes(data[:cut]) + tail
+
+
+@FUZZ
+@given(st.binary(max_size=512) | _mutated(VALID_XORB))
+def test_fuzz_xorbs_only_raise_their_error(body):
+    try:
+        xorbs.read_xorb(io.BytesIO(body))
+    except xorbs.XorbFormatError:
+        pass
+
+
+@FUZZ
+@given(st.binary(max_size=512).map(lambda b: VALID_SHARD[:48] + b) | _mutated(VALID_SHARD))
+def test_fuzz_shards_only_raise_their_error(body):
+    try:
+        shards.read_files(io.BytesIO(body))
+    except shards.ShardFormatError:
+        pass
 
 
 # The live server, with the real client.
