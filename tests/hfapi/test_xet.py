@@ -206,9 +206,14 @@ def default_client():
     """huggingface_hub as installed, with hf_xet and no variable turning Xet off."""
     from huggingface_hub import constants
     from huggingface_hub.utils._runtime import is_xet_available
+    from huggingface_hub.utils._xet import abort_xet_session
 
     assert "HF_HUB_DISABLE_XET" not in os.environ
     assert not constants.HF_HUB_DISABLE_XET and is_xet_available()
+    yield
+    # hf_xet keeps its connections open (and sends telemetry after a failure): drop them so
+    # the live server's request threads end and release their database connections.
+    abort_xet_session()
 
 
 @pytest.fixture
@@ -437,3 +442,16 @@ def test_xorbs_on_s3_are_read_by_their_chunks(settings, s3, alice, tmp_path):
     later = timezone.now() + timedelta(minutes=1)
     assert store.clear_stale(later) == 4  # two xorbs and their indexes
     assert not any(key.startswith("hfapi-xet/") for key in s3.keys())
+
+
+def test_default_client_is_refused_a_file_over_the_limit(
+    api, alice, alice_write, big_adapter, default_client, settings
+):
+    settings.LORAHUB_MAX_FILE_BYTES = 10 * 1024**2
+    hf = api(alice_write)
+    hf.create_repo("too-big")
+    # hf_xet shows the status and the call, not the body (which gives the limit).
+    with pytest.raises(Exception, match=r"400 Bad Request.*/xet/v1/shards"):
+        hf.upload_folder(repo_id="alice/too-big", folder_path=big_adapter)
+    assert _staged(alice) == []
+    assert not AdapterVersion.objects.filter(adapter__name="too-big").exists()
