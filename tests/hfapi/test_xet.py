@@ -246,7 +246,7 @@ def _stored_xorbs() -> list[str]:
 def test_default_client_uploads_and_downloads_a_large_adapter(
     api, hub, alice_write, big_adapter, default_client, tmp_path
 ):
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import CommitOperationAdd, hf_hub_download
 
     weights = big_adapter / "adapter_model.safetensors"
     assert 12 * 1024**2 < weights.stat().st_size < 20 * 1024**2
@@ -265,6 +265,28 @@ def test_default_client_uploads_and_downloads_a_large_adapter(
         "alice/big-lora", "adapter_model.safetensors", endpoint=hub, cache_dir=tmp_path / "dl"
     )
     assert open(path, "rb").read() == weights.read_bytes()
+
+    # A second version from bytes, 1% changed in the middle of the weights: hf_xet sends
+    # only the new chunks, and the shard rebuilds the rest from the first version's xorbs.
+    data = bytearray(weights.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + len(data) // 100] = os.urandom(len(data) // 100)
+    xorb_bytes = sum(default_storage.size(f"{store.ROOT}/xorbs/{x}") for x in _stored_xorbs())
+    second = hf.create_commit(
+        "alice/big-lora",
+        [CommitOperationAdd("adapter_model.safetensors", bytes(data))],
+        commit_message="1% changed",
+    )
+    added = sum(default_storage.size(f"{store.ROOT}/xorbs/{x}") for x in _stored_xorbs())
+    assert 0 < added - xorb_bytes < len(data) // 10
+    path = hf_hub_download(
+        "alice/big-lora",
+        "adapter_model.safetensors",
+        revision=second.oid,
+        endpoint=hub,
+        cache_dir=tmp_path / "dl",
+    )
+    assert open(path, "rb").read() == data
 
 
 def _cas(hub, token, method, path, body=b""):
