@@ -11,6 +11,7 @@ BENCHMARKS = {
     "catalog_upload": "bench.catalog_upload",
     "hfapi_list": "bench.hfapi_list",
     "hfapi_download": "bench.hfapi_download",
+    "hfapi_upload": "bench.hfapi_upload",
     "jobs": "bench.jobs_throughput",
     "engine_quality": "bench.engine_quality",
     "engine_choice": "bench.engine_choice",

@@ -50,7 +50,7 @@ def staged_sizes(user_id: int) -> dict[str, int]:
 
 def stage_stream(user_id: int, sha256: str, size: int, chunks: Iterable[bytes]) -> None:
     """Store the streamed content as `sha256` if it has that digest and `size` bytes."""
-    name = staged_name(user_id, sha256)
+    staged_name(user_id, sha256)  # a malformed oid is refused before the body is read
     digest, received = hashlib.sha256(), 0
     with tempfile.TemporaryFile(dir=settings.FILE_UPLOAD_TEMP_DIR) as tmp:
         for chunk in chunks:
@@ -63,10 +63,16 @@ def stage_stream(user_id: int, sha256: str, size: int, chunks: Iterable[bytes]) 
             raise StagingError(f"received {received} bytes, expected {size}")
         if digest.hexdigest() != sha256:
             raise StagingError("content does not match its sha256 oid")
-        tmp.seek(0)
-        if default_storage.exists(name):
-            default_storage.delete(name)
-        default_storage.save(name, File(tmp, name=sha256))
+        stage_file(user_id, sha256, tmp)
+
+
+def stage_file(user_id: int, sha256: str, tmp) -> None:
+    """Store the open temporary file `tmp`, whose digest the caller has checked."""
+    name = staged_name(user_id, sha256)
+    tmp.seek(0)
+    if default_storage.exists(name):
+        default_storage.delete(name)
+    default_storage.save(name, File(tmp, name=sha256))
 
 
 def open_staged(user_id: int, sha256: str):
@@ -81,10 +87,11 @@ def discard(user_id: int, sha256s: Iterable[str]) -> None:
             default_storage.delete(name)
 
 
-def clear_stale(before) -> int:
-    """Delete staged objects last written before `before` (an aware datetime)."""
+def clear_stale(before, root: str = ROOT) -> int:
+    """Delete staged objects (or the files under `root`) last written before `before`
+    (an aware datetime)."""
     removed = 0
-    for folder, names in stored_folders(ROOT):
+    for folder, names in stored_folders(root):
         for name in names:
             path = f"{folder}/{name}"
             if default_storage.get_modified_time(path) < before:

@@ -4,7 +4,7 @@ Included at the site root before the catalog's URLs: the client builds `{endpoin
 `{endpoint}/{owner}/{name}.git/info/lfs/...` and `{endpoint}/{owner}/{name}/resolve/...`.
 """
 
-from django.urls import path, register_converter
+from django.urls import include, path, register_converter
 
 from . import views_base_models as base_models
 from . import views_lfs, views_read, views_resolve, views_tokens, views_upstream, views_write
@@ -42,7 +42,8 @@ urlpatterns = [
     path("api/validate-yaml", views_write.validate_yaml, name="validate_yaml"),
     path(f"{repo}/preupload/<str:revision>", views_write.preupload, name="preupload"),
     path(f"{repo}/commit/<str:revision>", views_write.commit, name="commit"),
-    path(f"{repo}/xet-write-token/<str:revision>", views_write.xet_token, name="xet_token"),
+    # Xet: token endpoints and the CAS that hf_xet uploads large files to.
+    path("", include("hfapi.xet.urls")),
     # Git LFS batch API (basic transfer): the upload and verify links are signed.
     path("<str:owner>/<str:name>.git/info/lfs/objects/batch", views_lfs.batch, name="lfs_batch"),
     path("api/lfs/upload/<str:ticket>", views_lfs.upload, name="lfs_upload"),

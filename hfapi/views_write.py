@@ -24,10 +24,6 @@ from .repos import HEAD_NAMES, get_repo, resolve_version, version_files
 from .responses import ApiError, api_view, require_write
 
 MAX_PREUPLOAD_FILES = 100
-XET_UNSUPPORTED = (
-    "This hub stores large files with Git LFS, not Xet: set HF_HUB_DISABLE_XET=1 in the "
-    "environment so huggingface_hub uploads them through the LFS batch API."
-)
 
 
 def _json(request) -> dict:
@@ -202,8 +198,3 @@ def commit(request, auth, owner, name, revision):
             "success": True,
         }
     )
-
-
-@api_view(("GET", "POST"))
-def xet_token(request, auth, owner, name, revision):
-    raise ApiError(400, XET_UNSUPPORTED)

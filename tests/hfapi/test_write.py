@@ -53,8 +53,8 @@ def test_large_files_go_through_lfs(api, alice_write, adapter_dir, settings, mon
     from huggingface_hub import constants
 
     settings.LORAHUB_API_LFS_THRESHOLD = 1000
-    # hf_xet is installed: the client would upload large files with Xet, which this hub
-    # does not speak (as the README says, users set HF_HUB_DISABLE_XET=1).
+    # hf_xet is installed: without this the client would upload large files with Xet
+    # (tests/hfapi/test_xet.py); this test is about the LFS batch API.
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
     hf = api(alice_write)
     hf.create_repo("big-lora", private=True)
@@ -139,17 +139,6 @@ def test_session_cookie_never_authorises_an_api_write(sql_lora, alice):
     assert response.status_code == 401
     assert sql_lora.versions.count() == 1
     assert not Adapter.objects.filter(name="x").exists()
-
-
-def test_xet_upload_gets_a_clear_answer(hub, alice_write):
-    import httpx2
-
-    response = httpx2.get(
-        f"{hub}/api/models/alice/x/xet-write-token/main",
-        headers={"Authorization": f"Bearer {alice_write}"},
-    )
-    assert response.status_code == 400
-    assert "HF_HUB_DISABLE_XET=1" in response.json()["error"]
 
 
 def test_oversized_inline_file_is_refused(hub, alice_write, sql_lora, settings):
