@@ -15,6 +15,7 @@ from composer.dispatch import jobs_maintain
 from composer.execution import job_execute
 from composer.try_it import TASK as TRIAL_TASK
 from composer.try_it import trial_execute
+from composer.worker_health import health_beat
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ def run_trial(trial_id: int) -> str | None:
 
 def maintain_once() -> None:
     try:
+        health_beat()
         jobs_maintain()
     except Exception:  # the database or the broker may be briefly away; the next round retries
         log.exception("job maintenance failed")
@@ -48,9 +50,11 @@ def maintain_once() -> None:
 
 
 def sweep_once() -> None:
+    from composer.result_saving import kept_results_sweep
     from composer.sweep import leftovers_sweep
 
     try:
+        kept_results_sweep()
         leftovers_sweep(timedelta(seconds=settings.COMPOSER_SWEEP_GRACE_SECONDS))
     except Exception:
         log.exception("sweeping leftovers failed")
@@ -59,8 +63,9 @@ def sweep_once() -> None:
 
 
 def _schedule_forever() -> None:
-    """Every COMPOSER_MAINTENANCE_SECONDS: settle jobs of dead workers (on any host) and
-    re-send lost messages; every COMPOSER_SWEEP_SECONDS: sweep leftovers."""
+    """Every COMPOSER_MAINTENANCE_SECONDS: beat this worker's own heartbeat (its health),
+    settle jobs of dead workers (on any host) and re-send lost messages; every
+    COMPOSER_SWEEP_SECONDS: sweep leftovers (kept results no job waits for included)."""
     next_sweep = time.monotonic()
     while True:
         threading.Event().wait(settings.COMPOSER_MAINTENANCE_SECONDS)

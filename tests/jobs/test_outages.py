@@ -1,0 +1,163 @@
+"""Outages of the store on real services: an S3 server (`rclone serve s3`) stopped and
+started again here, real workers with work folders of their own.
+
+A result written while the store is away is kept on the worker's disk and stored when the
+store is back (run once); a worker that dies while saving leaves it for the next attempt
+on its disk; a job's start tries again while the store is away; uploads during an outage
+answer 503 and keep nothing."""
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from composer.models import Job
+from hub.models import Adapter, Blob
+from tests.jobs.conftest import job_wait, publish_toys, wait_for
+from tests.s3_server import S3Server
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+celery = pytest.mark.celery
+FILES = ("adapter_config.json", "adapter_model.safetensors")
+SAVING = "Saving result: the file store is unreachable"
+BUDGET = 400  # steps: a few seconds on the tiny model, time to stop the store meanwhile
+# Workers try the store again quickly here (production: from 1 s up to 30 s apart).
+RETRY = {
+    "COMPOSER_RETRY_FIRST_PAUSE_SECONDS": 0.2,
+    "COMPOSER_RETRY_MAX_PAUSE_SECONDS": 1,
+    "COMPOSER_RESULT_SAVE_SECONDS": 300,
+    "COMPOSER_START_RETRY_SECONDS": 300,
+    "COMPOSER_MAINTENANCE_SECONDS": 1,
+}
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    server = S3Server(tmp_path_factory.mktemp("s3")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def on_s3(settings, s3, tmp_path):
+    """This process stores through the bucket only; the store is up again after the test."""
+    settings.STORAGES = {**settings.STORAGES, "default": s3.storage()}
+    settings.MEDIA_ROOT = tmp_path / "no-media-here"
+    settings.COMPOSER_WORK_DIR = tmp_path / "web-work"
+    yield s3
+    if s3.proc.poll() is not None:
+        s3.start()
+
+
+def s3_worker(worker_factory, s3, work, **env):
+    return worker_factory(
+        **s3.env(), **RETRY, MEDIA_ROOT=work / "no-media", COMPOSER_WORK_DIR=work, **env
+    )
+
+
+def lorahub(owner, catalog, budget=BUDGET) -> Job:
+    from tests.jobs.test_reliability import lorahub as launch
+
+    return launch(owner, catalog, budget)
+
+
+def phase_is(job, prefix: str, worker):
+    def seen():
+        job.refresh_from_db()
+        return job.phase.startswith(prefix)
+
+    wait_for(seen, 180, message=f"phase {job.phase!r}, status {job.status}\n{worker.log_tail()}")
+    return job
+
+
+def kept(work) -> list[str]:
+    folder = work / "results"
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+@celery
+def test_a_result_written_while_the_store_is_away_is_stored_when_it_is_back(
+    on_s3, worker_factory, jobs_env, settings, alice, bob, toys, tmp_path
+):
+    settings.MEDIA_ROOT = tmp_path / "no-media-here"  # jobs_env pointed it elsewhere
+    catalog = publish_toys(bob, toys, ["t5-a", "t5-b"])
+    work = tmp_path / "worker"
+    worker = s3_worker(worker_factory, on_s3, work)
+    try:
+        job = lorahub(alice, catalog)
+        wait_for(lambda: job_step(job) >= 1, 180, message=worker.log_tail())
+        on_s3.stop()  # the inputs are read; the result's write meets the store away
+        phase_is(job, SAVING, worker)
+        assert job.status == Job.Status.RUNNING and not job.error
+        assert kept(work) == [f"job-{job.pk}.json", f"job-{job.pk}.zip"]
+
+        on_s3.start()
+        job_wait(job, Job.FINISHED, timeout=120, worker=worker)
+        assert (job.status, job.attempts, job.step, job.phase) == (
+            Job.Status.SUCCEEDED, 1, BUDGET, ""
+        ), job.error  # fmt: skip
+        assert job.result_file.name in on_s3.keys()
+        assert kept(work) == []  # stored: the worker's copy is gone
+    finally:
+        worker.stop()
+
+
+def job_step(job) -> int:
+    job.refresh_from_db()
+    return job.step if job.status == Job.Status.RUNNING else 0
+
+
+@celery
+def test_a_worker_that_dies_while_saving_leaves_the_result_for_the_next_attempt(
+    on_s3, worker_factory, jobs_env, settings, alice, bob, toys, tmp_path
+):
+    settings.MEDIA_ROOT = tmp_path / "no-media-here"
+    catalog = publish_toys(bob, toys, ["t5-a", "t5-b"])
+    work = tmp_path / "worker"
+    worker = s3_worker(worker_factory, on_s3, work)
+    job = lorahub(alice, catalog)
+    wait_for(lambda: job_step(job) >= 1, 180, message=worker.log_tail())
+    on_s3.stop()
+    phase_is(job, SAVING, worker)
+    worker.kill()  # the machine restarts while the store is away
+    on_s3.start()
+
+    again = s3_worker(worker_factory, on_s3, work)  # the same machine, the same disk
+    try:
+        job_wait(job, Job.FINISHED, timeout=180, worker=again)
+        assert (job.status, job.attempts, job.step) == (Job.Status.SUCCEEDED, 2, BUDGET)
+        assert "earlier attempt kept on this disk" in again.log_tail(20000)
+        assert job.history[-1]["step"] == BUDGET  # the first attempt"s progress, kept
+        assert job.result_file.name in on_s3.keys() and kept(work) == []
+    finally:
+        again.stop()
+
+
+def test_an_upload_while_the_store_is_away_answers_503_and_keeps_nothing(
+    on_s3, client, alice, toys
+):
+    folder = toys / "adapters" / "t5-a"
+    client.force_login(alice)
+    before = on_s3.keys()
+    on_s3.stop()
+    files = [SimpleUploadedFile(n, (folder / n).read_bytes()) for n in FILES]
+    r = client.post(reverse("hub:adapter_new"), {"name": "in-outage", "files": files})
+    assert r.status_code == 503, r.content.decode()[-2000:]
+    assert "file store is briefly unreachable" in r.content.decode()
+    assert r["Retry-After"]
+    on_s3.start()
+    assert not Adapter.objects.filter(name="in-outage").exists()
+    assert not Blob.objects.exists() and on_s3.keys() == before
+
+    # The same upload, the store back: it goes through.
+    files = [SimpleUploadedFile(n, (folder / n).read_bytes()) for n in FILES]
+    r = client.post(reverse("hub:adapter_new"), {"name": "in-outage", "files": files})
+    assert r.status_code == 302, r.content.decode()[-2000:]
+
+
+def test_the_hub_api_answers_503_json_while_the_store_is_away(on_s3, client, alice, toys):
+    catalog = publish_toys(alice, toys, ["t5-a"])
+    on_s3.stop()
+    base = f"/{catalog['t5-a'].full_name}"
+    r = client.get(f"{base}/resolve/main/adapter_config.json")
+    assert r.status_code == 503
+    assert "unreachable" in r.content.decode()
