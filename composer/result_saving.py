@@ -1,6 +1,6 @@
 """A finished job's result survives a store outage and the worker's death while saving.
 
-The zip is first kept on the worker's disk (COMPOSER_WORK_DIR/results/job-<id>.zip, with
+The zip is first kept on the worker's disk (COMPOSER_WORK_DIR/kept-results/job-<id>.zip, with
 the fields the job ends with beside it in job-<id>.json, both renamed into place when
 complete), then written to STORAGES["default"], tried again with backoff while the store
 is away (the job's phase says "Saving result"), for up to COMPOSER_RESULT_SAVE_SECONDS.
@@ -28,7 +28,7 @@ PROGRESS = ("step", "budget", "best_loss", "history", "weights", "best_weights")
 
 
 def kept_root() -> Path:
-    return Path(settings.COMPOSER_WORK_DIR) / "results"
+    return Path(settings.COMPOSER_WORK_DIR) / "kept-results"
 
 
 def kept_paths(job_id: int) -> tuple[Path, Path]:

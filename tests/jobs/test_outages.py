@@ -54,6 +54,13 @@ def s3_worker(worker_factory, s3, work, **env):
     )
 
 
+def lego(owner, catalog) -> Job:
+    from composer.launch import job_launch
+
+    versions = [catalog[n].current_version for n in ("t5-a", "t5-b")]
+    return job_launch(owner=owner, kind=Job.Kind.LEGO, versions=versions, parameters={"k": 6})
+
+
 def lorahub(owner, catalog, budget=BUDGET) -> Job:
     from tests.jobs.test_reliability import lorahub as launch
 
@@ -63,14 +70,16 @@ def lorahub(owner, catalog, budget=BUDGET) -> Job:
 def phase_is(job, prefix: str, worker):
     def seen():
         job.refresh_from_db()
+        if job.is_finished:
+            pytest.fail(f"job {job.pk} ended {job.status}: {job.error}\n{worker.log_tail()}")
         return job.phase.startswith(prefix)
 
-    wait_for(seen, 180, message=f"phase {job.phase!r}, status {job.status}\n{worker.log_tail()}")
+    wait_for(seen, 180, message=f"the job never showed {prefix!r}\n{worker.log_tail()}")
     return job
 
 
 def kept(work) -> list[str]:
-    folder = work / "results"
+    folder = work / "kept-results"
     return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
 
 
@@ -130,6 +139,38 @@ def test_a_worker_that_dies_while_saving_leaves_the_result_for_the_next_attempt(
         assert job.result_file.name in on_s3.keys() and kept(work) == []
     finally:
         again.stop()
+
+
+@celery
+def test_a_submit_while_the_store_is_away_is_503_and_a_start_waits_for_it(
+    on_s3, worker_factory, jobs_env, settings, client, alice, bob, toys, tmp_path
+):
+    settings.MEDIA_ROOT = tmp_path / "no-media-here"
+    catalog = publish_toys(bob, toys, ["t5-a", "t5-b"])
+    worker = s3_worker(worker_factory, on_s3, tmp_path / "worker")  # an empty input cache
+    try:
+        on_s3.stop()
+        client.force_login(alice)  # the submit reads the inputs' headers from the store
+        r = client.post(
+            reverse("composer:new", args=["lego"]),
+            {"adapters": [catalog[n].pk for n in ("t5-a", "t5-b")], "k": 6},
+        )
+        assert r.status_code == 503 and "briefly unreachable" in r.content.decode()
+        assert not Job.objects.exists()  # nothing half-written
+
+        job = lego(alice, catalog)  # submitted just before the outage
+        wait_for(
+            lambda: "fetching stored file" in worker.log_tail(20000),
+            120,
+            message=worker.log_tail(),
+        )
+        job.refresh_from_db()
+        assert job.status == Job.Status.RUNNING, job.error
+        on_s3.start()
+        job_wait(job, Job.FINISHED, timeout=120, worker=worker)
+        assert (job.status, job.attempts) == (Job.Status.SUCCEEDED, 1), job.error
+    finally:
+        worker.stop()
 
 
 def test_an_upload_while_the_store_is_away_answers_503_and_keeps_nothing(
