@@ -40,8 +40,8 @@ def run_trial(trial_id: int) -> str | None:
 
 def maintain_once() -> None:
     try:
-        health_beat()
         jobs_maintain()
+        health_beat()
     except Exception:  # the database or the broker may be briefly away; the next round retries
         log.exception("job maintenance failed")
     finally:

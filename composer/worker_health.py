@@ -39,9 +39,12 @@ def gigabytes(n: int) -> str:
 def health() -> tuple[int, int | None, str]:
     """(free disk bytes, available memory bytes, problem: empty when healthy)."""
     work = Path(settings.COMPOSER_WORK_DIR)
-    work.mkdir(parents=True, exist_ok=True)
-    disk = shutil.disk_usage(work).free
     memory = available_memory()
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+        disk = shutil.disk_usage(work).free
+    except OSError as error:  # a full disk may refuse even the folder
+        return 0, memory, f"a work folder it cannot use ({error.strerror or error})"
     need_disk, need_memory = (
         settings.COMPOSER_MIN_FREE_DISK_BYTES,
         settings.COMPOSER_MIN_FREE_MEMORY_BYTES,
