@@ -69,6 +69,11 @@ def result_save(job: Job, fields: dict, sleep) -> dict:
     from composer.results import result_delete, result_upload
 
     kept_zip, _ = kept_paths(job.pk)
+    # What the job did before (a download) is shown again once the result is stored.
+    earlier = db_retry(
+        lambda: Job.objects.filter(pk=job.pk).values_list("phase", flat=True).first()
+    )
+    earlier = "" if (earlier or "").startswith("Saving") else earlier or ""
     phase(job, "Saving result")
 
     def waiting(error, attempt, pause) -> None:
@@ -95,7 +100,11 @@ def result_save(job: Job, fields: dict, sleep) -> dict:
             f"The result could not be stored: the file store was unreachable for "
             f"{minutes:g} minutes ({type(error).__name__})."
         ) from error
-    fields = {**fields, "result_file": name, "phase": ""}
+    fields = {
+        **fields,
+        "result_file": name,
+        "phase": "" if earlier.startswith("Saving") else earlier,
+    }
     try:
         with refused_as("result"):
             recorded = db_retry(lambda: running(job).update(**fields))

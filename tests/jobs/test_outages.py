@@ -13,7 +13,6 @@ from django.urls import reverse
 from composer.models import Job
 from hub.models import Adapter, Blob
 from tests.jobs.conftest import job_wait, publish_toys, wait_for
-from tests.s3_server import S3Server
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 celery = pytest.mark.celery
@@ -28,24 +27,6 @@ RETRY = {
     "COMPOSER_START_RETRY_SECONDS": 300,
     "COMPOSER_MAINTENANCE_SECONDS": 1,
 }
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    server = S3Server(tmp_path_factory.mktemp("s3")).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def on_s3(settings, s3, tmp_path):
-    """This process stores through the bucket only; the store is up again after the test."""
-    settings.STORAGES = {**settings.STORAGES, "default": s3.storage()}
-    settings.MEDIA_ROOT = tmp_path / "no-media-here"
-    settings.COMPOSER_WORK_DIR = tmp_path / "web-work"
-    yield s3
-    if s3.proc.poll() is not None:
-        s3.start()
 
 
 def s3_worker(worker_factory, s3, work, **env):
