@@ -2,7 +2,9 @@
 calls (the queue's overhead as a ratio), the same with workers that share no disk (each its
 own work directory, every file through an S3-compatible server, `rclone serve s3`) against
 the shared-disk setup, the time from submit to first progress update, and the time from a
-Redis restart (its queued messages lost) to every lost job running again.
+Redis restart (its queued messages lost) to every lost job running again, and the faults of
+the store (stopped while results are written) and of a worker (a full disk): jobs lost,
+extra runs and time to recover (LORAHUB_BENCH_JOBS_FAULTS_ONLY=1 runs these alone).
 
 Runs in a child process with its own PostgreSQL database (`lorahub_bench_jobs`, re-created
 each run) and its own Redis database (LORAHUB_BENCH_REDIS, default db 10), so it never
@@ -36,7 +38,7 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var" / "bench" / "jobs"
 PG_SERVER = os.environ.get("LORAHUB_BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-DB_NAME = "lorahub_bench_jobs"
+DB_NAME = os.environ.get("LORAHUB_BENCH_JOBS_DB", "lorahub_bench_jobs")
 REDIS_URL = os.environ.get("LORAHUB_BENCH_REDIS", "redis://127.0.0.1:6379/10")
 N_JOBS = int(os.environ.get("LORAHUB_BENCH_JOBS", 60))
 BUDGET = int(os.environ.get("LORAHUB_BENCH_BUDGET", 20))
@@ -260,6 +262,103 @@ def _through_s3() -> dict:
 
 
 _STATIC = "django.contrib.staticfiles.storage.StaticFilesStorage"
+FAULT_JOBS = 4
+FAULT_RETRY_ENV = {
+    "COMPOSER_RETRY_FIRST_PAUSE_SECONDS": "1",
+    "COMPOSER_RETRY_MAX_PAUSE_SECONDS": "5",
+}
+
+
+def _faults() -> dict:
+    """Faults of the store and of a worker, on workers that share no disk (S3): the store
+    stopped for STORE_DOWN_S while results are written, and one worker whose disk is
+    "full" (a minimum of free bytes above what it has) beside a healthy one. For each: jobs
+    lost (not succeeded), runs beyond one per job, and seconds from the fault's end (the
+    store back; the submit, for the full disk) until every job succeeded."""
+    from django.test import override_settings
+
+    from tests.s3_server import S3Server
+
+    folder = VAR / "s3-faults"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    s3 = S3Server(folder).start()
+    try:
+        storages = {"default": s3.storage(), "staticfiles": {"BACKEND": _STATIC}}
+        with override_settings(STORAGES=storages, MEDIA_ROOT=VAR / "no-media"):
+            user, base, versions = _catalog("bench-faults", seed=20, base_name="bench/t5-f")
+            return {
+                "store_down_at_result_write": _store_down(s3, user, base, versions),
+                "full_disk_worker": _full_disk(s3, user, base, versions),
+            }
+    finally:
+        s3.stop()
+
+
+STORE_DOWN_S = 10
+
+
+def _fault_workers(s3, envs: list[dict]):
+    from tests.jobs.worker import Worker
+
+    workers = []
+    for n, extra in enumerate(envs):
+        own = VAR / "fault-workers" / str(n)
+        shutil.rmtree(own, ignore_errors=True)
+        env = {**PRODUCTION_WORKER_ENV, **s3.env(), **FAULT_RETRY_ENV, **extra}
+        workers.append(Worker(REDIS_URL, own / "no-media", own / "work", VAR, **env))
+    return workers
+
+
+def _settle(jobs, since: float, timeout: float = 600) -> dict:
+    from composer.models import Job
+
+    ids = [j.pk for j in jobs]
+    deadline = time.monotonic() + timeout
+    while Job.objects.filter(pk__in=ids).exclude(status__in=Job.FINISHED).exists():
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    rows = Job.objects.filter(pk__in=ids)
+    return {
+        "jobs": len(ids),
+        "jobs_lost": rows.exclude(status=Job.Status.SUCCEEDED).count(),
+        "extra_runs": sum(max(0, a - 1) for a in rows.values_list("attempts", flat=True)),
+        "to_recover_s": round(time.perf_counter() - since, 2),
+    }
+
+
+def _store_down(s3, user, base, versions) -> dict:
+    from composer.models import Job
+
+    workers = _fault_workers(s3, [{}, {}])
+    try:
+        for w in workers:
+            w.start(timeout=120)
+        jobs = [_launch(user, base, versions, budget=200) for _ in range(FAULT_JOBS)]
+        while not Job.objects.filter(pk__in=[j.pk for j in jobs], step__gte=1).exists():
+            time.sleep(0.01)
+        s3.stop()
+        time.sleep(STORE_DOWN_S)
+        s3.start()
+        return {"store_down_s": STORE_DOWN_S, **_settle(jobs, time.perf_counter())}
+    finally:
+        for w in workers:
+            w.stop()
+
+
+def _full_disk(s3, user, base, versions) -> dict:
+    sick = {"COMPOSER_MIN_FREE_DISK_BYTES": str(10**18), "COMPOSER_DECLINE_PAUSE_SECONDS": "2"}
+    workers = _fault_workers(s3, [sick, {}])
+    try:
+        for w in workers:
+            w.start(timeout=120)
+        start = time.perf_counter()
+        jobs = [_launch(user, base, versions) for _ in range(2 * FAULT_JOBS)]
+        return _settle(jobs, start)
+    finally:
+        for w in workers:
+            w.stop()
 
 
 def _redis_restart(user, base, versions) -> dict:
@@ -323,12 +422,18 @@ def _run() -> None:
     _setup()
     from bench.catalog_report import machine_info, write_result
 
+    if os.environ.get("LORAHUB_BENCH_JOBS_FAULTS_ONLY"):
+        faults = _faults()
+        path = write_result("jobs_faults", {"benchmark": "jobs_faults", **faults})
+        print(f"faults: {faults} -> {path}")
+        return
     user, base, versions = _catalog()
     direct = _direct(base, versions)
     one = _queued(1, user, base, versions)
     two = _queued(2, user, base, versions)
     s3 = _through_s3()
     restart = _redis_restart(user, base, versions)
+    faults = _faults()
     result = {
         "benchmark": "jobs",
         "machine": {**machine_info(), "load_avg_1min_at_end": os.getloadavg()[0]},
@@ -343,6 +448,7 @@ def _run() -> None:
         "s3_vs_shared_disk_1_worker": round(s3[1]["jobs_per_min"] / one["jobs_per_min"], 3),
         "s3_vs_shared_disk_2_workers": round(s3[2]["jobs_per_min"] / two["jobs_per_min"], 3),
         "redis_restart": restart,
+        "faults": faults,
     }
     for key in (
         "direct_engine",
@@ -361,7 +467,7 @@ def _run() -> None:
         f"2 workers {s3[2]['jobs_per_min']:.1f} ({result['s3_vs_shared_disk_2_workers']}x); "
         f"Redis restart to all lost jobs sent again {restart['restart_to_all_sent_again_s']} s, "
         f"running {restart['restart_to_all_running_s']} s "
-        f"(stale {QUEUED_STALE} s) -> {path}"
+        f"(stale {QUEUED_STALE} s); faults {faults} -> {path}"
     )
 
 

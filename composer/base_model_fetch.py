@@ -7,11 +7,19 @@ files go to a temporary folder renamed into place when complete, under a file lo
 concurrent jobs on one machine download a model once and never load half of one. The cache
 holds at most COMPOSER_BASE_MODEL_CACHE_BYTES; the least recently used models are removed
 to make room. A base model's `local_path` folder is used instead where this machine has it.
+
+A hub briefly away (no answer, a 5xx, a download cut short) is tried again with backoff for
+COMPOSER_START_RETRY_SECONDS; a refusal (4xx) is not. However slowly a server sends, the
+download (retries and the wait for another job's download of the same model included) ends
+within COMPOSER_BASE_MODEL_DOWNLOAD_SECONDS, and as soon as `should_stop()` says so (a
+cancel): a timer interrupts even a read that waits for bytes.
 """
 
 import fcntl
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -32,10 +40,24 @@ def folder_name(identifier: str, commit: str) -> str:
     return f"{identifier.replace('/', '--')}@{commit}"
 
 
-def base_model_path(base_model, *, on_progress: Progress | None = None) -> Path:
+class Stopped(Exception):
+    """The download was asked to stop (a cancel)."""
+
+
+class TooSlow(Exception):
+    """The download ran past its deadline."""
+
+
+def base_model_path(
+    base_model,
+    *,
+    on_progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Path:
     """A local `from_pretrained` folder of `base_model`, downloaded first if needed.
 
-    Raises ValueError with a message for the user when the model cannot be had.
+    Raises ValueError with a message for the user when the model cannot be had, and
+    `Stopped` when `should_stop()` became true while it downloaded.
     """
     local = Path(base_model.local_path) if base_model.local_path else None
     if local is not None and (local / "config.json").is_file():
@@ -48,56 +70,87 @@ def base_model_path(base_model, *, on_progress: Progress | None = None) -> Path:
     target = cache_root() / folder_name(base_model.identifier, base_model.commit)
     if not (target / READY).exists():
         cache_root().mkdir(parents=True, exist_ok=True)
-        with _locked(cache_root() / ".lock"):
-            if not (target / READY).exists():
-                _download(base_model, target, on_progress or (lambda done, total: None))
+        seconds = settings.COMPOSER_BASE_MODEL_DOWNLOAD_SECONDS
+        try:
+            with interrupted_after(seconds, should_stop or (lambda: False)):
+                with _locked(cache_root() / ".lock"):
+                    if not (target / READY).exists():
+                        _download(base_model, target, on_progress or (lambda done, total: None))
+        except TooSlow:
+            endpoint = settings.COMPOSER_BASE_MODEL_ENDPOINT
+            raise ValueError(
+                f"The base model {base_model.identifier} did not download from {endpoint} "
+                f"within {seconds:g} s (COMPOSER_BASE_MODEL_DOWNLOAD_SECONDS)."
+            ) from None
     (target / READY).touch()
     return target
 
 
-def _download(base_model, target: Path, on_progress: Progress) -> None:
+class _Deadline(BaseException):
+    """Raised by the timer; a BaseException so that no library's `except Exception` (a
+    retry inside huggingface_hub) swallows it."""
+
+
+@contextmanager
+def interrupted_after(seconds: float, should_stop: Callable[[], bool]):
+    """Raise TooSlow past `seconds`, Stopped once `should_stop()`, in this thread
+    wherever it waits (a read, a lock), checked twice a second by a SIGALRM timer; in a
+    thread other than the main one (no signals there), only on leaving."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    deadline = time.monotonic() + seconds
+    stop = {"why": None}
+
+    def tick(signum, frame) -> None:
+        if stop["why"] is None and (time.monotonic() >= deadline or should_stop()):
+            stop["why"] = "stop" if time.monotonic() < deadline else "deadline"
+            raise _Deadline()
+
+    previous = signal.signal(signal.SIGALRM, tick)
+    signal.setitimer(signal.ITIMER_REAL, 0.5, 0.5)
+    try:
+        yield
+    except _Deadline:
+        pass
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    if stop["why"] == "stop":
+        raise Stopped()
+    if stop["why"] == "deadline":
+        raise TooSlow()
+
+
+def _transient(error: BaseException) -> bool:
+    """A hub that did not answer, answered 5xx or cut a download short: worth a retry."""
     import httpx2
-    from huggingface_hub import HfApi, hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError
 
-    from hfapi.progress import counting_bar
+    if isinstance(error, HfHubHTTPError):
+        status = error.response.status_code if error.response is not None else 0
+        return status >= 500 or status in (408, 429)
+    if isinstance(error, httpx2.HTTPError):
+        return True  # no answer: refused, timed out, cut
+    # huggingface_hub's size check on a download cut short (an OSError without errno)
+    return isinstance(error, OSError) and error.errno is None
+
+
+def _download(base_model, target: Path, on_progress: Progress) -> None:
+    import httpx2
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from composer.retry import with_backoff
 
     endpoint = settings.COMPOSER_BASE_MODEL_ENDPOINT
-    identifier, commit = base_model.identifier, base_model.commit
-    headers = _internal_headers()
+    identifier = base_model.identifier
     try:
-        info = HfApi(endpoint=endpoint, token=False, headers=headers).model_info(
-            identifier, revision=commit, files_metadata=True
+        with_backoff(
+            lambda: _download_once(base_model, target, on_progress),
+            transient=_transient,
+            total=settings.COMPOSER_START_RETRY_SECONDS,
+            what=f"downloading the base model {identifier}",
         )
-        files = [(s.rfilename, s.size or 0) for s in info.siblings]
-        total = sum(size for _, size in files)
-        _make_room(total, identifier)
-        done = 0
-
-        def advance(n: int) -> None:
-            nonlocal done
-            done += n
-            on_progress(min(done, total), total)
-
-        on_progress(0, total)
-        tmp = Path(tempfile.mkdtemp(dir=cache_root(), prefix=".download-"))
-        try:
-            for filename, _ in files:
-                hf_hub_download(
-                    identifier,
-                    filename,
-                    revision=commit,
-                    endpoint=endpoint,
-                    token=False,
-                    headers=headers,
-                    local_dir=tmp,
-                    tqdm_class=counting_bar(advance),
-                )
-            shutil.rmtree(tmp / ".cache", ignore_errors=True)  # huggingface_hub's metadata
-            (tmp / READY).touch()
-            tmp.rename(target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
     except HfHubHTTPError as error:
         message = error.server_message or str(error).splitlines()[0]
         raise ValueError(
@@ -119,6 +172,48 @@ def _internal_headers() -> dict[str, str]:
         return {}
     name, value = header
     return {name.removeprefix("HTTP_").replace("_", "-").title(): value}
+
+
+def _download_once(base_model, target: Path, on_progress: Progress) -> None:
+    from huggingface_hub import HfApi, hf_hub_download
+
+    from hfapi.progress import counting_bar
+
+    endpoint = settings.COMPOSER_BASE_MODEL_ENDPOINT
+    identifier, commit = base_model.identifier, base_model.commit
+    headers = _internal_headers()
+    info = HfApi(endpoint=endpoint, token=False, headers=headers).model_info(
+        identifier, revision=commit, files_metadata=True
+    )
+    files = [(s.rfilename, s.size or 0) for s in info.siblings]
+    total = sum(size for _, size in files)
+    _make_room(total, identifier)
+    done = 0
+
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
+        on_progress(min(done, total), total)
+
+    on_progress(0, total)
+    tmp = Path(tempfile.mkdtemp(dir=cache_root(), prefix=".download-"))
+    try:
+        for filename, _ in files:
+            hf_hub_download(
+                identifier,
+                filename,
+                revision=commit,
+                endpoint=endpoint,
+                token=False,
+                headers=headers,
+                local_dir=tmp,
+                tqdm_class=counting_bar(advance),
+            )
+        shutil.rmtree(tmp / ".cache", ignore_errors=True)  # huggingface_hub's metadata
+        (tmp / READY).touch()
+        tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _make_room(needed: int, identifier: str) -> None:

@@ -13,6 +13,7 @@ from composer.dispatch import job_turn_for_owner, jobs_maintain
 from composer.lifecycle import job_claim_next, job_finish, time_limit_message
 from composer.models import Job
 from composer.progress import JobMonitor, WriteRefused, db_retry, refused_as
+from composer.worker_health import health_beat, job_decline
 
 log = logging.getLogger(__name__)
 Status = Job.Status
@@ -21,6 +22,10 @@ Status = Job.Status
 def job_execute(sent_for: int | None, *, task_id: str = "") -> str | None:
     """Claim the next queued job and run it; its final status (None: nothing claimable)."""
     jobs_maintain()
+    problem = db_retry(health_beat)
+    if problem:  # too little disk or memory: the job waits for another worker
+        job_decline(sent_for, problem)
+        return None
     device = pick_device()
     job = job_claim_next(device=device, task_id=task_id)
     if job is None:
@@ -47,13 +52,19 @@ def job_execute(sent_for: int | None, *, task_id: str = "") -> str | None:
         if monitor.lost or not finished:
             log.warning("job %s: taken away from this worker; its outcome is dropped", job.pk)
             status = None
-    if status != Status.SUCCEEDED and stored:
+    if status != Status.SUCCEEDED and stored and not result_named(job, stored):
         from composer.results import result_delete
 
         result_delete(stored)
     log.info("job %s: %s", job.pk, status)
     job_turn_for_owner(job.owner_id)
     return status
+
+
+def result_named(job: Job, name: str) -> bool:
+    """Whether the job's row names the stored result `name` (then it ended, or ends, with
+    it: see lifecycle.job_recover), so it must stay."""
+    return db_retry(lambda: Job.objects.filter(pk=job.pk, result_file=name).exists())
 
 
 def _outcome(job: Job, monitor: JobMonitor, device: str, tmp: Path) -> tuple[str, dict]:

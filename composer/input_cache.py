@@ -2,7 +2,8 @@
 
 Workers never read the web's disk: every input comes from STORAGES["default"] (a bucket,
 or the file system on a one-machine setup) into COMPOSER_WORK_DIR/blobs/<sha256>, checked
-against its sha256 while it is copied and renamed into place only when complete. The files
+against its sha256 while it is copied and renamed into place only when complete; a store
+briefly away (or a read cut short) is tried again for COMPOSER_START_RETRY_SECONDS. The files
 of a finished job's result, unpacked for "Try it", are kept there too
 (job-<id>-<file name>, composer.try_it), under the same bound. The least
 recently used copies are deleted to keep the folder under COMPOSER_INPUT_CACHE_BYTES. A job
@@ -19,6 +20,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from composer.retry import with_backoff
+from hub.services.outages import store_unreachable
 from hub.services.storage import blob_open
 
 log = logging.getLogger(__name__)
@@ -98,7 +101,12 @@ def cached_blob(blob) -> Path:
         if digest.hexdigest() != blob.sha256:
             raise OSError(f"stored file {blob.storage_name} does not match its sha256")
 
-    return cache_lookup(blob.sha256) or cache_store(blob.sha256, blob.size, write)
+    return cache_lookup(blob.sha256) or with_backoff(
+        lambda: cache_store(blob.sha256, blob.size, write),
+        transient=store_unreachable,
+        total=settings.COMPOSER_START_RETRY_SECONDS,
+        what=f"fetching stored file {blob.storage_name}",
+    )
 
 
 def link_cached(fetch, target: Path) -> None:

@@ -74,13 +74,20 @@ def version_into(version, folder: Path) -> Path:
     return folder
 
 
-def base_dir(job) -> Path | None:
-    """The job's base model as a local folder, downloaded (the job's phase) if needed."""
-    from composer.base_model_fetch import base_model_path, phase_reporter
+def base_dir(job, should_stop=None) -> Path | None:
+    """The job's base model as a local folder, downloaded (the job's phase) if needed; a
+    download that `should_stop()` interrupts is the engine's Cancelled."""
+    from composer.base_model_fetch import Stopped, base_model_path, phase_reporter
+    from composer.engine.lorahub import Cancelled
 
     if job.base_model is None or (job.kind != job.Kind.LORAHUB and not job.examples):
         return None  # merges work on the adapters alone, unless scored on examples
-    return base_model_path(job.base_model, on_progress=phase_reporter(job))
+    try:
+        return base_model_path(
+            job.base_model, on_progress=phase_reporter(job), should_stop=should_stop
+        )
+    except Stopped:
+        raise Cancelled() from None
 
 
 def inputs_scratch(job_tmp: Path) -> Path:
@@ -105,15 +112,16 @@ def inputs_named(message: str, job, scratch: Path) -> str:
     )
 
 
-def job_inputs(job, scratch: Path) -> EngineInputs:
-    """The job's inputs as local folders, its adapters under `scratch` (the job's own)."""
+def job_inputs(job, scratch: Path, should_stop=None) -> EngineInputs:
+    """The job's inputs as local folders, its adapters under `scratch` (the job's own);
+    `should_stop()` (read from a signal handler: no database) ends a base model's download."""
     inputs = list(job.inputs.select_related("version"))
     missing = [i.label for i in inputs if i.version is None]
     if missing:
         raise ValueError(f"Input adapter(s) no longer in the catalog: {', '.join(missing)}.")
     weights = [i.weight for i in inputs]
     return EngineInputs(
-        base_dir=base_dir(job),
+        base_dir=base_dir(job, should_stop),
         adapter_dirs=[version_into(i.version, input_dir(scratch, n)) for n, i in enumerate(inputs)],
         weights=weights if all(w is not None for w in weights) else None,
     )

@@ -175,6 +175,9 @@ def job_recover(job: Job) -> str | None:
     )
     where = f"{job.worker_host or 'unknown host'}"
     max_attempts = settings.COMPOSER_JOB_MAX_ATTEMPTS
+    if job.result_file:  # its result was stored before the worker stopped: never run again
+        changed = held.update(status=Status.SUCCEEDED, finished_at=now, phase="")
+        return Status.SUCCEEDED if changed else None
     if job.cancel_requested:
         changed = held.update(
             status=Status.CANCELLED,
@@ -272,6 +275,7 @@ def _claim(job_id: int, *, device: str, task_id: str) -> int:
         weights=[],
         best_weights=[],
         error="",
+        waiting="",
     )
 
 

@@ -58,6 +58,8 @@ class Job(models.Model):
     error = models.TextField(blank=True)
     # What the worker is doing before the engine starts, e.g. downloading the base model.
     phase = models.CharField(max_length=200, blank=True)
+    # Why a queued job waits, when a worker declined it (too little disk or memory).
+    waiting = models.CharField(max_length=300, blank=True)
     # Things that happened to the job that the user should know (e.g. a worker restart).
     notes = models.JSONField(default=list, blank=True)
 
@@ -213,3 +215,19 @@ class Trial(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in (self.Status.DONE, self.Status.FAILED)
+
+
+class WorkerBeat(models.Model):
+    """A job worker's own heartbeat: when it last looked at its health, what it found, and
+    whether it takes jobs (`problem` empty) or declines them (why)."""
+
+    # Host name and work folder: what tells two machines apart.
+    name = models.CharField(max_length=600, unique=True)
+    host = models.CharField(max_length=255)
+    beat_at = models.DateTimeField()
+    free_disk = models.BigIntegerField(null=True, blank=True)
+    free_memory = models.BigIntegerField(null=True, blank=True)
+    problem = models.CharField(max_length=300, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.problem or 'healthy'})"

@@ -5,6 +5,8 @@ adapter_model.safetensors, result.json) plus a generated model card, stored thro
 STORAGES["default"] under jobs/<id>/. Unzipped, `PeftModel.from_pretrained` loads it.
 """
 
+import logging
+import time
 import zipfile
 from pathlib import Path
 
@@ -22,13 +24,40 @@ from hub.services.storage_ledger import intents_record, tombstones_write
 
 RESULTS_DIR = "jobs"
 
+log = logging.getLogger(__name__)
+
 
 def job_run_engine(job: Job, monitor, device: str, tmp: Path) -> dict:
-    """Run the engine for `job` in `tmp`; the fields to store on success."""
+    """Run the engine for `job` in `tmp` and store its result (composer.result_saving);
+    the fields to finish with. A result an earlier attempt kept on this disk is stored
+    instead of computed again."""
+    from composer.engine.lorahub import Cancelled
+    from composer.result_saving import result_keep, result_kept, result_save
+
+    def nap(seconds: float) -> None:  # between tries to store: a cancel ends the wait
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if monitor.should_stop():
+                raise Cancelled()
+            time.sleep(min(0.2, seconds))
+
+    kept = result_kept(job)
+    if kept is not None:
+        log.info("job %s: storing the result an earlier attempt kept on this disk", job.pk)
+        return result_save(job, kept, nap)
+    fields = _run(job, monitor, device, tmp)
+    monitor.flush()  # the progress kept with the result is the last step's
+    zip_path = result_zip(job, tmp / "result", tmp / "result.zip")
+    result_keep(job, zip_path, fields)
+    return result_save(job, fields, nap)
+
+
+def _run(job: Job, monitor, device: str, tmp: Path) -> dict:
+    """The engine's run for `job`; the fields of its outcome (its output in tmp/result)."""
     from composer.engine import run
     from composer.engine.lorahub import Cancelled
 
-    inputs = job_inputs(job, inputs_scratch(tmp))
+    inputs = job_inputs(job, inputs_scratch(tmp), lambda: monitor.cancelled or monitor.lost)
     out_dir = tmp / "result"
     params = dict(job.parameters)
     if job.kind == Job.Kind.LORAHUB:
@@ -75,8 +104,7 @@ def job_run_engine(job: Job, monitor, device: str, tmp: Path) -> dict:
     if monitor.should_stop():  # cancelled while the last step ran: keep nothing
         raise Cancelled()
     job.result = result
-    name = result_store(job, out_dir, tmp / "result.zip")
-    fields = {"result": finite_json(result), "result_file": name}
+    fields = {"result": finite_json(result)}
     if job.kind != Job.Kind.LORAHUB:
         fields.update(step=1, budget=1)
     return fields
@@ -84,13 +112,11 @@ def job_run_engine(job: Job, monitor, device: str, tmp: Path) -> dict:
 
 def result_store(job: Job, out_dir: Path, zip_path: Path) -> str:
     """Zip the engine's output directory (plus a model card) into storage; the stored name."""
-    labels = [i.label for i in job.inputs.all()]
-    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(out_dir.iterdir()):
-            if path.is_file():
-                zf.write(path, path.name)
-        if not (out_dir / "README.md").exists():
-            zf.writestr("README.md", model_card(job, labels))
+    return result_upload(job, result_zip(job, out_dir, zip_path))
+
+
+def result_upload(job: Job, zip_path: Path) -> str:
+    """Write the zip at `zip_path` into storage as the job's result; the stored name."""
     # Committed in the ledger before the file is written; job_finish settles it.
     name = default_storage.get_available_name(f"{RESULTS_DIR}/{job.pk}/{result_filename(job)}")
     intents_record([name])
@@ -99,6 +125,18 @@ def result_store(job: Job, out_dir: Path, zip_path: Path) -> str:
     if written != name:  # taken meanwhile
         intents_record([written])
     return written
+
+
+def result_zip(job: Job, out_dir: Path, zip_path: Path) -> Path:
+    """`zip_path`, the engine's output directory zipped with a model card."""
+    labels = [i.label for i in job.inputs.all()]
+    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(out_dir.iterdir()):
+            if path.is_file():
+                zf.write(path, path.name)
+        if not (out_dir / "README.md").exists():
+            zf.writestr("README.md", model_card(job, labels))
+    return zip_path
 
 
 def result_filename(job: Job) -> str:

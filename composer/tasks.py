@@ -16,6 +16,7 @@ from composer.execution import job_execute
 from composer.short_jobs import short_jobs_settle
 from composer.try_it import TASK as TRIAL_TASK
 from composer.try_it import trial_execute
+from composer.worker_health import health_beat
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ def maintain_once() -> None:
     try:
         jobs_maintain()
         short_jobs_settle()
+        health_beat()
     except Exception:  # the database or the broker may be briefly away; the next round retries
         log.exception("job maintenance failed")
     finally:
@@ -50,10 +52,12 @@ def maintain_once() -> None:
 
 
 def sweep_once() -> None:
+    from composer.result_saving import kept_results_sweep
     from composer.sweep import leftovers_sweep
     from hub.services.storage_sweep import StoreRefused
 
     try:
+        kept_results_sweep()
         leftovers_sweep(timedelta(seconds=settings.COMPOSER_SWEEP_GRACE_SECONDS))
     except StoreRefused as refused:
         log.error("stored files were not swept: %s", refused)
@@ -64,9 +68,10 @@ def sweep_once() -> None:
 
 
 def _schedule_forever() -> None:
-    """Every COMPOSER_MAINTENANCE_SECONDS: settle jobs of dead workers (on any host),
-    re-send lost messages and settle short jobs no worker took or whose worker died; every
-    COMPOSER_SWEEP_SECONDS: sweep leftovers."""
+    """Every COMPOSER_MAINTENANCE_SECONDS: beat this worker's own heartbeat (its health),
+    settle jobs of dead workers (on any host), re-send lost messages and settle short jobs
+    no worker took or whose worker died; every COMPOSER_SWEEP_SECONDS: sweep leftovers
+    (kept results no job waits for included)."""
     next_sweep = time.monotonic()
     while True:
         threading.Event().wait(settings.COMPOSER_MAINTENANCE_SECONDS)

@@ -104,6 +104,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # After CommonMiddleware (APPEND_SLASH sees the 404) and auth (the page's menu).
     "hub.middleware.SiteNotFoundMiddleware",
+    "hub.middleware.OutageMiddleware",  # a store or database outage: 503, not 500
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -375,6 +376,24 @@ if LORAHUB_INTERNAL_HOST:
 COMPOSER_BASE_MODEL_CACHE_BYTES = env_int("COMPOSER_BASE_MODEL_CACHE_BYTES", 50 * 1024**3)
 # Local copies of stored input files on each worker (COMPOSER_WORK_DIR/blobs), at most.
 COMPOSER_INPUT_CACHE_BYTES = env_int("COMPOSER_INPUT_CACHE_BYTES", 20 * 1024**3)
+# A store or upstream briefly away: a job's start (base model, inputs) tries again for up to
+# COMPOSER_START_RETRY_SECONDS, the write of a finished result (kept on the worker's disk
+# meanwhile) for up to COMPOSER_RESULT_SAVE_SECONDS, pausing 1, 2, 4... up to the most.
+COMPOSER_START_RETRY_SECONDS = float(os.environ.get("COMPOSER_START_RETRY_SECONDS", "120"))
+COMPOSER_RESULT_SAVE_SECONDS = float(os.environ.get("COMPOSER_RESULT_SAVE_SECONDS", "3600"))
+COMPOSER_RETRY_FIRST_PAUSE_SECONDS = float(
+    os.environ.get("COMPOSER_RETRY_FIRST_PAUSE_SECONDS", "1")
+)
+COMPOSER_RETRY_MAX_PAUSE_SECONDS = float(os.environ.get("COMPOSER_RETRY_MAX_PAUSE_SECONDS", "30"))
+# A base model's download ends within this many seconds, however slowly a server sends.
+COMPOSER_BASE_MODEL_DOWNLOAD_SECONDS = float(
+    os.environ.get("COMPOSER_BASE_MODEL_DOWNLOAD_SECONDS", "3600")
+)
+# A worker declines jobs (they wait for another worker) while its COMPOSER_WORK_DIR has less
+# free disk, or the machine less available memory, than these.
+COMPOSER_MIN_FREE_DISK_BYTES = env_int("COMPOSER_MIN_FREE_DISK_BYTES", 2 * 1024**3)
+COMPOSER_MIN_FREE_MEMORY_BYTES = env_int("COMPOSER_MIN_FREE_MEMORY_BYTES", 512 * 1024**2)
+COMPOSER_DECLINE_PAUSE_SECONDS = float(os.environ.get("COMPOSER_DECLINE_PAUSE_SECONDS", "10"))
 # A queued job whose message went out longer ago than this is sent again (a broker that
 # lost its data); one never sent (broker unreachable at submit) at the next maintenance.
 COMPOSER_QUEUED_STALE_SECONDS = float(os.environ.get("COMPOSER_QUEUED_STALE_SECONDS", "300"))

@@ -143,6 +143,30 @@ def storage_dirs(settings, tmp_path):
     settings.COMPOSER_WORK_DIR = tmp_path / "work"
 
 
+# A real S3-compatible store (`rclone serve s3`), one per test module.
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    from tests.s3_server import S3Server
+
+    server = S3Server(tmp_path_factory.mktemp("s3")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def on_s3(settings, s3, tmp_path):
+    """This process stores through the bucket only (no media folder); a store a test
+    stopped is started again after it."""
+    settings.STORAGES = {**settings.STORAGES, "default": s3.storage()}
+    settings.MEDIA_ROOT = nowhere = tmp_path / "no-media-here"
+    settings.COMPOSER_WORK_DIR = tmp_path / "web-work"
+    settings.LORAHUB_S3_REDIRECT_MIN_BYTES = 4000  # the weights, not the config
+    yield s3
+    if s3.proc.poll() is not None:
+        s3.start()
+    assert not nowhere.exists()
+
+
 def publish_toys(owner, toys, names):
     """Catalog adapters (through the catalog's upload service) for the toy adapters."""
     from hub.models import BaseModel

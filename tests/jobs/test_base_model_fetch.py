@@ -101,6 +101,7 @@ def test_the_cache_is_bounded(live_server, settings, t5_registered, toys, tmp_pa
 
 def test_an_unreachable_hub_is_a_message(settings, t5_registered, tmp_path):
     settings.COMPOSER_WORK_DIR = tmp_path
+    settings.COMPOSER_START_RETRY_SECONDS = 0  # tried again: test_a_hub_briefly_away...
     settings.COMPOSER_BASE_MODEL_ENDPOINT = DEAD
     with pytest.raises(ValueError, match=f"Could not reach {DEAD} to download the base model"):
         base_model_path(t5_registered)
@@ -112,3 +113,63 @@ def test_a_model_without_files_or_folder_is_a_message(db, catalog):
     base.local_path = ""
     with pytest.raises(ValueError, match="No worker has the base model"):
         base_model_path(base)
+
+
+@pytest.mark.parametrize("fault", ["503", "cut"])
+def test_a_hub_briefly_away_is_tried_again(live_server, settings, t5_registered, fault, tmp_path):
+    from tests.jobs.flaky_hub import FlakyHub
+
+    settings.COMPOSER_WORK_DIR = tmp_path
+    settings.COMPOSER_RETRY_FIRST_PAUSE_SECONDS = 0.1
+    with FlakyHub(live_server.url, fault, times=2) as hub:
+        settings.COMPOSER_BASE_MODEL_ENDPOINT = hub.url
+        folder = base_model_path(t5_registered)
+        files = t5_registered.files.count()
+        assert hub.file_gets >= files + 2  # the spoiled downloads, then every file
+    for f in t5_registered.files.select_related("blob"):
+        assert (folder / f.filename).stat().st_size == f.blob.size
+
+
+def test_a_refusal_is_not_tried_again(live_server, settings, t5_registered, tmp_path):
+    from tests.jobs.flaky_hub import FlakyHub
+
+    settings.COMPOSER_WORK_DIR = tmp_path
+    settings.COMPOSER_RETRY_FIRST_PAUSE_SECONDS = 0.1
+    with FlakyHub(live_server.url, "404", times=5) as hub:
+        settings.COMPOSER_BASE_MODEL_ENDPOINT = hub.url
+        with pytest.raises(ValueError, match="refused the base model"):
+            base_model_path(t5_registered)
+        assert hub.file_gets == 1
+
+
+def test_a_trickling_hub_meets_the_downloads_deadline(
+    live_server, settings, t5_registered, tmp_path
+):
+    import time
+
+    from tests.jobs.flaky_hub import FlakyHub
+
+    settings.COMPOSER_WORK_DIR = tmp_path
+    settings.COMPOSER_BASE_MODEL_DOWNLOAD_SECONDS = 2
+    with FlakyHub(live_server.url, "trickle", times=100) as hub:
+        settings.COMPOSER_BASE_MODEL_ENDPOINT = hub.url
+        start = time.monotonic()
+        with pytest.raises(ValueError, match="did not download .* within 2 s"):
+            base_model_path(t5_registered)
+        assert time.monotonic() - start < 5
+    assert not list((tmp_path / "base-models").glob(f"*{t5_registered.commit}"))
+
+
+def test_a_stop_ends_a_download_at_once(live_server, settings, t5_registered, tmp_path):
+    import time
+
+    from composer.base_model_fetch import Stopped
+    from tests.jobs.flaky_hub import FlakyHub
+
+    settings.COMPOSER_WORK_DIR = tmp_path
+    asked = time.monotonic() + 1
+    with FlakyHub(live_server.url, "trickle", times=100) as hub:
+        settings.COMPOSER_BASE_MODEL_ENDPOINT = hub.url
+        with pytest.raises(Stopped):
+            base_model_path(t5_registered, should_stop=lambda: time.monotonic() > asked)
+        assert time.monotonic() - asked < 2

@@ -92,6 +92,18 @@ def test_dead_worker_after_last_attempt_fails_with_a_reason(job, settings):
     assert job.finished_at is not None
 
 
+def test_a_dead_workers_job_whose_result_was_stored_succeeds_and_never_runs_again(job, settings):
+    settings.COMPOSER_JOB_MAX_ATTEMPTS = 2  # attempts are left: without the result, re-queued
+    job_claim(job.pk, device="cpu")
+    Job.objects.filter(pk=job.pk).update(
+        worker_pid=dead_pid(), result_file="jobs/1/lego-job1.zip", phase="Saving result"
+    )
+    assert jobs_reap() == {job.pk: Status.SUCCEEDED}
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.phase) == (Status.SUCCEEDED, 1, "")
+    assert job.result_file.name == "jobs/1/lego-job1.zip" and job.finished_at is not None
+
+
 def test_reaper_requeues_stale_jobs_and_leaves_live_ones(alice, settings):
     settings.COMPOSER_JOB_MAX_ATTEMPTS = 2
     settings.COMPOSER_HEARTBEAT_STALE_SECONDS = 60

@@ -19,29 +19,10 @@ from django.urls import reverse
 from composer.models import Job
 from hub.models import Adapter
 from tests.jobs.conftest import job_wait, publish_toys, wait_for
-from tests.s3_server import S3Server
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 celery = pytest.mark.celery
 FILES = ("adapter_config.json", "adapter_model.safetensors")
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    server = S3Server(tmp_path_factory.mktemp("s3")).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def on_s3(settings, s3, tmp_path):
-    """This process stores through the bucket only."""
-    settings.STORAGES = {**settings.STORAGES, "default": s3.storage()}
-    settings.MEDIA_ROOT = nowhere = tmp_path / "no-media-here"
-    settings.COMPOSER_WORK_DIR = tmp_path / "web-work"
-    settings.LORAHUB_S3_REDIRECT_MIN_BYTES = 4000  # the weights, not the config
-    yield s3
-    assert not nowhere.exists()
 
 
 def sha(data: bytes) -> str:
