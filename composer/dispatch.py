@@ -15,8 +15,10 @@ every worker on its own schedule, sends it again.
 """
 
 import logging
+import time
 
 from celery import current_app
+from django.conf import settings
 from django.db import transaction
 from kombu.exceptions import ChannelError
 
@@ -25,6 +27,20 @@ from composer.models import Job
 
 log = logging.getLogger(__name__)
 TASK = "composer.tasks.run_job"
+# Until when this process leaves the broker alone on pages' behalf: a frozen broker holds
+# each call for its socket timeout, and job pages poll every few seconds.
+_away_until = 0.0
+
+
+def broker_away() -> bool:
+    """Whether a call to the broker failed in this process in the last
+    COMPOSER_BROKER_PAUSE_SECONDS."""
+    return time.monotonic() < _away_until
+
+
+def _broker_failed() -> None:
+    global _away_until
+    _away_until = time.monotonic() + settings.COMPOSER_BROKER_PAUSE_SECONDS
 
 
 def task_send(name: str, args: tuple, **options):
@@ -40,6 +56,7 @@ def job_send(job_id: int) -> bool:
         result = task_send(TASK, (job_id,))  # one try: the re-send is the retry
     except Exception:
         log.warning("job %s: the broker could not be reached; sent later", job_id, exc_info=True)
+        _broker_failed()
         return False
     job_mark_sent(job_id, result.id)
     return True
@@ -70,6 +87,7 @@ def messages_waiting() -> int | None:
         return 0
     except Exception:
         log.warning("could not count the queue's messages", exc_info=True)
+        _broker_failed()
         return None
 
 
@@ -79,12 +97,16 @@ def messages_short() -> bool:
     return waiting is None or waiting < Job.objects.filter(status=Job.Status.QUEUED).count()
 
 
-def jobs_maintain(queryset=None) -> dict:
+def jobs_maintain(queryset=None, *, for_page=False) -> dict:
     """Settle jobs of dead workers, then send every queued job whose message may be gone:
     never sent, or sent long ago while the broker holds fewer messages than jobs wait (so
     a long queue that is intact gets no duplicates). Stops sending at the first failure
-    (the broker is away: the next round retries)."""
+    (the broker is away: the next round retries). `for_page`: on a page's behalf, which
+    sends nothing while the broker is away (broker_away), so that polling pages cannot
+    hold every web process for the broker's timeouts; the workers' rounds still send."""
     reaped = jobs_reap(queryset)
+    if for_page and broker_away():
+        return {"reaped": reaped, "sent": []}
     unsent, stale = jobs_to_send(queryset)
     if stale and not messages_short():
         stale = []

@@ -40,7 +40,7 @@ def owned_job(request, pk: int) -> Job:
 @login_required
 def job_list(request):
     mine = Job.objects.filter(owner=request.user)
-    jobs_maintain(mine)
+    jobs_maintain(mine, for_page=True)
     jobs = list(mine.annotate(n_inputs=Count("inputs"))[:200])
     for job in jobs:
         job.score = job_score(job)
@@ -224,7 +224,7 @@ def job_status(request, pk: int):
     """The live part of the job page, polled by htmx until the job is finished."""
     job = owned_job(request, pk)
     if job.status in (Job.Status.RUNNING, Job.Status.QUEUED):
-        jobs_maintain(Job.objects.filter(pk=job.pk))
+        jobs_maintain(Job.objects.filter(pk=job.pk), for_page=True)
         job.refresh_from_db()
     context = {**status_context(job), "oob": job.is_finished}
     return render(request, "composer/_status.html", context)

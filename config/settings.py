@@ -397,6 +397,9 @@ COMPOSER_DECLINE_PAUSE_SECONDS = float(os.environ.get("COMPOSER_DECLINE_PAUSE_SE
 # A queued job whose message went out longer ago than this is sent again (a broker that
 # lost its data); one never sent (broker unreachable at submit) at the next maintenance.
 COMPOSER_QUEUED_STALE_SECONDS = float(os.environ.get("COMPOSER_QUEUED_STALE_SECONDS", "300"))
+# After a broker call fails, pages send nothing for this long (the workers' rounds do):
+# each call to a frozen broker waits out its socket timeout.
+COMPOSER_BROKER_PAUSE_SECONDS = float(os.environ.get("COMPOSER_BROKER_PAUSE_SECONDS", "30"))
 COMPOSER_RESEND_BATCH = env_int("COMPOSER_RESEND_BATCH", 500)
 # Every worker settles dead workers' jobs and re-sends lost messages this often.
 COMPOSER_MAINTENANCE_SECONDS = float(

@@ -53,3 +53,12 @@ def browser():
         )
         yield b
         b.close()
+
+
+@pytest.fixture(autouse=True)
+def broker_not_away():
+    """Each test starts with this process's memory of a failed broker call cleared
+    (composer.dispatch.broker_away): a broker frozen by one test is not the next one's."""
+    from composer import dispatch
+
+    dispatch._away_until = 0.0

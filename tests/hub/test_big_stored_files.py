@@ -23,7 +23,8 @@ from hub.services.shapes import base_model_weight_shapes, version_shapes
 from hub.views.files import archive_response
 from tests.big_files import MIB, big_model_folder, counting_reads, fill, temp_bytes
 from tests.hub.test_streaming import write_big_adapter
-from tests.jobs.test_s3 import follow_to_store, on_s3, s3  # noqa: F401 (fixtures)
+from tests.jobs.conftest import on_s3, s3  # noqa: F401 (fixtures)
+from tests.jobs.test_s3 import follow_to_store
 
 pytestmark = pytest.mark.django_db
 

@@ -10,12 +10,9 @@ import pytest
 import requests
 
 from config.settings import s3_storage
-from tests.jobs import test_s3
 from tests.jobs.conftest import publish_toys
 from tests.security.test_settings import manage
 
-# The store and this process on it, as the storage tests have them.
-s3, on_s3 = test_s3.s3, test_s3.on_s3
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 

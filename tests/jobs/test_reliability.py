@@ -154,6 +154,28 @@ def test_a_submit_that_cannot_reach_the_broker_keeps_the_job_and_sends_it_later(
     assert job.sent_at is not None
 
 
+def test_job_pages_leave_a_frozen_broker_alone_after_it_failed_once(
+    own_broker, client, alice, catalog
+):
+    """Polling pages of queued jobs would each wait out the broker's socket timeout while
+    it is frozen, until every web process is held (the catalog then waits too): once a
+    send has failed, pages send nothing for COMPOSER_BROKER_PAUSE_SECONDS."""
+    client.force_login(alice)
+    own_broker.freeze()
+    try:
+        job = lorahub(alice, catalog, budget=3)  # its send fails after the timeouts
+        assert Job.objects.get(pk=job.pk).sent_at is None
+        began = time.monotonic()
+        polled = client.get(reverse("composer:status", args=[job.pk]))
+        took = time.monotonic() - began
+    finally:
+        own_broker.thaw()
+    assert polled.status_code == 200
+    # A send would wait for the read timeout (5 s) at least.
+    assert took < 2.5, f"the poll took {took:.1f} s: it asked the frozen broker again"
+    assert Job.objects.get(pk=job.pk).sent_at is None
+
+
 def test_two_workers_run_each_job_once_and_a_users_jobs_at_most_the_cap_at_once(
     start_worker, alice, bob, catalog
 ):
