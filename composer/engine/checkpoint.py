@@ -8,10 +8,13 @@ back can carry no code, and it may be stored anywhere (a job's database row).
 Resuming (`compose(..., resume=...)`): screening skips the candidates it has rows for (they
 are whole chunks, so the chunks left are the ones an uninterrupted run makes), and a fresh
 optimiser with the same seed is asked again and told each recorded loss instead of
-evaluating it. nevergrad is deterministic for a seed, so it asks the same points and the
-search goes on where it stopped: the result is the one an uninterrupted run gives. Should
-it ask another point (another nevergrad version), the recorded points are told as points
-it did not ask (`spawn_child`), where the optimiser allows that.
+evaluating it. Where the optimiser is deterministic for a seed (most of nevergrad's, and
+NGOpt's choices for small budgets), it asks the same points and the search goes on where
+it stopped: the result is the one an uninterrupted run gives. One that draws from more
+than the seed (NGOpt's CMA-based choices for large budgets: then two uninterrupted runs
+differ as well) asks another point: it is evaluated next, and the recorded points are
+told as points it did not ask (`spawn_child`), where the optimiser allows that. Either
+way no evaluation is made twice and the best point found is kept.
 
 A checkpoint only resumes the search it came from: its fingerprint covers every parameter
 and the number of candidates; any other is ignored (the search starts over).

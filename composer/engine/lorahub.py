@@ -673,6 +673,7 @@ class _Search:
         if any(len(w) != self.n for _, w in replay):
             raise StaleCheckpoint("the checkpoint's weights are not over these candidates")
         self.asking = True  # the optimiser asks the recorded points again (see `_replay`)
+        self.pending = []  # a point it asked instead: the first evaluated after the replay
         while len(history) < budget:
             k = min(params.population, budget - len(history))
             if len(history) < len(replay):
@@ -680,7 +681,8 @@ class _Search:
             else:
                 if self.should_stop is not None and self.should_stop():
                     raise Cancelled(self.done + len(history))
-                cands = [optimizer.ask() for _ in range(k)]
+                cands, self.pending = self.pending[:k], self.pending[k:]
+                cands += [optimizer.ask() for _ in range(k - len(cands))]
                 W = np.stack([np.asarray(c.value, dtype=np.float64) for c in cands])
                 t_eval = time.perf_counter()
                 self.live.set_weights(torch.from_numpy(W))
@@ -718,15 +720,20 @@ class _Search:
         """Candidates, weights W and CEs of a batch of recorded evaluations, not made again.
 
         A fresh optimiser with the seed asks the points it asked before: each is told its
-        recorded loss. Once it asks another (another nevergrad), the recorded points are
-        told as points it did not ask, or not told where it refuses that.
+        recorded loss. Once it asks another (an optimiser that draws from more than the
+        seed, e.g. NGOpt's CMA-based choices for large budgets, or another nevergrad), that
+        point is kept to be evaluated next, and the recorded points are told as points it
+        did not ask, or not told where it refuses that: the search then goes on from
+        another state, but keeps the budget spent and the best point found.
         """
         W = np.array([w for _, w in rows], dtype=np.float64)
         cands = []
         for w in W:
             cand = optimizer.ask() if self.asking else None
             if cand is not None and not np.array_equal(cand.value, w):
-                self.asking, cand = False, None
+                self.asking = False
+                self.pending.append(cand)  # asked: told once evaluated
+                cand = None
             if cand is None:
                 cand = optimizer.parametrization.spawn_child(new_value=w)
             cands.append(cand)

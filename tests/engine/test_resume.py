@@ -92,3 +92,18 @@ def test_a_finished_search_resumes_without_evaluating(t5, examples):
     assert first.saved["finished"] and first.saved["step"] == params["budget"]
     again = run(t5, examples, params, Counter(), resume=first.saved)
     assert again.resumed["evaluated"] == 0 and again.weights == whole.weights
+
+
+def test_an_optimiser_that_asks_other_points_keeps_the_budget_and_the_best(t5, examples):
+    """CMA (NGOpt's choice for large budgets) draws from more than the seed: resumed, it
+    asks other points, yet no evaluation is made twice and the best point found is kept."""
+    params = {"mode": "reference", "budget": 16, "optimizer": "CmaFmin2"}
+    first = Counter(8)
+    with pytest.raises(Cancelled):
+        run(t5, examples, params, first)
+    before = first.saved["told"]
+    again = run(t5, examples, params, Counter(), resume=first.saved)
+    assert again.resumed == {"screened": 0, "searched": 8, "evaluated": 8}
+    assert [h["weights"] for h in again.history[:8]] == [w for _, w in before]
+    assert len(again.history) == 16 and len({str(h["weights"]) for h in again.history}) == 16
+    assert again.best_loss == min(h["loss"] for h in again.history)
