@@ -2,12 +2,13 @@
 checkpoint and gives the job back to the queue instead of being killed after the stop grace.
 
 - The worker's main process gets SIGTERM (`docker compose stop` sends it to the container's
-  first process only) and begins Celery's warm shutdown; `forward_to_children` then sends
-  SIGUSR2 to its pool processes.
-- A pool process marks itself stopping on SIGUSR2 (`on_stop_signal`, for its whole life),
-  and on SIGTERM while it runs a job (`sigterm_stops`): a stop sent to the whole process
-  group (systemd, a terminal) reaches it first. Outside jobs SIGTERM keeps its default, so
-  Celery's cold shutdown and hard time limit end the process as before.
+  first process only) and begins Celery's warm shutdown (or a cold one: SIGQUIT);
+  `forward_to_children` then sends SIGUSR2 to its pool processes.
+- A pool process marks itself stopping on SIGUSR2 (`on_stop_signal`, for its whole life).
+- While it runs a job it ignores SIGTERM (`sigterm_deferred`): a stop sent to the whole
+  process group (systemd, a terminal) reaches the main process too, which asks as above,
+  and the hard time limit follows its SIGTERM with SIGKILL (the job fails at that limit,
+  it is not a restart). Outside jobs SIGTERM keeps its default.
 A running job's monitor reads `requested()` (composer/progress.py).
 """
 
@@ -38,14 +39,14 @@ def on_stop_signal() -> None:
 
 
 @contextmanager
-def sigterm_stops():
-    """While inside (a job), SIGTERM marks this process stopping instead of ending it (in
-    the main thread, where Python runs signal handlers; elsewhere SIGTERM is left alone).
-    On leaving, the mark is cleared: a stopping worker takes no further job, so one that
-    does was not stopping (a stray signal) and must not give that job back as well."""
+def sigterm_deferred():
+    """While inside (a job), SIGTERM is ignored (in the main thread, where signal handlers
+    are set; elsewhere it is left alone): the job stops when the main process asks.
+    On leaving, the stop mark is cleared: a stopping worker takes no further job, so one
+    that does was not stopping (a stray signal) and must not give that job back as well."""
     global _requested
     main = threading.current_thread() is threading.main_thread()
-    before = signal.signal(signal.SIGTERM, _request) if main else None
+    before = signal.signal(signal.SIGTERM, signal.SIG_IGN) if main else None
     try:
         yield
     finally:
@@ -55,7 +56,7 @@ def sigterm_stops():
 
 
 def forward_to_children() -> None:
-    """In the main process at a warm shutdown: ask each pool process to stop its job."""
+    """In the main process at a shutdown: ask each pool process to stop its job."""
     from billiard.process import active_children
 
     for child in active_children():

@@ -23,9 +23,9 @@ log = logging.getLogger(__name__)
 @shared_task(name="composer.tasks.run_job", bind=True)
 def run_job(self, job_id: int | None = None) -> str | None:
     """A turn for one queued job (`job_id` is the job it was sent for; the worker takes the
-    next one in the queue's fair order). A SIGTERM meanwhile stops the job at its next step
-    (composer/shutdown.py), its search saved for the next worker."""
-    with shutdown.sigterm_stops():
+    next one in the queue's fair order). When the worker shuts down meanwhile, the job
+    stops at its next step, its search saved for the next worker (composer/shutdown.py)."""
+    with shutdown.sigterm_deferred():
         return job_execute(job_id, task_id=self.request.id or "")
 
 
@@ -96,8 +96,7 @@ def stop_jobs_on_request(**kwargs) -> None:
 
 
 @worker_shutting_down.connect
-def forward_stop(sig=None, how=None, **kwargs) -> None:
-    """A warm shutdown (a restart, a deploy) waits for the running job: ask it to save its
+def forward_stop(**kwargs) -> None:
+    """A shutdown (a restart, a deploy) waits for the running job: ask it to save its
     checkpoint and go back to the queue now, so the stop grace can be short."""
-    if how == "Warm":
-        shutdown.forward_to_children()
+    shutdown.forward_to_children()
