@@ -12,13 +12,10 @@ checkpoint and gives the job back to the queue instead of being killed after the
 A running job's monitor reads `requested()` (composer/progress.py).
 """
 
-import logging
 import os
 import signal
 import threading
 from contextlib import contextmanager
-
-log = logging.getLogger(__name__)
 
 _requested = False  # set by a signal handler: a plain flag, no lock a handler could wait on
 
