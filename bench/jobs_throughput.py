@@ -1,27 +1,31 @@
 """Jobs through the queue: throughput with one and two Celery workers against direct engine
 calls (the queue's overhead as a ratio), the same with workers that share no disk (each its
 own work directory, every file through an S3-compatible server, `rclone serve s3`) against
-the shared-disk setup, the time from submit to first progress update, and the time from a
-Redis restart (its queued messages lost) to every lost job running again, and the faults of
+the shared-disk setup, the time from submit to first progress update, the time from a
+Redis restart (its queued messages lost) to every lost job running again, the faults of
 the store (stopped while results are written) and of a worker (a full disk): jobs lost,
-extra runs and time to recover (LORAHUB_BENCH_JOBS_FAULTS_ONLY=1 runs these alone).
+extra runs and time to recover (LORAHUB_BENCH_JOBS_FAULTS_ONLY=1 runs these alone), and a
+longer job whose worker is stopped halfway (`docker stop`: SIGTERM, the job saves its
+checkpoint and goes back to the queue) and another worker finishes it: the time it ran in
+all against an uninterrupted run, resumed from its checkpoint and started over without one.
 
-Runs in a child process with its own PostgreSQL database (`lorahub_bench_jobs`, re-created
-each run) and its own Redis database (LORAHUB_BENCH_REDIS, default db 10), so it never
-touches the catalog benchmark's data; the restart is of a private redis-server. The workload
-is short LoraHub compositions on a tiny T5 (the case where queue overhead matters most):
-every job is the same composition, so the direct run and the queued runs do identical
-engine work. Workers run with the production defaults for heartbeat and progress
-throttling, one thread each, CPU. One user submits every job, so the per-user limits are
-set out of reach (COMPOSER_MAX_ACTIVE_JOBS_PER_USER and COMPOSER_MAX_RUNNING_JOBS_PER_USER
-1000, for the workers and for the submitting process): no job waits for its owner's running
-cap (with the default of 2, a third worker would find every queued job held and stay idle),
-and the figures measure the queue's throughput. Each claim still locks the user's row, as
-in production. Writes bench/results/jobs.json.
+Runs in a child process with its own PostgreSQL database (LORAHUB_BENCH_JOBS_DB, default
+`lorahub_bench_jobs`, re-created each run) and its own Redis database (LORAHUB_BENCH_REDIS,
+default db 10), so it never touches the catalog benchmark's data; the restart is of a
+private redis-server. The workload is short LoraHub compositions on a tiny T5 (the case
+where queue overhead matters most): every job is the same composition, so the direct run and
+the queued runs do identical engine work. Workers run with the production defaults for
+heartbeat and progress throttling, one thread each, CPU. One user submits every job, so the
+per-user limits are set out of reach (COMPOSER_MAX_ACTIVE_JOBS_PER_USER and
+COMPOSER_MAX_RUNNING_JOBS_PER_USER 1000, for the workers and for the submitting process): no
+job waits for its owner's running cap (with the default of 2, a third worker would find
+every queued job held and stay idle), and the figures measure the queue's throughput. Each
+claim still locks the user's row, as in production. Writes bench/results/jobs.json.
 
 Environment: LORAHUB_BENCH_JOBS (default 60 per configuration: about 10 s each),
 LORAHUB_BENCH_BUDGET (20), LORAHUB_BENCH_QUEUED_STALE (seconds before a queued job's message
-is sent again, 15).
+is sent again, 15), LORAHUB_BENCH_INTERRUPTED_BUDGET (the stopped job's, 1000),
+LORAHUB_BENCH_ONLY=interrupted (that scenario alone, into jobs_interrupted.json).
 """
 
 import os
@@ -43,6 +47,8 @@ REDIS_URL = os.environ.get("LORAHUB_BENCH_REDIS", "redis://127.0.0.1:6379/10")
 N_JOBS = int(os.environ.get("LORAHUB_BENCH_JOBS", 60))
 BUDGET = int(os.environ.get("LORAHUB_BENCH_BUDGET", 20))
 QUEUED_STALE = float(os.environ.get("LORAHUB_BENCH_QUEUED_STALE", 15))
+INTERRUPTED_BUDGET = int(os.environ.get("LORAHUB_BENCH_INTERRUPTED_BUDGET", 1000))
+ONLY = os.environ.get("LORAHUB_BENCH_ONLY", "")
 FIRST_PROGRESS_SAMPLES = 5
 PRODUCTION_WORKER_ENV = {
     "COMPOSER_HEARTBEAT_SECONDS": "10",
@@ -121,7 +127,7 @@ def _catalog(username: str = "bench", seed: int = 0, base_name: str = "bench/t5"
     return user, base, versions
 
 
-def _launch(user, base, versions, budget: int = BUDGET):
+def _launch(user, base, versions, budget: int = BUDGET, optimizer: str = "NGOpt"):
     from composer.engine.examples import Example
     from composer.launch import job_launch
     from composer.models import Job
@@ -130,7 +136,7 @@ def _launch(user, base, versions, budget: int = BUDGET):
         owner=user,
         kind=Job.Kind.LORAHUB,
         versions=versions,
-        parameters={"budget": budget, "seed": 0, "optimizer": "NGOpt"},
+        parameters={"budget": budget, "seed": 0, "optimizer": optimizer},
         base_model=base,
         examples=[Example(i, o) for i, o in EXAMPLES],
     )
@@ -418,6 +424,81 @@ def _lose_messages(redis_server, user, base, versions) -> dict:
     return timings
 
 
+def _interrupted(user, base, versions) -> dict:
+    """One job of INTERRUPTED_BUDGET evaluations, uninterrupted; then stopped halfway the way
+    `docker stop` stops its worker and finished by a second worker, resumed from its
+    checkpoint, and once more with the checkpoint dropped before the second worker starts
+    (what every restart did before checkpoints). Every worker is fresh, as after a deploy:
+    each attempt loads the base model. "ran_s": the seconds its attempts ran in all (claim
+    to release, claim to end); "lost_s": that minus the uninterrupted run's (on a shared
+    machine, noisy: each attempt's start varies); "redone_s": the evaluations made twice
+    times the uninterrupted run's seconds per search evaluation."""
+    from composer.models import Job
+    from tests.jobs.worker import Worker
+
+    def worker():
+        return Worker(REDIS_URL, VAR / "media", VAR / "work", VAR, **PRODUCTION_WORKER_ENV)
+
+    def launch():  # deterministic for its seed (NGOpt picks CMA here): the runs compare
+        return _launch(user, base, versions, INTERRUPTED_BUDGET, "OnePlusOne")
+
+    def ran(job, first_attempt_s: float = 0.0) -> float:
+        job.refresh_from_db()
+        return first_attempt_s + (job.finished_at - job.started_at).total_seconds()
+
+    w = worker().start(timeout=120)
+    try:
+        whole = launch()
+        _wait([whole])
+    finally:
+        w.stop()
+    whole_s = ran(whole)
+    eval_s = whole.result["timings"]["search_s"] / (INTERRUPTED_BUDGET - len(versions))
+    result = {
+        "budget": INTERRUPTED_BUDGET,
+        "uninterrupted_s": round(whole_s, 2),
+        "search_eval_ms": round(1000 * eval_s, 2),
+    }
+    for variant in ("resumed", "started_over"):
+        first = worker().start(timeout=120)
+        try:
+            job = launch()
+            while not Job.objects.filter(pk=job.pk, step__gte=INTERRUPTED_BUDGET // 2).exists():
+                time.sleep(0.01)
+            t0 = time.perf_counter()
+            stopped_by_itself = first.docker_stop(grace=60)
+            stop_s = time.perf_counter() - t0
+        finally:
+            first.stop()
+        job.refresh_from_db()
+        if job.status != Job.Status.QUEUED:
+            raise RuntimeError(f"the stopped job is {job.status}: {job.error}")
+        first_attempt_s = (job.queued_at - job.started_at).total_seconds()
+        saved = job.checkpoint["step"]
+        if variant == "started_over":
+            Job.objects.filter(pk=job.pk).update(checkpoint=None)
+        second = worker().start(timeout=120)
+        try:
+            _wait([job])
+        finally:
+            second.stop()
+        job.refresh_from_db()
+        total_s = ran(job, first_attempt_s)
+        resumed = job.result.get("resumed") or {"evaluated": INTERRUPTED_BUDGET}
+        result[variant] = {
+            "stopped_at_step": saved,
+            "worker_stop_s": round(stop_s, 2),
+            "stopped_within_grace": stopped_by_itself,
+            "evaluations_in_all": saved + resumed["evaluated"],
+            "redone_s": round((saved + resumed["evaluated"] - INTERRUPTED_BUDGET) * eval_s, 2),
+            "ran_s": round(total_s, 2),
+            "lost_s": round(total_s - whole_s, 2),
+            "same_result": job.result["weights"] == whole.result["weights"],
+            "jobs_lost": 0 if job.status == Job.Status.SUCCEEDED else 1,
+        }
+    return result
+
+
 def _run() -> None:
     _setup()
     from bench.catalog_report import machine_info, write_result
@@ -428,12 +509,22 @@ def _run() -> None:
         print(f"faults: {faults} -> {path}")
         return
     user, base, versions = _catalog()
+    if ONLY == "interrupted":
+        result = {
+            "benchmark": "jobs_interrupted",
+            "machine": {**machine_info(), "load_avg_1min_at_end": os.getloadavg()[0]},
+            "workload": f"LoraHub, tiny T5, 3 adapters, {len(EXAMPLES)} examples, OnePlusOne",
+            "interrupted": _interrupted(user, base, versions),
+        }
+        print(result["interrupted"], "->", write_result("jobs_interrupted", result))
+        return
     direct = _direct(base, versions)
     one = _queued(1, user, base, versions)
     two = _queued(2, user, base, versions)
     s3 = _through_s3()
     restart = _redis_restart(user, base, versions)
     faults = _faults()
+    interrupted = _interrupted(user, base, versions)
     result = {
         "benchmark": "jobs",
         "machine": {**machine_info(), "load_avg_1min_at_end": os.getloadavg()[0]},
@@ -449,6 +540,7 @@ def _run() -> None:
         "s3_vs_shared_disk_2_workers": round(s3[2]["jobs_per_min"] / two["jobs_per_min"], 3),
         "redis_restart": restart,
         "faults": faults,
+        "interrupted": interrupted,
     }
     for key in (
         "direct_engine",
@@ -467,7 +559,9 @@ def _run() -> None:
         f"2 workers {s3[2]['jobs_per_min']:.1f} ({result['s3_vs_shared_disk_2_workers']}x); "
         f"Redis restart to all lost jobs sent again {restart['restart_to_all_sent_again_s']} s, "
         f"running {restart['restart_to_all_running_s']} s "
-        f"(stale {QUEUED_STALE} s); faults {faults} -> {path}"
+        f"(stale {QUEUED_STALE} s); faults {faults}; a job stopped halfway loses "
+        f"{interrupted['resumed']['lost_s']} s resumed, "
+        f"{interrupted['started_over']['lost_s']} s started over -> {path}"
     )
 
 

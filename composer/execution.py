@@ -9,14 +9,15 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 from composer.device import pick_device
-from composer.dispatch import job_turn_for_owner, jobs_maintain
-from composer.lifecycle import job_claim_next, job_finish, time_limit_message
+from composer.dispatch import job_send, job_turn_for_owner, jobs_maintain
+from composer.lifecycle import job_claim_next, job_finish, job_release, time_limit_message
 from composer.models import Job
 from composer.progress import JobMonitor, WriteRefused, db_retry, refused_as
 from composer.worker_health import health_beat, job_decline
 
 log = logging.getLogger(__name__)
 Status = Job.Status
+RELEASED = "released"  # the worker is stopping: the job goes back to the queue
 
 
 def job_execute(sent_for: int | None, *, task_id: str = "") -> str | None:
@@ -40,6 +41,8 @@ def job_execute(sent_for: int | None, *, task_id: str = "") -> str | None:
         tempfile.TemporaryDirectory(dir=work_root, prefix=f"job-{job.pk}-") as tmp,
     ):
         status, fields = _outcome(job, monitor, device, Path(tmp))
+        if status == RELEASED:
+            return _release(job, monitor)
         stored = fields.get("result_file")
         try:
             with refused_as("result"):
@@ -67,6 +70,17 @@ def result_named(job: Job, name: str) -> bool:
     return db_retry(lambda: Job.objects.filter(pk=job.pk, result_file=name).exists())
 
 
+def _release(job: Job, monitor: JobMonitor) -> str | None:
+    """The worker is stopping (a restart, a deploy) and the search stopped at a step: the
+    job goes back to the queue with its checkpoint, for the next worker to resume."""
+    checkpoint = monitor.checkpoint.to_json() if monitor.checkpoint is not None else None
+    status = db_retry(lambda: job_release(job, checkpoint))
+    if status == Status.QUEUED:
+        job_send(job.pk)  # no worker of this one's takes it: it is stopping
+    log.info("job %s: the worker is stopping; the job is %s", job.pk, status or "taken away")
+    return status
+
+
 def _outcome(job: Job, monitor: JobMonitor, device: str, tmp: Path) -> tuple[str, dict]:
     from composer.engine.lorahub import Cancelled
     from composer.inputs import inputs_named, inputs_scratch
@@ -75,6 +89,8 @@ def _outcome(job: Job, monitor: JobMonitor, device: str, tmp: Path) -> tuple[str
     try:
         return Status.SUCCEEDED, job_run_engine(job, monitor, device, tmp)
     except Cancelled:
+        if monitor.stopping:  # not the user's cancel: the worker's stop
+            return RELEASED, {}
         return Status.CANCELLED, {"error": ""}
     except WriteRefused as exc:
         return Status.FAILED, {"error": str(exc)}

@@ -8,6 +8,10 @@ racing for the same job cannot both win:
 - a RUNNING job whose worker died goes back to QUEUED (while attempts are left) or to
   FAILED with a reason the user can read, never stays "running" forever; one that died
   past its worker's hard time limit fails once with that reason;
+- a worker asked to stop (a restart, a deploy) gives its job back to the queue
+  (`job_release`), or is killed after its stop grace having said it was stopping: either
+  way a restart, which does not use up an attempt (a LoraHub search resumes from its
+  checkpoint), unlike a worker killed without warning (out of memory);
 - a worker that lost its job (recovered by someone else) can no longer write to it.
 
 The queue is fair between users: a message does not name the job a worker runs; the worker
@@ -182,30 +186,91 @@ def job_recover(job: Job) -> str | None:
         changed = held.update(
             status=Status.CANCELLED,
             finished_at=now,
+            checkpoint=None,
             error="Cancelled (the worker stopped before it could confirm).",
         )
         return Status.CANCELLED if changed else None
     if past_time_limit(job, now):
         changed = held.update(
-            status=Status.FAILED, finished_at=now, error=time_limit_message(job.time_limit)
+            status=Status.FAILED,
+            finished_at=now,
+            error=time_limit_message(job.time_limit),
+            checkpoint=None,
         )
         return Status.FAILED if changed else None
-    if job.attempts < max_attempts:
+    if job.worker_stopping:  # asked to stop, then killed past its stop grace: a restart
+        note = f"{_stamp(now)}: {_restart_note(job, where, job.step)}"
+        changed = held.update(**_requeued(job, now, note), restarts=F("restarts") + 1)
+        return Status.QUEUED if changed else None
+    failed = job.attempts - job.restarts  # attempts that ended otherwise than by a restart
+    if failed < max_attempts:
         note = (
-            f"{now:%Y-%m-%d %H:%M:%S} UTC: the worker on {where} stopped during attempt "
-            f"{job.attempts} of {max_attempts}; the job was queued again."
+            f"{_stamp(now)}: the worker on {where} stopped during attempt {failed} of "
+            f"{max_attempts} without warning (killed: out of memory, or its machine was "
+            f"lost); the job was queued again{_resumes(job)}."
         )
-        changed = held.update(
-            status=Status.QUEUED, queued_at=now, sent_at=None, notes=[*job.notes, note]
-        )
+        changed = held.update(**_requeued(job, now, note))
         return Status.QUEUED if changed else None
     error = (
-        f"The worker running this job stopped unexpectedly (on {where}, attempt "
-        f"{job.attempts} of {max_attempts}), for example because it ran out of memory or "
-        "was restarted. The job was not retried again; you can launch it anew."
+        f"The worker running this job stopped unexpectedly: it was killed without warning "
+        f"(on {where}, attempt {failed} of {max_attempts}), most likely because it ran out "
+        "of memory, or its machine was lost. The job was not retried again; you can launch "
+        "it anew, with fewer adapters or examples if memory is the cause."
     )
-    changed = held.update(status=Status.FAILED, finished_at=now, error=error)
+    if job.restarts:
+        error += (
+            f" Before that, its worker was stopped {_times(job.restarts)} by a restart or "
+            "deploy, which does not count as an attempt."
+        )
+    changed = held.update(status=Status.FAILED, finished_at=now, error=error, checkpoint=None)
     return Status.FAILED if changed else None
+
+
+def job_release(job: Job, checkpoint: dict | None) -> str | None:
+    """Give a RUNNING job back to the queue because its worker is stopping (a restart, a
+    deploy), with its search's `checkpoint` to resume from; not counted as an attempt.
+    Past the hard time limit it fails instead. The new status, or None when the job was no
+    longer this attempt's."""
+    now = timezone.now()
+    if past_time_limit(job, now):
+        error = time_limit_message(job.time_limit)
+        return Status.FAILED if job_finish(job, Status.FAILED, error=error) else None
+    if checkpoint is not None:
+        job.checkpoint = checkpoint
+    step = _checkpoint_step(job) or 0  # where it stopped: it saved every step made
+    note = f"{_stamp(now)}: {_restart_note(job, job.worker_host or 'unknown host', step)}"
+    fields = _requeued(job, now, note)
+    changed = running(job).update(**fields, checkpoint=job.checkpoint, restarts=F("restarts") + 1)
+    return Status.QUEUED if changed else None
+
+
+def _stamp(now) -> str:
+    return f"{now:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _times(n: int) -> str:
+    return "once" if n == 1 else "twice" if n == 2 else f"{n} times"
+
+
+def _checkpoint_step(job: Job) -> int | None:
+    return job.checkpoint.get("step") if isinstance(job.checkpoint, dict) else None
+
+
+def _resumes(job: Job) -> str:
+    """How the next attempt goes on: from a checkpoint's step, or from the start."""
+    step = _checkpoint_step(job)
+    return f" and resumes from step {step}, its last checkpoint" if step else ""
+
+
+def _restart_note(job: Job, where: str, step: int) -> str:
+    return (
+        f"the worker on {where} was stopped (restart or deploy) at step {step}; the job "
+        f"was queued again{_resumes(job)} (a restart does not count as an attempt)."
+    )
+
+
+def _requeued(job: Job, now, note: str) -> dict:
+    return {"status": Status.QUEUED, "queued_at": now, "sent_at": None, "notes": [*job.notes, note]}
 
 
 def jobs_reap(queryset=None) -> dict[int, str]:
@@ -269,6 +334,7 @@ def _claim(job_id: int, *, device: str, task_id: str) -> int:
         device=device,
         task_id=task_id,
         time_limit=settings.CELERY_TASK_TIME_LIMIT or None,
+        worker_stopping=False,
         step=0,
         best_loss=None,
         history=[],
@@ -315,7 +381,9 @@ def running(job: Job):
 
 def job_finish(job: Job, status: str, **fields) -> bool:
     """End this attempt; False when the job was taken away from it meanwhile. A result file
-    it names leaves the storage ledger in the same transaction."""
+    it names leaves the storage ledger in the same transaction; a finished job's checkpoint
+    is dropped: nothing resumes it."""
+    fields = {"checkpoint": None, **fields}
     with transaction.atomic():
         done = bool(running(job).update(status=status, finished_at=timezone.now(), **fields))
         if done and fields.get("result_file"):

@@ -81,6 +81,15 @@ class Job(models.Model):
     # The hard time limit (seconds) of the worker running the job: past it, the job failed.
     time_limit = models.PositiveIntegerField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # Attempts that ended because their worker was stopped (a restart or deploy): they do
+    # not count against COMPOSER_JOB_MAX_ATTEMPTS, unlike a worker killed without warning.
+    restarts = models.PositiveSmallIntegerField(default=0)
+    # The worker holding the current attempt was asked to stop (it saves and gives the job
+    # back, or is killed after its stop grace: either way a restart, not a failure).
+    worker_stopping = models.BooleanField(default=False)
+    # A LoraHub search's progress (composer.engine.checkpoint, JSON, never pickled), saved
+    # every COMPOSER_CHECKPOINT_SECONDS while it runs: the next attempt resumes from it.
+    checkpoint = models.JSONField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
     # The catalog adapter version the result was published as.
     published_version = models.ForeignKey(

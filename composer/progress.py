@@ -6,6 +6,11 @@ and the last step), so a fast optimiser does not turn into a stream of UPDATEs. 
 background thread beats the heartbeat while the engine is busy in long steps (loading
 a base model, a slow forward pass); it also notices when the job was taken away from
 this worker (recovered as dead), which then stops the engine like a cancel.
+
+A LoraHub search's checkpoints are written at most every COMPOSER_CHECKPOINT_SECONDS (and
+when its evaluations are all made). When the worker is asked to stop (composer/shutdown.py)
+the thread records it on the job at once (a kill past the stop grace is then a restart, not
+a failure), and `should_yield` stops the search at its next step.
 """
 
 import logging
@@ -18,6 +23,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.utils import timezone
 
+from composer import shutdown
 from composer.lifecycle import running
 from composer.models import Job
 
@@ -91,6 +97,9 @@ class JobMonitor:
         self._last_write = 0.0
         self._last_cancel_check = 0.0
         self._pending = None
+        self.checkpoint = None  # the engine's latest (composer.engine.checkpoint.Checkpoint)
+        self._last_checkpoint = time.monotonic()
+        self._stopping_noted = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat_loop, name=f"job-{job.pk}-heartbeat")
 
@@ -106,11 +115,27 @@ class JobMonitor:
         return False
 
     def _beat_loop(self) -> None:
+        # ticks often enough to note a stop request at once, beats every heartbeat interval
+        tick = min(settings.COMPOSER_HEARTBEAT_SECONDS, 0.5)
+        last_beat = time.monotonic()
         try:
-            while not self._stop.wait(settings.COMPOSER_HEARTBEAT_SECONDS):
-                self._beat()
+            while not self._stop.wait(tick):
+                if shutdown.requested() and not self._stopping_noted:
+                    self._note_stopping()
+                if time.monotonic() - last_beat >= settings.COMPOSER_HEARTBEAT_SECONDS:
+                    last_beat = time.monotonic()
+                    self._beat()
         finally:
             connection.close()  # this thread's own connection
+
+    def _note_stopping(self) -> None:
+        try:
+            running(self.job).update(worker_stopping=True)
+            self._stopping_noted = True
+            log.info("job %s: the worker is stopping; the job stops at its next step", self.job.pk)
+        except Exception:  # the next tick tries again
+            log.exception("job %s: could not note that the worker stops", self.job.pk)
+            connection.close()
 
     def _beat(self) -> None:
         try:
@@ -162,6 +187,41 @@ class JobMonitor:
         self._last_write = time.monotonic()
         if not written:
             self.lost = True
+
+    def on_checkpoint(self, checkpoint) -> None:
+        """Keep the search's latest checkpoint; write it every COMPOSER_CHECKPOINT_SECONDS,
+        and once the search has made all its evaluations."""
+        self.checkpoint = checkpoint
+        now = time.monotonic()
+        if (
+            checkpoint.finished
+            or now - self._last_checkpoint >= settings.COMPOSER_CHECKPOINT_SECONDS
+        ):
+            self.save_checkpoint()
+
+    def save_checkpoint(self) -> dict | None:
+        """Write the latest checkpoint into the job's row; its JSON (None: none yet). A
+        checkpoint that cannot be written is only logged: the job goes on without it."""
+        if self.checkpoint is None:
+            return None
+        data = self.checkpoint.to_json()
+        self._last_checkpoint = time.monotonic()
+        try:
+            if not db_retry(lambda: running(self.job).update(checkpoint=data)):
+                self.lost = True
+        except Exception:
+            log.exception("job %s: its checkpoint could not be saved", self.job.pk)
+        return data
+
+    def should_yield(self) -> bool:
+        """`should_stop`, or this worker is stopping (a restart, a deploy): for a search
+        that saves its state and resumes on the next worker."""
+        return self.should_stop() or shutdown.requested()
+
+    @property
+    def stopping(self) -> bool:
+        """The worker was asked to stop, and the job is still this attempt's, not cancelled."""
+        return shutdown.requested() and not (self.cancelled or self.lost)
 
     def should_stop(self) -> bool:
         """True when the user cancelled or the job was taken away from this worker."""

@@ -71,7 +71,9 @@ def _run(job: Job, monitor, device: str, tmp: Path) -> dict:
             out_dir,
             LoraHubParams(**params),
             on_step=monitor.on_step,
-            should_stop=monitor.should_stop,
+            should_stop=monitor.should_yield,  # a stopping worker: saved, resumed elsewhere
+            on_checkpoint=monitor.on_checkpoint,
+            resume=job.checkpoint,
             heldout=[Example(e["input"], e["output"]) for e in job.heldout] or None,
             device=device,
             model_cache=process_model_cache(),

@@ -7,10 +7,11 @@ import time
 from datetime import timedelta
 
 from celery import shared_task
-from celery.signals import worker_init, worker_ready
+from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutting_down
 from django.conf import settings
 from django.db import connections
 
+from composer import shutdown
 from composer.dispatch import jobs_maintain
 from composer.execution import job_execute
 from composer.short_jobs import short_jobs_settle
@@ -24,8 +25,10 @@ log = logging.getLogger(__name__)
 @shared_task(name="composer.tasks.run_job", bind=True)
 def run_job(self, job_id: int | None = None) -> str | None:
     """A turn for one queued job (`job_id` is the job it was sent for; the worker takes the
-    next one in the queue's fair order)."""
-    return job_execute(job_id, task_id=self.request.id or "")
+    next one in the queue's fair order). When the worker shuts down meanwhile, the job
+    stops at its next step, its search saved for the next worker (composer/shutdown.py)."""
+    with shutdown.sigterm_deferred():
+        return job_execute(job_id, task_id=self.request.id or "")
 
 
 @shared_task(
@@ -95,3 +98,16 @@ def maintain_when_worker_starts(**kwargs) -> None:
     maintain_once()
     threading.Thread(target=_schedule_forever, name="composer-maintenance", daemon=True).start()
     log.info("composer maintenance every %ss", settings.COMPOSER_MAINTENANCE_SECONDS)
+
+
+@worker_process_init.connect
+def stop_jobs_on_request(**kwargs) -> None:
+    """A pool process stops its job when the main process is asked to stop."""
+    shutdown.on_stop_signal()
+
+
+@worker_shutting_down.connect
+def forward_stop(**kwargs) -> None:
+    """A shutdown (a restart, a deploy) waits for the running job: ask it to save its
+    checkpoint and go back to the queue now, so the stop grace can be short."""
+    shutdown.forward_to_children()

@@ -357,6 +357,8 @@ COMPOSER_JOB_MAX_ATTEMPTS = env_int("COMPOSER_JOB_MAX_ATTEMPTS", 2)
 # Throttles: progress writes to the database, cancel checks between optimisation steps.
 COMPOSER_PROGRESS_SECONDS = float(os.environ.get("COMPOSER_PROGRESS_SECONDS", "1.0"))
 COMPOSER_CANCEL_POLL_SECONDS = float(os.environ.get("COMPOSER_CANCEL_POLL_SECONDS", "0.5"))
+# How often a running LoraHub search saves its checkpoint (a restart loses at most this).
+COMPOSER_CHECKPOINT_SECONDS = float(os.environ.get("COMPOSER_CHECKPOINT_SECONDS", "60"))
 # Base models kept loaded per worker process; device "auto" = cuda:N if available, else cpu.
 COMPOSER_MODEL_CACHE_SIZE = env_int("COMPOSER_MODEL_CACHE_SIZE", 2)
 COMPOSER_DEVICE = os.environ.get("COMPOSER_DEVICE", "auto")

@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from composer.engine.adapters import LoraAdapter, LoraModule
+from composer.engine.checkpoint import Checkpoint, StaleCheckpoint, fingerprint
 from composer.engine.compat import check_against_model, check_compatible
 from composer.engine.examples import Example, encode_examples
 
@@ -171,6 +172,9 @@ class LoraHubResult:
     choice: dict | None = None
     inputs: list[dict] | None = None  # screen mode: adapters.adapter_info of every candidate
     kept: list[LoraAdapter] | None = None  # screen mode: the selected adapters, loaded
+    # resumed from a checkpoint: {"screened", "searched"} evaluations taken from it and
+    # "evaluated", those this run made
+    resumed: dict | None = None
 
     def summary(self) -> dict:
         """JSON-serialisable description (no tensors)."""
@@ -186,6 +190,7 @@ class LoraHubResult:
             "optimizer": self.optimizer,
             "params": asdict(self.params),
             "timings": self.timings,
+            **({"resumed": self.resumed} if self.resumed is not None else {}),
         }
 
 
@@ -502,6 +507,8 @@ def compose(
     *,
     on_step: Callable[[StepInfo], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    on_checkpoint: Callable[[Checkpoint], None] | None = None,
+    resume: dict | None = None,
 ) -> LoraHubResult:
     """Search the LoraHub weights for `adapters` on `examples` with a loaded base model.
 
@@ -510,11 +517,21 @@ def compose(
     a chunk at a time. `on_step(StepInfo)` is called after every evaluation (in screen mode
     after every screening chunk, then every search step); `should_stop()` is checked before
     every forward and raises `Cancelled` when it returns true. The model is left unchanged.
+    `on_checkpoint(Checkpoint)` follows every screening chunk and search step (the same
+    object, grown; `to_json()` it to keep it): a `resume` of its JSON continues that search
+    without making its evaluations again, to the same result (see checkpoint.py). A
+    checkpoint of other parameters or candidates is ignored.
     """
     params = params or LoraHubParams()
     params.validate()
     run = compose_screened if params.mode == "screen" else _compose_reference
-    return run(model, tokenizer, adapters, examples, params, on_step, should_stop)
+    n = len(adapters)
+    loaded = Checkpoint.from_json(resume, fingerprint(params, n)) if resume else None
+    hooks = (on_step, should_stop, on_checkpoint)
+    try:
+        return run(model, tokenizer, adapters, examples, params, *hooks, loaded)
+    except StaleCheckpoint:  # not these candidates after all: start over
+        return run(model, tokenizer, adapters, examples, params, *hooks, None)
 
 
 def _scorer(model, tokenizer, examples, params: LoraHubParams) -> "Scorer":
@@ -528,7 +545,9 @@ def _scorer(model, tokenizer, examples, params: LoraHubParams) -> "Scorer":
     )
 
 
-def _compose_reference(model, tokenizer, adapters, examples, params, on_step, should_stop):
+def _compose_reference(
+    model, tokenizer, adapters, examples, params, on_step, should_stop, on_checkpoint, resume
+):
     """The paper's search: nevergrad from w = 0 over every adapter's weight."""
     import nevergrad as ng
 
@@ -546,8 +565,10 @@ def _compose_reference(model, tokenizer, adapters, examples, params, on_step, sh
         optimizer = ng.optimizers.registry[params.optimizer](
             parametrization=param, budget=params.budget, num_workers=params.population
         )
-        search = _Search(live, scorer, params, n, should_stop, on_step)
-        search.run(optimizer, params.budget)
+        state = Checkpoint(fingerprint(params, n), params.budget)
+        search = _Search(live, scorer, params, n, should_stop, on_step, state, on_checkpoint)
+        search.run(optimizer, params.budget, replay=resume.told if resume else ())
+        _finished(state, on_checkpoint)
         timings["search_s"] = search.seconds
         timings["eval_mean_s"] = search.eval_s / max(
             1, math.ceil(params.budget / params.population)
@@ -567,7 +588,26 @@ def _compose_reference(model, tokenizer, adapters, examples, params, on_step, sh
     finally:
         live.remove()
     timings["total_s"] = time.perf_counter() - t0
-    return _result(params, final, final_ce, best, history, modules, timings, optimizer)
+    resumed = _resumed(state, 0, search.replayed) if resume else None
+    return _result(
+        params, final, final_ce, best, history, modules, timings, optimizer, resumed=resumed
+    )
+
+
+def _finished(state: Checkpoint, on_checkpoint) -> None:
+    """Every evaluation is made: say so to the checkpoint's keeper."""
+    state.finished = True
+    if on_checkpoint is not None:
+        on_checkpoint(state)
+
+
+def _resumed(state: Checkpoint, screened: int, searched: int) -> dict:
+    """What a resumed search took from its checkpoint and what it evaluated itself."""
+    return {
+        "screened": screened,
+        "searched": searched,
+        "evaluated": state.step - screened - searched,
+    }
 
 
 def _result(params, w, ce, best, history, modules, timings, optimizer, **screened):
@@ -599,10 +639,24 @@ class _Search:
     """
 
     def __init__(
-        self, live, scorer, params, n, should_stop, on_step, *, full=None, done=0, anchor=None
+        self,
+        live,
+        scorer,
+        params,
+        n,
+        should_stop,
+        on_step,
+        state: Checkpoint,
+        on_checkpoint=None,
+        *,
+        full=None,
+        done=0,
+        anchor=None,
     ):
         self.live, self.scorer, self.params, self.n = live, scorer, params, n
         self.should_stop, self.on_step = should_stop, on_step
+        self.state, self.on_checkpoint = state, on_checkpoint
+        self.replayed = 0  # evaluations taken from a checkpoint
         self.full = full or (lambda w: w)
         self.done = done  # evaluations made before the search (screening)
         self.history: list[dict] = []
@@ -610,27 +664,38 @@ class _Search:
         self.eval_s = self.seconds = 0.0
         self.anchor = anchor
 
-    def run(self, optimizer, budget: int) -> None:
+    def run(self, optimizer, budget: int, replay: Sequence[tuple[float, list]] = ()) -> None:
+        """`budget` evaluations; the first ones are `replay`'s (ce, w), a checkpoint's."""
         params, history = self.params, self.history
         t_search = time.perf_counter()
         total = self.done + budget
+        replay = list(replay)[:budget]
+        if any(len(w) != self.n for _, w in replay):
+            raise StaleCheckpoint("the checkpoint's weights are not over these candidates")
+        self.asking = True  # the optimiser asks the recorded points again (see `_replay`)
+        self.pending = []  # a point it asked instead: the first evaluated after the replay
         while len(history) < budget:
-            if self.should_stop is not None and self.should_stop():
-                raise Cancelled(self.done + len(history))
             k = min(params.population, budget - len(history))
-            cands = [optimizer.ask() for _ in range(k)]
-            W = np.stack([np.asarray(c.value, dtype=np.float64) for c in cands])
-            t_eval = time.perf_counter()
-            self.live.set_weights(torch.from_numpy(W))
-            ces = self.scorer.losses(k, norm=params.loss_norm).numpy()
-            self.eval_s += time.perf_counter() - t_eval
+            if len(history) < len(replay):
+                cands, W, ces = self._replay(optimizer, replay[len(history) :][:k])
+            else:
+                if self.should_stop is not None and self.should_stop():
+                    raise Cancelled(self.done + len(history))
+                cands, self.pending = self.pending[:k], self.pending[k:]
+                cands += [optimizer.ask() for _ in range(k - len(cands))]
+                W = np.stack([np.asarray(c.value, dtype=np.float64) for c in cands])
+                t_eval = time.perf_counter()
+                self.live.set_weights(torch.from_numpy(W))
+                ces = self.scorer.losses(k, norm=params.loss_norm).numpy()
+                self.eval_s += time.perf_counter() - t_eval
             for cand, w, ce in zip(cands, W, ces, strict=True):
                 loss = float(ce) + params.l1 * float(np.mean(np.abs(self.full(w))))
                 if self.anchor is not None:
                     loss += params.prior * float(np.mean(np.abs(w - self.anchor)))
-                optimizer.tell(cand, loss)
+                _tell(optimizer, cand, loss)
                 if loss < self.best[0]:
                     self.best = (loss, w.copy())
+                self.state.told.append((float(ce), w.tolist()))
                 history.append(
                     {"step": len(history) + 1, "loss": loss, "ce": float(ce), "weights": w.tolist()}
                 )
@@ -647,10 +712,49 @@ class _Search:
                             seconds=time.perf_counter() - t_search,
                         )
                     )
+            if self.on_checkpoint is not None and len(history) > len(replay):
+                self.on_checkpoint(self.state)
         self.seconds = time.perf_counter() - t_search
 
+    def _replay(self, optimizer, rows: list[tuple[float, list]]):
+        """Candidates, weights W and CEs of a batch of recorded evaluations, not made again.
 
-def compose_screened(model, tokenizer, candidates, examples, params, on_step, should_stop):
+        A fresh optimiser with the seed asks the points it asked before: each is told its
+        recorded loss. Once it asks another (an optimiser that draws from more than the
+        seed, e.g. NGOpt's CMA-based choices for large budgets, or another nevergrad), that
+        point is kept to be evaluated next, and the recorded points are told as points it
+        did not ask, or not told where it refuses that: the search then goes on from
+        another state, but keeps the budget spent and the best point found.
+        """
+        W = np.array([w for _, w in rows], dtype=np.float64)
+        cands = []
+        for w in W:
+            cand = optimizer.ask() if self.asking else None
+            if cand is not None and not np.array_equal(cand.value, w):
+                self.asking = False
+                self.pending.append(cand)  # asked: told once evaluated
+                cand = None
+            if cand is None:
+                cand = optimizer.parametrization.spawn_child(new_value=w)
+            cands.append(cand)
+        self.replayed += len(rows)
+        return cands, W, np.array([ce for ce, _ in rows], dtype=np.float64)
+
+
+def _tell(optimizer, cand, loss: float) -> None:
+    """Tell `optimizer` the loss of `cand`; an optimiser that takes no point it did not ask
+    (a replayed one, see `_Search._replay`) is not told it."""
+    from nevergrad.common.errors import TellNotAskedNotSupportedError
+
+    try:
+        optimizer.tell(cand, loss)
+    except TellNotAskedNotSupportedError:
+        pass
+
+
+def compose_screened(
+    model, tokenizer, candidates, examples, params, on_step, should_stop, on_checkpoint, resume
+):
     """Screen every candidate alone, search the weights of the K best from the best one,
     return the best point seen (its objective is never above the best candidate's).
 
@@ -680,6 +784,16 @@ def compose_screened(model, tokenizer, candidates, examples, params, on_step, sh
             seconds = time.perf_counter() - t0
             on_step(StepInfo(done, total, row.loss, row.loss, w, w, row.ce, seconds))
 
+    state = Checkpoint(fingerprint(params, n), total)
+
+    def checkpoint(rows):
+        state.screened.extend(rows)
+        if on_checkpoint is not None:
+            on_checkpoint(state)
+
+    restored = resume.screened if resume else []
+    state.screened.extend(restored)
+
     t_screen = time.perf_counter()
     parts: dict[str, float] = {}  # screening's read, wait and forward seconds
     table, kept = screen(
@@ -693,6 +807,8 @@ def compose_screened(model, tokenizer, candidates, examples, params, on_step, sh
         should_stop=should_stop,
         on_chunk=screened,
         timings=parts,
+        resume=restored,
+        on_rows=checkpoint,
     )
     timings["screen_s"] = time.perf_counter() - t_screen
     timings.update({f"screen_{k}": v for k, v in parts.items()})
@@ -709,7 +825,7 @@ def compose_screened(model, tokenizer, candidates, examples, params, on_step, sh
     adapters = [a for _, a in kept]
     live = LiveComposition(model, adapters, population=params.population, tokens=scorer.tokens)
     history: list[dict] = []
-    optimizer = None
+    optimizer = search = None
     choice = {"start": table[selected[0]].name, "search_budget": budget if K > 1 else 0}
     try:
         final = winner
@@ -726,18 +842,21 @@ def compose_screened(model, tokenizer, candidates, examples, params, on_step, sh
                 K,
                 should_stop,
                 on_step,
+                state,
+                on_checkpoint,
                 full=full,
                 done=len(table),
                 anchor=winner,
             )
             search.best = (table[selected[0]].loss, winner)  # screening saw it
-            search.run(optimizer, budget)
+            search.run(optimizer, budget, replay=resume.told if resume else ())
             timings["search_s"] = search.seconds
             history, final = search.history, search.best[1]
             best_seen = (search.best[0], full(final))
             if final is not winner and params.guard == "loo":
                 choice["guard"] = _guard(live, scorer, final, winner)
                 final = final if choice["guard"]["mix_kept"] else winner
+        _finished(state, on_checkpoint)
         choice["mixed"] = final is not winner
         if final is winner:
             final_ce = table[selected[0]].ce
@@ -747,6 +866,7 @@ def compose_screened(model, tokenizer, candidates, examples, params, on_step, sh
     finally:
         live.remove()
     timings["total_s"] = time.perf_counter() - t0
+    replayed = search.replayed if search is not None else 0
     return _result(
         params,
         full(final),
@@ -761,6 +881,7 @@ def compose_screened(model, tokenizer, candidates, examples, params, on_step, sh
         choice=choice,
         inputs=[r.info for r in table],
         kept=adapters,
+        resumed=_resumed(state, len(restored), replayed) if resume else None,
     )
 
 

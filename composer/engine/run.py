@@ -1,7 +1,7 @@
 """One function per job kind, shared by the command line and the Celery tasks.
 
 - `run_lorahub(base_dir, adapter_dirs, examples, out_dir, params, *, on_step, should_stop,
-  heldout, device, model_cache)`
+  heldout, device, model_cache, on_checkpoint, resume)`
 - `run_lego(adapter_dirs, out_dir, params, *, check)`
 - `run_merge(method, adapter_dirs, out_dir, *, weights, density, rank, seed, scaling_coef,
   disjoint, check)`
@@ -55,6 +55,7 @@ from composer.engine.adapters import (
 )
 from composer.engine.base_models import load_base_model, load_tokenizer, resolve_device
 from composer.engine.baselines import merge
+from composer.engine.checkpoint import Checkpoint
 from composer.engine.compat import check_against_model, check_compatible
 from composer.engine.evaluate import evaluate_model, generate
 from composer.engine.examples import MAX_CHECK_EXAMPLES, Example, load_examples
@@ -111,9 +112,13 @@ def run_lorahub(
     device: str | None = None,
     model_cache=None,
     names: Sequence[str] | None = None,
+    on_checkpoint: Callable[[Checkpoint], None] | None = None,
+    resume: dict | None = None,
 ) -> dict:
     """Compose `adapter_dirs` for `examples` with LoraHub; evaluate on `heldout` if given.
     `names` (one per adapter, e.g. catalog labels) name the candidates in the comparison.
+    `on_checkpoint` / `resume`: the search's checkpoints, and one to go on from
+    (`lorahub.compose`).
 
     In screen mode the adapters are read a chunk at a time while screening (never all at
     once) and only the K selected stay loaded; the reference mode loads them all first.
@@ -136,7 +141,15 @@ def run_lorahub(
         check_against_model(candidates, model)
     load_s = time.perf_counter() - t_load
     res = compose(
-        model, tok, candidates, examples, params, on_step=on_step, should_stop=should_stop
+        model,
+        tok,
+        candidates,
+        examples,
+        params,
+        on_step=on_step,
+        should_stop=should_stop,
+        on_checkpoint=on_checkpoint,
+        resume=resume,
     )
     if screened:
         inputs, used = res.inputs, res.kept

@@ -76,6 +76,8 @@ def screen(
     on_chunk: Callable[[int, Screened], None] | None = None,
     prefetch: bool = True,
     timings: dict[str, float] | None = None,
+    resume: Sequence[Screened] = (),
+    on_rows: Callable[[list[Screened]], None] | None = None,
 ) -> tuple[list[Screened], list[tuple[int, LoraAdapter]]]:
     """Screen `candidates` with `scorer` (a lorahub.Scorer for `model` and the examples).
 
@@ -90,19 +92,46 @@ def screen(
     `timings`, when given, gets "read_s" (reading and checking the candidates, in
     whichever thread), "wait_s" (screening waiting for a chunk to be read) and
     "forward_s" (composing and scoring the chunks).
-    `on_chunk(screened_so_far, best_row)` follows every chunk; `should_stop()` is checked
-    before each and raises lorahub.Cancelled.
+    `on_chunk(screened_so_far, best_row)` follows every chunk, then `on_rows(its rows)`;
+    `should_stop()` is checked before each and raises lorahub.Cancelled.
+    `resume`: rows of an earlier screening of the same candidates (a checkpoint's, whole
+    chunks in screening order): those candidates are not screened again, the ones kept
+    among them are read again (checkpoint.StaleCheckpoint when they are not what the rows
+    say).
     """
+    from composer.engine.checkpoint import StaleCheckpoint
     from composer.engine.lorahub import Cancelled
 
     n = len(candidates)
     order = sorted(range(n), key=lambda i: (*candidate_key(candidates[i]), i))
     rank = {i: k for k, i in enumerate(order)}
     rows: dict[int, Screened] = {}
-    best: list[tuple[float, int, int, LoraAdapter]] = []  # min-heap of the kept: the worst on top
+    # min-heap of the kept, the worst on top; a resumed row's adapter is None until read
+    best: list[tuple[float, int, int, LoraAdapter | None]] = []
     contents: set[str] = set()  # sha256 of the candidates screened so far
+
+    def add(row: Screened, a: LoraAdapter | None) -> None:
+        rows[row.index] = row
+        if not math.isfinite(row.loss):  # weights that overflow (NaN or ∞): never mixed
+            return
+        if row.sha256 in contents:  # a copy of a candidate before it
+            return
+        if row.sha256 is not None:
+            contents.add(row.sha256)
+        entry = (-row.loss, -rank[row.index], row.index, a)
+        if len(best) < keep:
+            heapq.heappush(best, entry)
+        elif entry > best[0]:
+            heapq.heapreplace(best, entry)
+
+    if [r.index for r in resume] != order[: len(resume)]:
+        raise StaleCheckpoint("the screened rows are not these candidates'")
+    for row in resume:
+        add(_resumed(row, candidates[row.index]), None)
+    if resume and on_chunk is not None:
+        on_chunk(len(rows), min(rows.values(), key=lambda r: _order(r, rank)))
     clock = {"read_s": 0.0, "wait_s": 0.0, "forward_s": 0.0}
-    chunks = _chunks(model, candidates, order, batch, clock)
+    chunks = _chunks(model, candidates, order[len(resume) :], batch, clock)
     with ThreadPoolExecutor(max_workers=1) if prefetch else nullcontext() as pool:
         chunks = _ahead(chunks, pool) if prefetch else chunks
         while len(rows) < n:
@@ -114,22 +143,15 @@ def screen(
             ces = _chunk_losses(model, scorer, [a for _, a in chunk], loss_norm)
             clock["wait_s"] += t_read - t
             clock["forward_s"] += time.perf_counter() - t_read
+            done = []
             for (i, a), ce in zip(chunk, ces, strict=True):
                 loss = float(ce) + l1 / n
-                rows[i] = Screened(i, a.label, a.sha256, float(ce), loss, adapter_info(a))
-                if not math.isfinite(loss):  # weights that overflow (NaN or ∞): never mixed
-                    continue
-                if a.sha256 in contents:  # a copy of a candidate before it
-                    continue
-                if a.sha256 is not None:
-                    contents.add(a.sha256)
-                entry = (-loss, -rank[i], i, a)
-                if len(best) < keep:
-                    heapq.heappush(best, entry)
-                elif entry > best[0]:
-                    heapq.heapreplace(best, entry)
+                done.append(Screened(i, a.label, a.sha256, float(ce), loss, adapter_info(a)))
+                add(done[-1], a)
             if on_chunk is not None:
                 on_chunk(len(rows), min(rows.values(), key=lambda r: _order(r, rank)))
+            if on_rows is not None:
+                on_rows(done)
     if not best:
         raise ValueError(
             "No candidate gives a finite loss on the examples: the weights of each one "
@@ -137,7 +159,29 @@ def screen(
         )
     if timings is not None:
         timings.update(clock)
-    return [rows[i] for i in range(n)], [(i, a) for _, _, i, a in sorted(best, reverse=True)]
+    kept = [
+        (i, a or _reread(model, candidates, rows[i])) for _, _, i, a in sorted(best, reverse=True)
+    ]
+    return [rows[i] for i in range(n)], kept
+
+
+def _resumed(row: Screened, candidate: Candidate) -> Screened:
+    """A checkpoint's row, its path the candidate's own now (a resumed job reads its inputs
+    into another folder)."""
+    path = candidate.path if isinstance(candidate, LoraAdapter) else candidate
+    info = {**row.info, "path": str(path) if path else None}
+    return Screened(row.index, row.name, row.sha256, row.ce, row.loss, info)
+
+
+def _reread(model, candidates: Sequence[Candidate], row: Screened) -> LoraAdapter:
+    """A kept candidate screened before a resume, read again and checked to be that one."""
+    from composer.engine.checkpoint import StaleCheckpoint
+
+    a = _load(candidates, row.index)
+    if a.sha256 != row.sha256:
+        raise StaleCheckpoint(f"candidate {row.index} is not the one screened")
+    check_against_model([a], model)
+    return a
 
 
 def _order(row: Screened, rank: dict[int, int]) -> tuple:

@@ -104,6 +104,54 @@ def test_a_dead_workers_job_whose_result_was_stored_succeeds_and_never_runs_agai
     assert job.result_file.name == "jobs/1/lego-job1.zip" and job.finished_at is not None
 
 
+def test_restarts_do_not_use_up_attempts_and_the_error_says_what_happened(job, settings):
+    """Workers asked to stop (a restart, a deploy) then killed past their stop grace: the
+    job is queued again however often, keeping its checkpoint; a kill without warning uses
+    the attempt, and the error tells the two apart."""
+    settings.COMPOSER_JOB_MAX_ATTEMPTS = 1
+    checkpoint = {"step": 9, "total": 40}
+    for n in (1, 2, 3):
+        claimed = job_claim_next(device="cpu")
+        assert (claimed.pk, claimed.worker_stopping) == (job.pk, False)
+        Job.objects.filter(pk=job.pk).update(
+            worker_pid=dead_pid(), worker_stopping=True, step=11, checkpoint=checkpoint
+        )
+        assert jobs_reap() == {job.pk: Status.QUEUED}
+        job.refresh_from_db()
+        assert (job.attempts, job.restarts, job.checkpoint) == (n, n, checkpoint)
+        assert "stopped (restart or deploy) at step 11" in job.notes[-1]
+        assert "resumes from step 9" in job.notes[-1]
+    job_claim_next(device="cpu")
+    Job.objects.filter(pk=job.pk).update(worker_pid=dead_pid())  # no stop asked: killed
+    assert jobs_reap() == {job.pk: Status.FAILED}
+    job.refresh_from_db()
+    assert "killed without warning" in job.error and "attempt 1 of 1" in job.error
+    assert "out of memory" in job.error and "stopped 3 times by a restart" in job.error
+    assert job.checkpoint is None  # nothing resumes a finished job
+
+
+def test_a_released_job_is_queued_with_its_checkpoint(job, settings):
+    from composer.lifecycle import job_release
+
+    settings.COMPOSER_JOB_MAX_ATTEMPTS = 1
+    claimed = job_claim(job.pk, device="cpu")
+    assert job_release(claimed, {"step": 5}) == Status.QUEUED
+    job.refresh_from_db()
+    assert (job.status, job.restarts, job.checkpoint, job.sent_at) == (
+        Status.QUEUED,
+        1,
+        {"step": 5},
+        None,
+    )
+    assert "at step 5" in job.notes[-1]
+    again = job_claim_next(device="cpu")  # the attempt was not used up
+    assert again.attempts == 2 and again.checkpoint == {"step": 5}
+    assert job_release(claimed, None) is None  # the old attempt can no longer write
+    assert job_finish(again, Status.SUCCEEDED)
+    job.refresh_from_db()
+    assert job.checkpoint is None
+
+
 def test_reaper_requeues_stale_jobs_and_leaves_live_ones(alice, settings):
     settings.COMPOSER_JOB_MAX_ATTEMPTS = 2
     settings.COMPOSER_HEARTBEAT_STALE_SECONDS = 60

@@ -87,6 +87,19 @@ class Worker:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
 
+    def docker_stop(self, grace: float = 20) -> bool:
+        """What `docker stop` does: SIGTERM to the main process only, SIGKILL to all that is
+        left after `grace` seconds. Whether the worker had exited by itself."""
+        if not self.proc or self.proc.poll() is not None:
+            return True
+        os.kill(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(grace)
+            return True
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return False
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
