@@ -131,3 +131,25 @@ class Transfer(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in (self.Status.DONE, self.Status.FAILED)
+
+
+class XetXorb(models.Model):
+    """A user's upload of a xorb, counted against their storage quota while the xorb is kept.
+
+    Xorbs are stored once, by content, under `hfapi-xet/xorbs/`; this row says who sent one
+    and when, so its bytes count for every user who relies on it (hfapi.xet.ledger)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="xet_xorbs"
+    )
+    xorb = models.CharField(max_length=64)  # the xorb hash, hex
+    size = models.BigIntegerField()  # serialized bytes, as stored
+    uploaded_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "xorb"], name="hfapi_xetxorb_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"xorb {self.xorb[:12]}… of {self.user_id} ({self.size} bytes)"

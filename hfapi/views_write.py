@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import JsonResponse
+from django.template.defaultfilters import filesizeformat
 
 from composer.engine import strict_json
 from hub.models import Adapter
@@ -14,7 +15,7 @@ from hub.services.adapters import ADAPTER_NAME, MAX_TAGS, adapter_delete
 from hub.services.card_metadata import card_metadata
 from hub.services.cards import card_check
 from hub.services.namespaces import adapter_id_check
-from hub.services.quota import WriteRefused, write_allow
+from hub.services.quota import WriteRefused, quota_check, write_allow
 from hub.services.throttle import address_check
 from hub.uploads import body_limit
 
@@ -136,6 +137,29 @@ def repo_delete(request, auth):
     return JsonResponse({})
 
 
+def _preupload_check(user, entries: list[dict], current: dict) -> None:
+    """Refuse, before any transfer, a file over the size limit or a batch that cannot fit
+    the user's quota: the client shows this answer's message, whereas a refusal during the
+    Xet transfer reaches the user as a bare status. The transfers and the commit check
+    again, exactly (by content); here a file the same size as the one at its path now
+    counts as unchanged."""
+    limit, incoming = settings.LORAHUB_MAX_FILE_BYTES, 0
+    for entry in entries:
+        size = entry.get("size")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            continue
+        path = str(entry.get("path", ""))[:1000]
+        if size > limit:
+            raise ApiError(413, f"{path} is larger than the {filesizeformat(limit)} file limit")
+        blob = current.get(path)
+        if blob is None or blob.size != size:
+            incoming += size
+    try:
+        quota_check(user, incoming)
+    except WriteRefused as refused:
+        raise ApiError(refused.status, " ".join(refused.messages)) from None
+
+
 @api_view(("POST",))
 def preupload(request, auth, owner, name, revision):
     """Tell the client which files go inline and which through Git LFS."""
@@ -149,6 +173,7 @@ def preupload(request, auth, owner, name, revision):
         raise ApiError(400, "files must be a list of objects")
     if len(entries) > MAX_PREUPLOAD_FILES:
         raise ApiError(400, f"At most {MAX_PREUPLOAD_FILES} files per request")
+    _preupload_check(auth.user, entries, current)
     for entry in entries:
         path, size = str(entry.get("path", ""))[:1000], entry.get("size")
         lfs = isinstance(size, int) and size > settings.LORAHUB_API_LFS_THRESHOLD

@@ -4,30 +4,34 @@ Xorbs live in STORAGES["default"] under `hfapi-xet/xorbs/<hash>`, stored only on
 chunks hash to the name, beside an index of where each chunk starts
 (`hfapi-xet/index/<hash>`), so a term reads exactly its chunks. A xorb is named by its
 content, so one user's shard can only use another's xorb by already knowing every chunk
-hash in it, which this hub never reveals.
+hash in it, which this hub never reveals. Each uploader's xorbs count against their
+storage quota while kept (ledger), and every rebuilt file is checked against it before it
+is staged.
 """
 
 import hashlib
 import tempfile
 from collections import OrderedDict
 from collections.abc import Iterable
-from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
 
+from hub.services.quota import quota_check
 from hub.services.stored_reads import stored_open
 
 from .. import staging
-from . import merkle, xorbs
+from ..models import XetXorb
+from . import ledger, merkle, xorbs
 from .shards import FileInfo, Term
 
 ROOT = "hfapi-xet"
-# hf_xet keeps the shards it uploaded for 3 weeks and deduplicates new files against the
-# xorbs they list without sending them again, so a xorb must outlive that.
-KEEP = timedelta(days=28)
+KEEP = ledger.KEEP
 # A shard may rebuild at most this many times the content of the xorbs it names (plus
 # REBUILD_SLACK): repeating chunks cannot make the server write without bound.
 REBUILD_FACTOR = 4
@@ -55,11 +59,27 @@ def xorb_exists(xorb_hex: str) -> bool:
     )
 
 
-def receive_xorb(xorb_hex: str, body: Iterable[bytes]) -> bool:
-    """Store the serialized xorb streamed in `body` if it hashes to `xorb_hex`.
+def _admit(user, xorb_hex: str, size: int) -> XetXorb | None:
+    """Count the xorb against `user`'s quota (hub.services.quota.WriteRefused when it does
+    not fit) and record it; None when their upload of it still counts (a resend is free).
+    The user's row is locked meanwhile, so their parallel uploads are checked one by one."""
+    with transaction.atomic():
+        get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+        if ledger.kept(user.pk).filter(xorb=xorb_hex).exists():
+            return None
+        quota_check(user, size)
+        record, _ = XetXorb.objects.update_or_create(
+            user=user, xorb=xorb_hex, defaults={"size": size, "uploaded_at": timezone.now()}
+        )
+    return record
+
+
+def receive_xorb(user, xorb_hex: str, body: Iterable[bytes]) -> bool:
+    """Store the serialized xorb streamed in `body` if it hashes to `xorb_hex` and fits
+    `user`'s storage quota (raises WriteRefused otherwise).
 
     Returns False when it was already stored. The body goes to a temporary file (bounded
-    by the largest xorb), is checked chunk by chunk, and only then stored.
+    by the largest xorb), is checked chunk by chunk, and only then counted and stored.
     """
     name, index = xorb_name(xorb_hex), index_name(xorb_hex)
     with tempfile.TemporaryFile(dir=settings.FILE_UPLOAD_TEMP_DIR) as tmp:
@@ -76,15 +96,23 @@ def receive_xorb(xorb_hex: str, body: Iterable[bytes]) -> bool:
             raise XetError(f"xorb refused: {exc}") from None
         if merkle.to_hex(merkle.xorb_hash(chunks)) != xorb_hex:
             raise XetError("xorb refused: its chunks do not hash to the name it was sent under")
+        # Counted before it is stored; one stored already counts too, as this user's
+        # shards may now rely on it.
+        record = _admit(user, xorb_hex, received)
         if xorb_exists(xorb_hex):
             return False
-        tmp.seek(0)
-        for stored in (name, index):  # what an interrupted store left
-            if default_storage.exists(stored):
-                default_storage.delete(stored)
-        default_storage.save(name, File(tmp, name=xorb_hex))
-        # The index last: a xorb counts as stored only once both are there.
-        default_storage.save(index, ContentFile(offsets.to_bytes(), name=xorb_hex))
+        try:
+            tmp.seek(0)
+            for stored in (name, index):  # what an interrupted store left
+                if default_storage.exists(stored):
+                    default_storage.delete(stored)
+            default_storage.save(name, File(tmp, name=xorb_hex))
+            # The index last: a xorb counts as stored only once both are there.
+            default_storage.save(index, ContentFile(offsets.to_bytes(), name=xorb_hex))
+        except BaseException:
+            if record is not None:  # not stored: not counted
+                record.delete()
+            raise
     return True
 
 
@@ -131,12 +159,13 @@ def _term_chunks(indexes: _Indexes, term: Term) -> Iterable[bytes]:
             raise XetError(f"stored xorb {term.xorb} is unreadable: {exc}") from None
 
 
-def rebuild_files(user_id: int, files: list[FileInfo]) -> list[str]:
+def rebuild_files(user, files: list[FileInfo]) -> list[str]:
     """Rebuild the files a shard describes into the user's staged objects; their sha256.
 
     Every term is checked against the xorb's index before anything is read, and the whole
-    shard against the rebuild bound; then each file is rebuilt and must hash to its file
-    hash, so a staged object is always the content the client hashed.
+    shard against the rebuild bound; then each file is rebuilt, must hash to its file
+    hash (so a staged object is always the content the client hashed) and fit the user's
+    storage quota (WriteRefused) before it is staged.
     """
     indexes, named, total = _Indexes(), {}, 0
     unique = list({info.file_hash: info for info in files}.values())
@@ -149,10 +178,10 @@ def rebuild_files(user_id: int, files: list[FileInfo]) -> list[str]:
             named.setdefault(term.xorb, indexes.get(term.xorb).content[-1])
     if total > REBUILD_FACTOR * sum(named.values()) + REBUILD_SLACK:
         raise XetError("the shard rebuilds far more bytes than the xorbs it names hold")
-    return [_rebuild_file(user_id, indexes, info) for info in unique]
+    return [_rebuild_file(user, indexes, info) for info in unique]
 
 
-def _rebuild_file(user_id: int, indexes: _Indexes, info: FileInfo) -> str:
+def _rebuild_file(user, indexes: _Indexes, info: FileInfo) -> str:
     chunks: list[tuple[bytes, int]] = []
     digest = hashlib.sha256()
     with tempfile.TemporaryFile(dir=settings.FILE_UPLOAD_TEMP_DIR) as tmp:
@@ -164,11 +193,15 @@ def _rebuild_file(user_id: int, indexes: _Indexes, info: FileInfo) -> str:
         if merkle.to_hex(merkle.file_hash(chunks)) != info.file_hash:
             raise XetError(f"file {info.file_hash} does not match the chunks it names")
         sha256 = digest.hexdigest()
-        staging.stage_file(user_id, sha256, tmp)
+        # As for an LFS upload: the same object staged already is replaced, not added.
+        quota_check(user, info.size, staged_except={sha256})
+        staging.stage_file(user.pk, sha256, tmp)
     return sha256
 
 
 def clear_stale(before) -> int:
     """Delete xorbs and their indexes last written before `before` (an aware datetime, KEEP
-    ago or earlier): the files built from them are staged or committed by then."""
+    ago or earlier): the files built from them are staged or committed by then. The
+    records of uploads as old go too."""
+    ledger.clear_stale(before)
     return staging.clear_stale(before, ROOT)

@@ -8,9 +8,11 @@ sends no `X-Xet-Hash`, so the client never asks for a reconstruction.
 
 from functools import wraps
 
+from django.contrib.auth import get_user_model
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from hub.services.quota import WriteRefused
 from hub.uploads import body_limit
 
 from ..repos import get_repo
@@ -46,7 +48,7 @@ def read_token(request, auth, owner, name, revision):
 
 
 def cas_view(methods: tuple[str, ...], scope: str):
-    """A CAS endpoint: method check, Xet token, ApiError answers as JSON."""
+    """A CAS endpoint: method check, Xet token, ApiError and WriteRefused answers as JSON."""
 
     def decorator(view):
         @csrf_exempt  # authorised by the Xet token in the Authorization header only
@@ -59,10 +61,19 @@ def cas_view(methods: tuple[str, ...], scope: str):
                 return view(request, user_id, *args, **kwargs)
             except ApiError as error:
                 return error.response()
+            except WriteRefused as refused:
+                return ApiError(refused.status, " ".join(refused.messages)).response()
 
         return wrapper
 
     return decorator
+
+
+def _uploader(user_id: int):
+    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+    if user is None:
+        raise ApiError(403, "This Xet access token's user is gone")
+    return user
 
 
 def _body(request):
@@ -75,8 +86,9 @@ def _body(request):
 def xorb_upload(request, user_id, prefix, xorb_hash):
     if prefix != "default":
         raise ApiError(400, "Xorbs are stored under the prefix 'default'")
+    user = _uploader(user_id)
     try:
-        inserted = store.receive_xorb(xorb_hash, _body(request))
+        inserted = store.receive_xorb(user, xorb_hash, _body(request))
     except ValueError as exc:
         raise ApiError(400, str(exc)) from None
     except store.XetError as exc:
@@ -87,9 +99,10 @@ def xorb_upload(request, user_id, prefix, xorb_hash):
 @body_limit(shards.MAX_SHARD_BYTES)
 @cas_view(("POST",), access.WRITE)
 def shard_upload(request, user_id):
+    user = _uploader(user_id)
     try:
         files = shards.read_files(request)
-        store.rebuild_files(user_id, files)
+        store.rebuild_files(user, files)
         for _ in _body(request):  # the xorb section and lookup tables, not needed here
             pass
     except shards.ShardFormatError as exc:

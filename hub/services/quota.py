@@ -5,7 +5,8 @@ each count one write against LORAHUB_WRITES_PER_HOUR (`write_allow`), and the by
 write will store are checked against LORAHUB_USER_QUOTA_BYTES before they are stored
 (`quota_check`; the catalog checks every new version's files again, exactly, in
 hub.services.adapters). A user's storage is the files of their adapters (each content
-once), their staged LFS objects and, for a new import, the imports still in progress.
+once), their staged LFS objects, the Xet xorbs they uploaded while those are kept and,
+for a new import, the imports still in progress.
 """
 
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from django.template.defaultfilters import filesizeformat
 
 from hfapi.models import Transfer
 from hfapi.staging import staged_sizes
+from hfapi.xet.ledger import kept_bytes
 
 from ..models import AdapterFile, Blob
 from .throttle import write_check
@@ -39,12 +41,14 @@ def adapter_blobs(user) -> set[str]:
 
 
 def storage_used(user, *, staged_except=()) -> int:
-    """Bytes `user` stores: their adapters' files (each content once) and their staged LFS
-    objects, but for those in `staged_except` (about to become adapter files)."""
+    """Bytes `user` stores: their adapters' files (each content once), their staged LFS
+    objects but for those in `staged_except` (about to become adapter files), and the Xet
+    xorbs they uploaded that are still kept."""
     shas = AdapterFile.objects.filter(version__adapter__owner=user).values("blob_id")
     stored = Blob.objects.filter(pk__in=shas).aggregate(total=Sum("size"))["total"] or 0
     staged = staged_sizes(user.pk)
-    return stored + sum(size for sha, size in staged.items() if sha not in staged_except)
+    staged_bytes = sum(size for sha, size in staged.items() if sha not in staged_except)
+    return stored + staged_bytes + kept_bytes(user.pk)
 
 
 def imports_reserved(user) -> int:
@@ -67,7 +71,7 @@ def quota_check(user, incoming: int = 0, *, staged_except=(), imports=False) -> 
         used += imports_reserved(user)
     if used < quota and used + incoming <= quota:
         return
-    what = "your adapters' files and staged uploads" + (
+    what = "your adapters' files and pending uploads" + (
         ", and imports in progress" if imports else ""
     )
     need = f"This needs {filesizeformat(incoming)} more, but you" if incoming else "You"

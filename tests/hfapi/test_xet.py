@@ -10,12 +10,15 @@ import lz4.frame
 import numpy as np
 import pytest
 from django.core.files.storage import default_storage
+from django.utils import timezone
 from hypothesis import given
 from hypothesis import strategies as st
 from safetensors.numpy import save_file
 
+from hfapi.models import XetXorb
 from hfapi.xet import access, merkle, shards, store, xorbs
 from hub.models import AdapterVersion
+from hub.services.quota import storage_used
 
 # Reference vectors of the Xet protocol: eight (hash, size) leaves, and 64 leaves cycling
 # through them, with the xorb hash and the (unsalted) file hash of each list.
@@ -405,13 +408,13 @@ def test_a_shard_cannot_rebuild_far_more_than_it_names(hub, xet_write, alice, mo
     assert len(_staged(alice)) == 1
 
 
-def test_xorbs_are_kept_for_the_clients_dedup_window(db):
+def test_xorbs_are_kept_for_the_clients_dedup_window(alice):
     import time
 
     from django.core.management import call_command
 
     xorb_hex, body = make_xorb([b"kept" * 1000])
-    assert store.receive_xorb(xorb_hex, [body])
+    assert store.receive_xorb(alice, xorb_hex, [body])
     path = default_storage.path(store.xorb_name(xorb_hex))
     old = time.time() - 27 * 86400
     os.utime(path, (old, old))
@@ -446,8 +449,8 @@ def test_xorbs_on_s3_are_read_by_their_chunks(settings, s3, alice, tmp_path):
     chunks = [os.urandom(50_000) for _ in range(6)]
     first_hex, first = make_xorb(chunks[:4])
     second_hex, second = make_xorb(chunks[4:])
-    assert store.receive_xorb(first_hex, [first[:1000], first[1000:]])
-    assert store.receive_xorb(second_hex, [second])
+    assert store.receive_xorb(alice, first_hex, [first[:1000], first[1000:]])
+    assert store.receive_xorb(alice, second_hex, [second])
     # The middle of the first xorb, then all of the second.
     used = chunks[1:3] + chunks[4:]
     file_hex = merkle.to_hex(merkle.file_hash([(merkle.chunk_hash(c), len(c)) for c in used]))
@@ -457,7 +460,7 @@ def test_xorbs_on_s3_are_read_by_their_chunks(settings, s3, alice, tmp_path):
         None,
     )
     content = b"".join(used)
-    assert store.rebuild_files(alice.pk, [info]) == [hashlib.sha256(content).hexdigest()]
+    assert store.rebuild_files(alice, [info]) == [hashlib.sha256(content).hexdigest()]
     with staging.open_staged(alice.pk, hashlib.sha256(content).hexdigest()) as staged:
         assert staged.read() == content
     assert not nowhere.exists()
@@ -469,11 +472,82 @@ def test_xorbs_on_s3_are_read_by_their_chunks(settings, s3, alice, tmp_path):
 def test_default_client_is_refused_a_file_over_the_limit(
     api, alice, alice_write, big_adapter, default_client, settings
 ):
+    from huggingface_hub.errors import HfHubHTTPError
+
     settings.LORAHUB_MAX_FILE_BYTES = 10 * 1024**2
     hf = api(alice_write)
     hf.create_repo("too-big")
-    # hf_xet shows the status and the call, not the body (which gives the limit).
-    with pytest.raises(Exception, match=r"400 Bad Request.*/xet/v1/shards"):
+    # Refused at preupload, before any transfer: hf_xet would show only a status.
+    with pytest.raises(HfHubHTTPError, match=r"larger than the 10\.0\sMB file limit"):
         hf.upload_folder(repo_id="alice/too-big", folder_path=big_adapter)
-    assert _staged(alice) == []
+    assert _stored_xorbs() == [] and _staged(alice) == []
     assert not AdapterVersion.objects.filter(adapter__name="too-big").exists()
+
+
+# The storage quota: xorbs count while kept, rebuilt files before they are staged.
+
+
+def test_xorbs_past_the_quota_are_refused_and_not_stored(hub, xet_write, alice, settings):
+    first_hex, first = make_xorb([os.urandom(20_000)])
+    second_hex, second = make_xorb([os.urandom(20_000)])
+    settings.LORAHUB_USER_QUOTA_BYTES = len(first) + len(second) - 1
+    answer = _cas(hub, xet_write, "POST", f"/v1/xorbs/default/{first_hex}", first)
+    assert answer.json() == {"was_inserted": True}
+    answer = _cas(hub, xet_write, "POST", f"/v1/xorbs/default/{second_hex}", second)
+    assert answer.status_code == 413 and "storage quota" in answer.json()["error"]
+    assert _stored_xorbs() == [first_hex]
+    assert list(XetXorb.objects.values_list("xorb", flat=True)) == [first_hex]
+    # Sending a xorb again costs nothing more, even at the quota.
+    settings.LORAHUB_USER_QUOTA_BYTES = len(first)
+    answer = _cas(hub, xet_write, "POST", f"/v1/xorbs/default/{first_hex}", first)
+    assert answer.status_code == 200 and answer.json() == {"was_inserted": False}
+    assert storage_used(alice) == len(first)
+
+
+def test_quota_usage_counts_each_uploaders_xorbs_while_kept(alice, bob):
+    from datetime import timedelta
+
+    xorb_hex, body = make_xorb([os.urandom(30_000)])
+    assert storage_used(alice) == storage_used(bob) == 0
+    assert store.receive_xorb(alice, xorb_hex, [body])
+    assert storage_used(alice) == len(body)
+    # Stored once, but Bob's shards may rely on it now: it counts for him too.
+    assert not store.receive_xorb(bob, xorb_hex, [body])
+    assert storage_used(bob) == len(body)
+    assert not store.receive_xorb(alice, xorb_hex, [body])
+    assert storage_used(alice) == len(body)
+    XetXorb.objects.filter(user=alice).update(uploaded_at=timezone.now() - store.KEEP)
+    assert storage_used(alice) == 0 and storage_used(bob) == len(body)
+    assert store.clear_stale(timezone.now() - store.KEEP + timedelta(minutes=1)) == 0
+    assert XetXorb.objects.filter(user=alice).count() == 0
+
+
+def test_a_rebuilt_file_past_the_quota_is_not_staged(hub, xet_write, alice, settings):
+    chunks = [os.urandom(10_000), os.urandom(12_000)]
+    xorb_hex, body = make_xorb(chunks)
+    assert _cas(hub, xet_write, "POST", f"/v1/xorbs/default/{xorb_hex}", body).status_code == 200
+    leaves = [(merkle.chunk_hash(c), len(c)) for c in chunks]
+    shard = make_shard([(merkle.to_hex(merkle.file_hash(leaves)), [(xorb_hex, 22_000, 0, 2)])])
+    settings.LORAHUB_USER_QUOTA_BYTES = len(body) + 22_000 - 1
+    answer = _cas(hub, xet_write, "POST", "/v1/shards", shard)
+    assert answer.status_code == 413 and "storage quota" in answer.json()["error"]
+    assert _staged(alice) == []
+    settings.LORAHUB_USER_QUOTA_BYTES = len(body) + 22_000
+    assert _cas(hub, xet_write, "POST", "/v1/shards", shard).status_code == 200
+    assert len(_staged(alice)) == 1
+    # Sent again (a retry), the staged file replaces itself: it is not counted twice.
+    assert _cas(hub, xet_write, "POST", "/v1/shards", shard).status_code == 200
+
+
+def test_default_client_over_the_quota_is_told_why(
+    api, alice, alice_write, big_adapter, default_client, settings
+):
+    from huggingface_hub.errors import HfHubHTTPError
+
+    settings.LORAHUB_USER_QUOTA_BYTES = 10 * 1024**2
+    hf = api(alice_write)
+    hf.create_repo("over-quota")
+    with pytest.raises(HfHubHTTPError, match=r"of your 10\.0\sMB storage quota"):
+        hf.upload_folder(repo_id="alice/over-quota", folder_path=big_adapter)
+    assert _stored_xorbs() == [] and _staged(alice) == []
+    assert not AdapterVersion.objects.filter(adapter__name="over-quota").exists()
