@@ -98,7 +98,7 @@ def adapter_edit(request, owner, name):
         context = {"form": form, "adapter": adapter}
         return render(request, "hub/adapter_edit.html", context, status=429)
     if request.method == "POST" and form.is_valid():
-        adapter_update(adapter=adapter, **form.cleaned_data)
+        adapter_update(adapter=adapter, user=request.user, **form.cleaned_data)
         messages.success(request, "Saved.")
         return redirect(adapter)
     context = {"form": form, "adapter": adapter}

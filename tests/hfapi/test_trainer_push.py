@@ -3,19 +3,16 @@ tokenizer.push_to_hub, through the real clients; the repository's bounds and the
 of pickles (detected by their first bytes, never unpickled)."""
 
 import io
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from django.core.exceptions import ValidationError
 
 from hub.models import Adapter
 from hub.services.adapters import adapter_create
-from tests.hfapi.conftest import files_of
+from tests.hfapi.conftest import client_env, files_of
 
-ROOT = Path(__file__).resolve().parents[2]
 TRAIN = """
 import sys
 import torch
@@ -44,12 +41,6 @@ trainer.push_to_hub()
 tok.push_to_hub(other_repo)
 print("pushed", repo_id)
 """
-
-
-def client_env(hub: str, token: str, tmp_path: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
-    env.update(HF_ENDPOINT=hub, HF_TOKEN=token, HF_HOME=str(tmp_path / "hf-home"))
-    return env | {"PYTHONPATH": str(ROOT)}
 
 
 @pytest.mark.slow
