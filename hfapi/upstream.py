@@ -198,11 +198,13 @@ def adapter_push(
             for item in version.files.select_related("blob"):
                 if item.filename == CARD_FILE:
                     continue
-                with blob_open(item.blob) as src, open(Path(tmp, item.filename), "wb") as out:
+                target = Path(tmp, item.filename)  # checkpoint-N/... keep their folder
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with blob_open(item.blob) as src, open(target, "wb") as out:
                     while chunk := src.read(COPY_CHUNK):
                         out.write(chunk)
             Path(tmp, CARD_FILE).write_text(model_card(version), encoding="utf-8")
-            size = sum(p.stat().st_size for p in Path(tmp).iterdir())
+            size = sum(p.stat().st_size for p in Path(tmp).rglob("*") if p.is_file())
             on_progress(f"Uploading {repo_id}: {size / 1e6:.1f} MB")
             commit = client.upload_folder(
                 repo_id=repo_id,
