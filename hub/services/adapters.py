@@ -124,11 +124,18 @@ def adapter_create(
 
 
 def adapter_upload(
-    *, adapter: Adapter, files: Mapping[str, FileLike], user, message: str = ""
+    *,
+    adapter: Adapter,
+    files: Mapping[str, FileLike],
+    user,
+    message: str = "",
+    keep_card: bool = False,
 ) -> AdapterVersion:
     """Add a version to `adapter` from `files`; it becomes the current version.
 
-    A README.md among the files replaces the model card. Refused (ValidationError) if the
+    A README.md among the files replaces the model card; without one, `keep_card` (a
+    browser upload of new weights) writes README.md from the adapter's fields, else (a
+    commit that deleted it) the version has none. Refused (ValidationError) if the
     files are for another base model or identical to the current version.
     """
     meta = validate_adapter_files(files)
@@ -143,7 +150,7 @@ def adapter_upload(
     _check_fits(meta, adapter.base_model, adapter.full_name)
     with transaction.atomic():
         adapter = Adapter.objects.select_for_update().get(pk=adapter.pk)
-        if CARD_FILE not in files:  # a browser upload of new weights keeps the card
+        if keep_card and CARD_FILE not in files:
             files = {**files, CARD_FILE: io.BytesIO(_card_of(adapter).encode())}
         version = _version_create(adapter, meta, files, user=user, message=message)
         if meta.model_card:

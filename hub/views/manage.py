@@ -70,6 +70,7 @@ def adapter_new_version(request, owner, name):
                     files=files_from_upload(form.cleaned_data["files"], Path(workdir)),
                     user=request.user,
                     message=form.cleaned_data["message"],
+                    keep_card=True,
                 )
         except ValidationError as exc:
             form.add_error("files", exc)

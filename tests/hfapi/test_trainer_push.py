@@ -125,3 +125,18 @@ def test_a_repository_is_bounded(alice, adapter_dir, settings):
     settings.LORAHUB_MAX_REPO_BYTES = size + 10
     big = {"runs/x/events.out.tfevents.1": b"\x00" * 11}
     assert "holds at most" in refused(alice, with_files(adapter_dir, big))
+
+
+def test_a_pickle_is_marked_in_the_api_and_on_the_page(api, alice, adapter_dir, client, tmp_path):
+    files = with_files(adapter_dir, {"training_args.bin": b"PK\x03\x04x", "vocab.json": b"{}"})
+    adapter_create(owner=alice, name="run", files=files)
+    hf = api()
+    status = hf.model_info("alice/run").security_repo_status
+    assert [f["path"] for f in status["filesWithIssues"]] == ["training_args.bin"]
+    tree = {f.path: f for f in hf.list_repo_tree("alice/run")}
+    assert tree["training_args.bin"].security["status"] == "caution"
+    assert tree["vocab.json"].security is None
+    page = client.get("/alice/run").content.decode()
+    assert page.count("never loaded by LoRA Hub") == 1
+    path = hf.hf_hub_download("alice/run", "training_args.bin", cache_dir=tmp_path)
+    assert open(path, "rb").read() == b"PK\x03\x04x"  # offered as stored
