@@ -27,6 +27,7 @@ from huggingface_hub.errors import (
 from hub.models import Adapter, AdapterVersion, BaseModel
 from hub.services.adapters import adapter_create, card_body
 from hub.services.base_models import base_model_register
+from hub.services.card_file import OWNED, front_matter_of, stored_card
 from hub.services.storage import blob_open
 from hub.services.validation import ALLOWED_FILES, CARD_FILE
 
@@ -166,6 +167,9 @@ def model_card(version: AdapterVersion) -> str:
     }
     if adapter.license:
         meta["license"] = adapter.license
+    if adapter.task:
+        meta["pipeline_tag"] = adapter.task
+    meta.update({k: v for k, v in adapter.card_data.items() if k in ("datasets", "language")})
     parents = list(version.lineage_parents.select_related("parent__adapter__owner"))
     if parents:
         meta["base_model_relation"] = "merge"
@@ -173,6 +177,9 @@ def model_card(version: AdapterVersion) -> str:
             p.parent.adapter.full_name if p.parent else p.parent_label for p in parents
         ]
         meta["merge_method"] = parents[0].method
+    # Keys the catalog does not hold (model-index...) travel from the version's own card.
+    kept = front_matter_of(stored_card(version))
+    meta.update({k: v for k, v in kept.items() if k not in OWNED and k not in meta})
     body = card_body(adapter.description) or f"# {adapter.name}"
     return f"---\n{yaml.safe_dump(meta, sort_keys=False)}---\n\n{body}\n"
 

@@ -14,16 +14,14 @@ from composer.engine.compat import IncompatibleAdapters, shapes_from_header
 
 from ..choices import TASK_FOR_PEFT_TASK_TYPE
 from ..models import Adapter, AdapterFile, AdapterVersion, BaseModel, Tag
-from .card_file import card_file, has_front_matter
+from .card_file import card_file, has_front_matter, stored_card
 from .card_metadata import card_metadata
 from .cards import card_check, card_render
 from .search import adapter_words_forget, adapters_reindex
 from .shapes import check_fits_base_model
 from .storage import blob_store, blobs_delete_unreferenced, storage_discard
-from .stored_reads import blob_reader
 from .validation import (
     CARD_FILE,
-    MAX_TEXT_BYTES,
     WEIGHTS_FILE,
     AdapterMeta,
     FileLike,
@@ -213,14 +211,6 @@ def adapter_update(
     return adapter
 
 
-def _stored_card(version: AdapterVersion | None) -> str | None:
-    stored = version and version.files.filter(filename=CARD_FILE).select_related("blob").first()
-    if stored is None or stored.blob.size > MAX_TEXT_BYTES:
-        return None
-    with blob_reader(stored.blob) as fh:
-        return fh.read(MAX_TEXT_BYTES).decode("utf-8", "replace")
-
-
 def _card_of(adapter: Adapter) -> str:
     """README.md from the adapter's fields, keeping the other keys of its current card."""
     return card_file(
@@ -230,7 +220,7 @@ def _card_of(adapter: Adapter) -> str:
         task=adapter.task,
         tags=adapter.tags.values_list("name", flat=True),
         card_data=adapter.card_data,
-        previous=_stored_card(adapter.current_version),
+        previous=stored_card(adapter.current_version),
     )
 
 

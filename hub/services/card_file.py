@@ -12,6 +12,8 @@ import yaml
 from composer.engine import strict_yaml
 
 from .card_metadata import FRONT, MAX_DEPTH, MAX_NODES
+from .stored_reads import blob_reader
+from .validation import CARD_FILE, MAX_TEXT_BYTES
 
 # What the fields say: these keys are always rewritten from them.
 OWNED = (
@@ -36,6 +38,15 @@ def front_matter_of(card: str | None) -> dict:
     except strict_yaml.YAMLInputError:
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def stored_card(version) -> str | None:
+    """The README.md text `version` holds (None without one), read within its bound."""
+    stored = version and version.files.filter(filename=CARD_FILE).select_related("blob").first()
+    if stored is None or stored.blob.size > MAX_TEXT_BYTES:
+        return None
+    with blob_reader(stored.blob) as fh:
+        return fh.read(MAX_TEXT_BYTES).decode("utf-8", "replace")
 
 
 def has_front_matter(card: str | None) -> bool:
