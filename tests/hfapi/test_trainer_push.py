@@ -140,3 +140,12 @@ def test_a_pickle_is_marked_in_the_api_and_on_the_page(api, alice, adapter_dir, 
     assert page.count("never loaded by LoRA Hub") == 1
     path = hf.hf_hub_download("alice/run", "training_args.bin", cache_dir=tmp_path)
     assert open(path, "rb").read() == b"PK\x03\x04x"  # offered as stored
+
+
+def test_jobs_never_get_the_pickles(alice, adapter_dir):
+    from composer.inputs import flat_files
+
+    extra = {"training_args.bin": b"PK\x03\x04x", "last-checkpoint/optimizer.pt": b"PK\x03\x04"}
+    adapter = adapter_create(owner=alice, name="run", files=with_files(adapter_dir, extra))
+    names = {name for name, _ in flat_files(adapter.current_version)}
+    assert names == {"adapter_config.json", "adapter_model.safetensors", "README.md"}
