@@ -16,6 +16,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from hub.services.repo_files import is_pickle
 from hub.services.storage import blob_open
 
 
@@ -57,10 +58,11 @@ def folder_once(target: Path, fill) -> Path:
 
 
 def flat_files(version):
-    """The version's files that belong in a PEFT directory (the catalog stores flat names)."""
+    """The version's files that belong in a PEFT directory: top-level ones, pickles
+    (training_args.bin...) left out, as nothing here may load them."""
     for f in version.files.select_related("blob"):
         name = Path(f.filename).name
-        if name == f.filename and not name.startswith("."):
+        if name == f.filename and not name.startswith(".") and not is_pickle(name):
             yield name, f.blob
 
 

@@ -253,6 +253,9 @@ LORAHUB_MAX_BODY_BYTES = env_int("LORAHUB_MAX_BODY_BYTES", 1024 * 1024)
 
 # Largest single adapter file accepted (bytes); default 2 GiB.
 LORAHUB_MAX_FILE_BYTES = env_int("LORAHUB_MAX_FILE_BYTES", 2 * 1024**3)
+# One version's files (adapter, tokenizer, checkpoint folders, logs): count and total bytes.
+LORAHUB_MAX_REPO_FILES = env_int("LORAHUB_MAX_REPO_FILES", 200)
+LORAHUB_MAX_REPO_BYTES = env_int("LORAHUB_MAX_REPO_BYTES", 8 * 1024**3)
 # Proxies in front of the site that append to X-Forwarded-For (1 behind deploy/nginx.conf):
 # download counts and the log-in and sign-up limits tell clients apart by the address the
 # first of them saw.

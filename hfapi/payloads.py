@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 from hub.models import Adapter, AdapterVersion
 from hub.selectors import adapter_ids_hidden
+from hub.services.repo_files import is_pickle
 
 from . import gitlfs
 from .repos import Repo, head_commit
@@ -47,6 +48,17 @@ def card_data(adapter: Adapter, tag_names, viewer=None) -> dict:
         kept = [n for n in named if n not in hidden] or [adapter.base_model.identifier]
         data["base_model"] = kept if isinstance(data["base_model"], list) else kept[0]
     return data
+
+
+PICKLE = "A pickle: stored and offered for download, never loaded by this hub."
+
+
+def security_status(path: str) -> dict:
+    """The mark of a pickle, as the Hub's file listings carry it (empty for other files)."""
+    if not is_pickle(path):
+        return {}
+    status = {"status": "caution", "avScan": None, "pickleImportScan": None}
+    return {"securityFileStatus": status | {"pickle": True, "message": PICKLE}}
 
 
 def model_document(
@@ -95,7 +107,17 @@ def model_document(
         if version is not None and files is not None and with_config:
             doc["config"] = {"peft": version.config}
     if files is not None:
-        doc["siblings"] = [gitlfs.sibling(f.filename, f.blob.size, f.blob.sha256) for f in files]
+        doc["siblings"] = [
+            gitlfs.sibling(f.filename, f.blob.size, f.blob.sha256) | security_status(f.filename)
+            for f in files
+        ]
+        pickles = [f.filename for f in files if is_pickle(f.filename)]
+        doc["securityRepoStatus"] = {
+            "scansDone": True,
+            "filesWithIssues": [
+                {"path": path, "level": "caution", "message": PICKLE} for path in pickles
+            ],
+        }
         doc["usedStorage"] = sum(f.blob.size for f in files)
     return doc
 

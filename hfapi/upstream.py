@@ -30,6 +30,7 @@ from huggingface_hub.errors import (
 from hub.models import Adapter, AdapterVersion, BaseModel
 from hub.services.adapters import adapter_create, card_body
 from hub.services.base_models import base_model_register
+from hub.services.card_file import OWNED, front_matter_of, stored_card
 from hub.services.quota import quota_check
 from hub.services.storage import blob_open
 from hub.services.validation import ALLOWED_FILES, CARD_FILE, MAX_TEXT_BYTES, WEIGHTS_FILE
@@ -191,6 +192,9 @@ def model_card(version: AdapterVersion) -> str:
     }
     if adapter.license:
         meta["license"] = adapter.license
+    if adapter.task:
+        meta["pipeline_tag"] = adapter.task
+    meta.update({k: v for k, v in adapter.card_data.items() if k in ("datasets", "language")})
     parents = list(version.lineage_parents.select_related("parent__adapter__owner"))
     if parents:
         meta["base_model_relation"] = "merge"
@@ -198,6 +202,9 @@ def model_card(version: AdapterVersion) -> str:
             p.parent.adapter.full_name if p.parent else p.parent_label for p in parents
         ]
         meta["merge_method"] = parents[0].method
+    # Keys the catalog does not hold (model-index...) travel from the version's own card.
+    kept = front_matter_of(stored_card(version))
+    meta.update({k: v for k, v in kept.items() if k not in OWNED and k not in meta})
     body = card_body(adapter.description) or f"# {adapter.name}"
     return f"---\n{yaml.safe_dump(meta, sort_keys=False)}---\n\n{body}\n"
 
@@ -223,11 +230,13 @@ def adapter_push(
             for item in version.files.select_related("blob"):
                 if item.filename == CARD_FILE:
                     continue
-                with blob_open(item.blob) as src, open(Path(tmp, item.filename), "wb") as out:
+                target = Path(tmp, item.filename)  # checkpoint-N/... keep their folder
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with blob_open(item.blob) as src, open(target, "wb") as out:
                     while chunk := src.read(COPY_CHUNK):
                         out.write(chunk)
             Path(tmp, CARD_FILE).write_text(model_card(version), encoding="utf-8")
-            size = sum(p.stat().st_size for p in Path(tmp).iterdir())
+            size = sum(p.stat().st_size for p in Path(tmp).rglob("*") if p.is_file())
             on_progress(f"Uploading {repo_id}: {size / 1e6:.1f} MB")
             commit = client.upload_folder(
                 repo_id=repo_id,

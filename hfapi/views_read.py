@@ -5,7 +5,7 @@ from urllib.parse import urlencode
 from django.http import JsonResponse
 
 from . import gitlfs, listing
-from .payloads import commit_document, model_document
+from .payloads import commit_document, model_document, security_status
 from .repos import get_repo, head_commit, resolve_version, version_files
 from .responses import ApiError, api_view, entry_not_found
 
@@ -77,7 +77,8 @@ def tree(request, auth, owner, name, revision, subpath=""):
                 folders.add(prefix + "/".join(parts[:i]))
             if not recursive:
                 continue
-        entries.append(gitlfs.tree_entry(f.filename, f.blob.size, f.blob.sha256))
+        entry = gitlfs.tree_entry(f.filename, f.blob.size, f.blob.sha256)
+        entries.append(entry | security_status(f.filename))
     if prefix and not entries and not folders:
         raise entry_not_found(subpath)
     commit = head_commit(version)

@@ -39,6 +39,8 @@ def loads(text: str, *, max_depth: int = MAX_DEPTH, max_nodes: int = MAX_NODES):
             if nodes > max_nodes:
                 raise YAMLInputError(f"it has more than {max_nodes:,} nodes")
         value = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
+    except YAMLInputError:
+        raise  # a ValueError too: not to be read as an unbuildable scalar below
     except yaml.YAMLError as exc:
         raise YAMLInputError(" ".join(str(exc).split())[:300]) from None
     except (ValueError, OverflowError) as exc:

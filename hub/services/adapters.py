@@ -1,6 +1,7 @@
 """Writes to the catalog: creating, uploading versions of, editing and deleting adapters."""
 
 import hashlib
+import io
 import re
 from collections.abc import Iterable, Mapping
 
@@ -13,6 +14,7 @@ from composer.engine.compat import IncompatibleAdapters, shapes_from_header
 
 from ..choices import TASK_FOR_PEFT_TASK_TYPE
 from ..models import Adapter, AdapterFile, AdapterVersion, BaseModel, Tag
+from .card_file import card_file, has_front_matter, stored_card
 from .card_metadata import card_metadata
 from .cards import card_check, card_render
 from .namespaces import adapter_id_check, new_base_model_check
@@ -20,7 +22,13 @@ from .quota import files_quota_check
 from .search import adapter_words_forget, adapters_reindex
 from .shapes import check_fits_base_model
 from .storage import blob_store, blobs_delete_unreferenced, storage_discard
-from .validation import WEIGHTS_FILE, AdapterMeta, FileLike, validate_adapter_files
+from .validation import (
+    CARD_FILE,
+    WEIGHTS_FILE,
+    AdapterMeta,
+    FileLike,
+    validate_adapter_files,
+)
 
 ADAPTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 BASE_MODEL_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")
@@ -74,6 +82,26 @@ def adapter_create(
         _check_fits(meta, registered, name)
     else:
         new_base_model_check(identifier)
+    # The uploader's choices win over the card's block: README.md is then rewritten.
+    overridden = (
+        (license and license != from_card.license)
+        or (task and task != from_card.task)
+        or tags != from_card.tags
+    )
+    task = task or from_card.task or TASK_FOR_PEFT_TASK_TYPE.get(meta.task_type, "")
+    license = license or from_card.license
+    if overridden or not has_front_matter(meta.model_card):
+        # Served as README.md: ModelCard.load and card_data read the fields from it.
+        text = card_file(
+            body=card,
+            base_model=identifier,
+            license=license,
+            task=task,
+            tags=tags,
+            card_data=from_card.extra,
+            previous=meta.model_card,
+        )
+        files = {**files, CARD_FILE: io.BytesIO(text.encode())}
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -82,8 +110,8 @@ def adapter_create(
                     name=name,
                     description=card,
                     description_html=card_render(card),
-                    task=task or from_card.task or TASK_FOR_PEFT_TASK_TYPE.get(meta.task_type, ""),
-                    license=license or from_card.license,
+                    task=task,
+                    license=license,
                     card_data=from_card.extra,
                     private=private,
                     base_model=base_model_get_or_create(identifier),
@@ -99,11 +127,18 @@ def adapter_create(
 
 
 def adapter_upload(
-    *, adapter: Adapter, files: Mapping[str, FileLike], user, message: str = ""
+    *,
+    adapter: Adapter,
+    files: Mapping[str, FileLike],
+    user,
+    message: str = "",
+    keep_card: bool = False,
 ) -> AdapterVersion:
     """Add a version to `adapter` from `files`; it becomes the current version.
 
-    A README.md among the files replaces the model card. Refused (ValidationError) if the
+    A README.md among the files replaces the model card; without one, `keep_card` (a
+    browser upload of new weights) writes README.md from the adapter's fields, else (a
+    commit that deleted it) the version has none. Refused (ValidationError) if the
     files are for another base model or identical to the current version.
     """
     meta = validate_adapter_files(files)
@@ -118,6 +153,8 @@ def adapter_upload(
     _check_fits(meta, adapter.base_model, adapter.full_name)
     with transaction.atomic():
         adapter = Adapter.objects.select_for_update().get(pk=adapter.pk)
+        if keep_card and CARD_FILE not in files:
+            files = {**files, CARD_FILE: io.BytesIO(_card_of(adapter).encode())}
         version = _version_create(adapter, meta, files, user=user, message=message)
         if meta.model_card:
             adapter.description = card_body(meta.model_card)
@@ -148,8 +185,12 @@ def adapter_update(
     license: str,
     private: bool,
     tags: Iterable[str],
+    user=None,
 ) -> Adapter:
-    """Edit what the owner declares about an adapter (never what its files say)."""
+    """Edit what the owner declares about an adapter (never what its files say).
+
+    README.md is rewritten to match: a new version with the same adapter files, as an
+    edit of the card on the Hub is a commit."""
     card_check(description)
     with transaction.atomic():
         if description != adapter.description:  # rendering is most of an edit's cost
@@ -170,8 +211,55 @@ def adapter_update(
             ]
         )
         adapter.tags.set(tags_get_or_create(tags))
+        _card_version_create(adapter, user or adapter.owner)
         adapters_reindex(Adapter.objects.filter(pk=adapter.pk))
     return adapter
+
+
+def _card_of(adapter: Adapter) -> str:
+    """README.md from the adapter's fields, keeping the other keys of its current card."""
+    return card_file(
+        body=adapter.description,
+        base_model=adapter.base_model.identifier,
+        license=adapter.license,
+        task=adapter.task,
+        tags=adapter.tags.values_list("name", flat=True),
+        card_data=adapter.card_data,
+        previous=stored_card(adapter.current_version),
+    )
+
+
+def _card_version_create(adapter: Adapter, user) -> None:
+    """A new version whose README.md is _card_of(adapter), its other files unchanged."""
+    current = adapter.current_version
+    if current is None:
+        return
+    blob, written = blob_store(io.BytesIO(_card_of(adapter).encode()))
+    try:
+        with transaction.atomic():
+            blobs = dict(current.files.values_list("filename", "blob_id"))
+            if blobs.get(CARD_FILE) == blob.sha256:
+                return
+            blobs[CARD_FILE] = blob.sha256
+            number = adapter.versions.order_by("-number").values_list("number", flat=True)[0] + 1
+            copied = ("peft_type", "r", "lora_alpha", "target_modules", "dtype", "param_count")
+            version = AdapterVersion.objects.create(
+                adapter=adapter,
+                number=number,
+                commit=commit_id(adapter, number, blobs),
+                message="Edit the model card",
+                created_by=user,
+                config=current.config,
+                **{name: getattr(current, name) for name in copied},
+            )
+            AdapterFile.objects.bulk_create(
+                AdapterFile(version=version, filename=fn, blob_id=sha) for fn, sha in blobs.items()
+            )
+            adapter.current_version = version
+            adapter.save(update_fields=["current_version", "updated"])
+    except BaseException:
+        storage_discard([written] if written else [])
+        raise
 
 
 def adapter_delete(*, adapter: Adapter) -> None:

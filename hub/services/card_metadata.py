@@ -17,8 +17,10 @@ from composer.engine import strict_yaml
 from ..choices import LICENSE_LABELS, TASK_LABELS
 
 FRONT = re.compile(r"\A---\r?\n(.*?)\r?\n---\r?\n", re.DOTALL)
-# Nothing in a card's metadata needs more nesting than a list in a mapping in a list.
-MAX_DEPTH = 6
+# A model-index (evaluation results, as Trainer and metadata_update write them) nests
+# model-index > results > metrics, or dataset > args: 8 levels; 10 leaves room, and
+# MAX_NODES bounds the rest.
+MAX_DEPTH = 10
 MAX_ITEMS = 20  # per list (datasets, languages, base models)
 # A long model-index of evaluation results is a few hundred nodes; the parser stops here.
 MAX_NODES = 5_000

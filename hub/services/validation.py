@@ -27,6 +27,14 @@ from composer.engine.patterns import (
 )
 
 from .cards import card_check
+from .repo_files import (
+    PICKLE_MAGIC_MESSAGE,
+    full_model_check,
+    is_pickle,
+    looks_pickled,
+    repo_bounds_check,
+    repo_file_check,
+)
 from .safetensors_header import (
     DTYPE_NAMES,
     TensorInfo,
@@ -75,15 +83,17 @@ class AdapterMeta:
     model_card: str | None  # README.md text, if one was given
     sizes: dict[str, int] = field(default_factory=dict)  # filename -> bytes
     modules: list[str] = field(default_factory=list)  # adapted module paths
+    # A training run's other files (tokenizer, checkpoints...), stored as they are.
+    extra_files: list[str] = field(default_factory=list)
     tensor_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # from the header
 
 
 def validate_adapter_files(files: Mapping[str, FileLike]) -> AdapterMeta:
     """Check an adapter's files and return their metadata, or raise ValidationError.
 
-    `files` maps a bare filename (`adapter_config.json`, `adapter_model.safetensors`,
-    optionally `README.md`) to an open binary file or a path. Open files are left open
-    and rewound.
+    `files` maps a path (`adapter_config.json`, `adapter_model.safetensors`, optionally
+    `README.md` and what a training run writes beside them, see repo_files) to an open
+    binary file or a path. Open files are left open and rewound.
     """
     _check_names(files)
     max_bytes = settings.LORAHUB_MAX_FILE_BYTES
@@ -96,6 +106,13 @@ def validate_adapter_files(files: Mapping[str, FileLike]) -> AdapterMeta:
                 f"{filesizeformat(max_bytes)} limit per file.",
                 code="too_large",
             )
+    repo_bounds_check(sizes)
+    extra = sorted(name for name in files if name not in ALLOWED_FILES)
+    for name in extra:
+        if not name.endswith(".safetensors"):  # a header length may start like a pickle
+            with _opened(files[name]) as fh:
+                if looks_pickled(fh.read(4)) and not is_pickle(name):
+                    raise ValidationError(PICKLE_MAGIC_MESSAGE.format(path=name), code="pickle")
 
     config = _read_config(files[CONFIG_FILE], sizes[CONFIG_FILE])
     with _opened(files[WEIGHTS_FILE]) as weights:
@@ -129,11 +146,16 @@ def validate_adapter_files(files: Mapping[str, FileLike]) -> AdapterMeta:
         sizes=sizes,
         modules=sorted(modules),
         tensor_shapes={name: t.shape for name, t in tensors.items()},
+        extra_files=extra,
     )
 
 
 def check_filename(filename: str) -> None:
-    """Refuse pickles and anything that is not an adapter file, by name."""
+    """Refuse, by name, pickles the Trainer does not write and anything that is neither an
+    adapter file nor a training run's (repo_files)."""
+    if filename in ALLOWED_FILES or is_pickle(filename):
+        return
+    full_model_check(filename)
     if filename.lower().endswith(PICKLE_SUFFIXES):
         raise ValidationError(
             f"{filename} is a pickle file, which can run arbitrary code when loaded. LoRA Hub "
@@ -141,12 +163,7 @@ def check_filename(filename: str) -> None:
             "save_pretrained(..., safe_serialization=True) and upload adapter_model.safetensors.",
             code="pickle",
         )
-    if filename not in ALLOWED_FILES:
-        raise ValidationError(
-            f"Unexpected file {filename!r}: an adapter holds {CONFIG_FILE}, {WEIGHTS_FILE} "
-            f"and optionally {CARD_FILE}.",
-            code="unexpected_file",
-        )
+    repo_file_check(filename)
 
 
 def _check_names(files: Mapping[str, FileLike]) -> None:

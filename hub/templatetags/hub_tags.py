@@ -2,6 +2,7 @@ from django import template
 from django.utils.safestring import mark_safe
 
 from hub.services.cards import card_render
+from hub.services.repo_files import is_pickle
 
 register = template.Library()
 
@@ -11,6 +12,12 @@ def render_markdown(text: str) -> str:
     """Markdown to sanitised HTML (hub.services.cards), for text only admins write, such as
     a base model's description; adapters' cards are rendered when they are written."""
     return mark_safe(card_render(text or ""))  # sanitised by card_render
+
+
+@register.filter
+def pickle_file(filename: str) -> bool:
+    """A stored pickle (training_args.bin...): offered for download, never loaded."""
+    return is_pickle(filename)
 
 
 @register.filter

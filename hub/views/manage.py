@@ -70,6 +70,7 @@ def adapter_new_version(request, owner, name):
                     files=files_from_upload(form.cleaned_data["files"], Path(workdir)),
                     user=request.user,
                     message=form.cleaned_data["message"],
+                    keep_card=True,
                 )
         except ValidationError as exc:
             form.add_error("files", exc)
@@ -93,7 +94,7 @@ def adapter_edit(request, owner, name):
     }
     form = AdapterEditForm(request.POST or None, initial=initial)
     # An edit writes a card (rendered, reindexed): counted like an upload, before any work.
-    # (It stores no file, so a full account can still edit.)
+    # (Its one new file is a small README.md: a full account can still edit.)
     if request.method == "POST":
         try:
             write_count(request.user)
@@ -102,7 +103,7 @@ def adapter_edit(request, owner, name):
             context = {"form": form, "adapter": adapter}
             return render(request, "hub/adapter_edit.html", context, status=429)
     if request.method == "POST" and form.is_valid():
-        adapter_update(adapter=adapter, **form.cleaned_data)
+        adapter_update(adapter=adapter, user=request.user, **form.cleaned_data)
         messages.success(request, "Saved.")
         return redirect(adapter)
     context = {"form": form, "adapter": adapter}

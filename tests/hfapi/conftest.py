@@ -1,5 +1,6 @@
 """The Hub API under test: a live server, tokens, and a real PEFT adapter on disk."""
 
+import os
 import shutil
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from hfapi.tokens import token_create
 
 # Bump when the fixture adapters change, so the on-disk cache is rebuilt.
 FIXTURE_VERSION = "hfapi-1"
+ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path.home() / ".cache" / "lorahub" / FIXTURE_VERSION
 
 
@@ -83,6 +85,13 @@ def api(hub):
         return HfApi(endpoint=hub, token=token)
 
     return make
+
+
+def client_env(hub: str, token: str | None, tmp_path: Path) -> dict:
+    """The environment of a client process: HF_ENDPOINT here, its own cache, no other HF_*."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
+    env.update(HF_ENDPOINT=hub, HF_HOME=str(tmp_path / "hf-home"), PYTHONPATH=str(ROOT))
+    return env | ({"HF_TOKEN": token} if token else {})
 
 
 def files_of(folder: Path) -> dict[str, Path]:

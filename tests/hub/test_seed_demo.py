@@ -14,6 +14,8 @@ from composer.engine.examples import parse_examples
 from composer.engine.run import run_lorahub
 from hub.demo import FEATURED, adapter_name, demo_suite, fewshot_sets
 from hub.models import Adapter, BaseModel
+from hub.services.card_file import front_matter_of
+from hub.services.stored_reads import blob_reader
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +52,12 @@ def test_seed_demo_is_idempotent_and_registers_the_trained_suite(
     raw = ex.input.removesuffix(suite.info["suffix"])
     assert f"| `{ex.input}` | `{raw[::-1]}` |" in reverse.description
     assert {"demo", "reverse", "lower"} <= set(reverse.tags.values_list("name", flat=True))
+    # Its README.md carries the front matter its fields say (ModelCard.load reads it).
+    readme = reverse.current_version.files.get(filename="README.md").blob
+    with blob_reader(readme) as fh:
+        data = front_matter_of(fh.read().decode())
+    assert data["license"] == "apache-2.0" and data["base_model"] == base.identifier
+    assert data["pipeline_tag"] == reverse.task and "reverse" in data["tags"]
 
     page = client.get("/adapters/").content.decode()
     assert all(f">{a.name}<" in page for a in demo)

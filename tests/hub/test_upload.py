@@ -192,11 +192,13 @@ def test_owner_edits_and_deletes(alice_client, alice, make_adapter, media_root):
     assert refused.status_code == 400 and "name to confirm" in refused.content.decode()
     assert alice_client.post(delete, {"confirm": "editable"}).status_code == 302
     assert not Adapter.objects.filter(name="editable").exists()
-    assert Blob.objects.count() == 2  # still used by sharing-blobs
+    # Still used by sharing-blobs: its two files and the README.md written from its fields.
+    assert Blob.objects.count() == 3
     delete = reverse("hub:adapter_delete", args=["alice", "sharing-blobs"])
     assert alice_client.post(delete, {"confirm": "sharing-blobs"}).status_code == 302
     assert Blob.objects.count() == 0
-    assert_swept_after_the_grace(media_root, 2)
+    # The two files, sharing-blobs' README.md and editable's two (created, then edited).
+    assert_swept_after_the_grace(media_root, 5)
 
 
 def test_new_version_for_another_base_model_is_refused(

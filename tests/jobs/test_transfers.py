@@ -1,6 +1,7 @@
 """Import from and push to an upstream hub (a second running instance of this site) run as
 jobs on a fast-lane worker, with progress; an unreachable upstream is a message."""
 
+import io
 from pathlib import Path
 
 import pytest
@@ -9,9 +10,11 @@ from huggingface_hub import HfApi, hf_hub_download
 
 from hfapi.models import AdapterSource, Transfer
 from hub.models import Adapter
+from hub.services.adapters import adapter_upload
 from tests.hfapi.conftest import (  # noqa: F401 (fixtures)
     adapter_dir,
     adapter_dir_b,
+    files_of,
     secret_lora,
     sql_lora,
     tiny_base,
@@ -121,11 +124,16 @@ def test_push_a_merge_to_upstream(
     upstream_settings,
     transfer_worker,
     tmp_path,
+    adapter_dir,  # noqa: F811
 ):
     from composer.models import Lineage
 
     url, token = upstream_settings
-    version = sql_lora.current_version
+    # A card's keys the catalog does not hold (model-index) travel too.
+    card = b"---\nmodel-index:\n- name: sql\n  results: []\n---\n# SQL\n"
+    files = files_of(adapter_dir) | {"README.md": io.BytesIO(card)}
+    version = adapter_upload(adapter=sql_lora, files=files, user=sql_lora.owner)
+    sql_lora.refresh_from_db()
     Lineage.objects.create(
         child=version,
         parent=secret_lora.current_version,
@@ -134,6 +142,10 @@ def test_push_a_merge_to_upstream(
         weight=0.5,
         method="ties",
     )
+    # Every field travels in the card (the catalog's card data included).
+    sql_lora.task = "text-generation"
+    sql_lora.card_data = {"datasets": ["x/sql"], "language": ["en"]}
+    sql_lora.save(update_fields=["task", "card_data"])
     response = alice_client.post(
         "/alice/sql-lora/push-to-hub", {"repo_id": "carol/sql-merge", "token": token}
     )
@@ -149,6 +161,12 @@ def test_push_a_merge_to_upstream(
     meta = yaml.safe_load(Path(card).read_text().split("---")[1])
     assert meta["base_model_relation"] == "merge"
     assert meta["parents"] == ["alice/secret-lora"]
+    assert meta["model-index"] == [{"name": "sql", "results": []}]
+    assert (meta["pipeline_tag"], meta["datasets"], meta["language"]) == (
+        "text-generation",
+        ["x/sql"],
+        ["en"],
+    )
     weights = remote.hf_hub_download(
         "carol/sql-merge", "adapter_model.safetensors", cache_dir=tmp_path
     )

@@ -124,11 +124,11 @@ def test_lfs_oid_that_is_not_a_sha256_is_refused(client, alice, make_adapter, wr
     "content, message",
     [
         ("---\n" + "[" * 100_000 + "\n---\n", "at most 64.0"),
-        ("---\na: " + "[" * 40 + "]" * 40 + "\n---\n", "nested more than 6"),
+        ("---\na: " + "[" * 40 + "]" * 40 + "\n---\n", "nested more than 10"),
         ("---\na: &x [1]\nb: *x\n---\n", "aliases"),
         ("---\na: .nan\n---\n", "not finite"),
         # The limits an upload of the same README applies, under the parser's own.
-        ("---\na: " + "[" * 7 + "]" * 7 + "\n---\n", "nested more than 6"),
+        ("---\na: " + "[" * 11 + "]" * 11 + "\n---\n", "nested more than 10"),
         ("---\nlicense: mit\n---\n" + "x" * 70_000, "at most 64.0"),
         ("---\ntags: [" + ", ".join(f"t{i}" for i in range(11)) + "]\n---\n", "more than 10 tags"),
         ("---\ndatasets: ['not a repo id!']\n---\n", "dataset 'not a repo id!' is not valid"),
