@@ -138,6 +138,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The catalog's covering indexes (INCLUDE columns) are for PostgreSQL; SQLite keeps
     # their key columns, which is all the embedded setup needs.
     SILENCED_SYSTEM_CHECKS = ["models.W040"]
+    # The web and three workers share the file: a transaction takes the write lock when it
+    # begins (a read lock upgraded later fails at once with "database is locked"), and a
+    # writer waits for another's to end.
+    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

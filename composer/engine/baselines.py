@@ -18,6 +18,8 @@ the result by the scaling coefficient λ and write it at `rank` (default: the la
 rank).
 """
 
+import math
+import re
 from collections.abc import Sequence
 
 import torch
@@ -165,15 +167,32 @@ def peft_merge(
 
 
 def _lora_config(LoraConfig, adapter: LoraAdapter):
-    """The adapter's own rank and scaling per module, targeting its exact module paths."""
-    c = adapter.config
+    """The adapter's own rank and scaling per module, targeting its exact module paths.
+
+    The modules that differ from the first are named by their escaped paths, never by the
+    uploader's `rank_pattern` / `alpha_pattern`: peft matches those with Python's
+    backtracking `re`, where a key RE2 accepts can take hours; the per-module ranks and
+    scales were already read with RE2 when the adapter was loaded."""
+    rslora = bool(adapter.config.get("use_rslora"))
+    names = sorted(adapter.modules)
+
+    def alpha(m) -> float:
+        return m.scale * (math.sqrt(m.r) if rslora else m.r)
+
+    first = adapter.modules[names[0]]
     return LoraConfig(
-        r=adapter.r or next(iter(adapter.modules.values())).r,
-        lora_alpha=c.get("lora_alpha", adapter.r),
-        target_modules=sorted(adapter.modules),
-        rank_pattern=dict(c.get("rank_pattern") or {}),
-        alpha_pattern=dict(c.get("alpha_pattern") or {}),
-        use_rslora=bool(c.get("use_rslora")),
+        r=first.r,
+        lora_alpha=alpha(first),
+        target_modules=names,
+        rank_pattern={
+            re.escape(n): adapter.modules[n].r for n in names if adapter.modules[n].r != first.r
+        },
+        alpha_pattern={
+            re.escape(n): alpha(adapter.modules[n])
+            for n in names
+            if not math.isclose(alpha(adapter.modules[n]), alpha(first), rel_tol=1e-9)
+        },
+        use_rslora=rslora,
         lora_dropout=0.0,
     )
 

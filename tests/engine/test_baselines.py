@@ -71,3 +71,47 @@ def test_bad_merges(t5):
         merge("average", mixed)
     with pytest.raises(ValueError, match="3 weights for 2 adapters"):
         merge("cat", mixed, weights=[1, 2, 3])
+
+
+def test_peft_never_sees_the_uploaders_patterns(t5, tmp_path):
+    """peft matches rank_pattern / alpha_pattern keys with Python's backtracking `re`: a key
+    that RE2 (which read the adapter) takes in linear time can hold a worker for hours there
+    (`([\\w.]|[\\w.]|[\\w.])*Z` on a 40-character module path). peft gets each differing
+    module's escaped path instead, with the rank and scale RE2 found."""
+    import json
+    import re
+    import shutil
+
+    from peft import LoraConfig
+
+    from composer.engine.adapters import load_adapter, save_adapter
+    from composer.engine.baselines import _lora_config
+
+    folder = tmp_path / "patterned"
+    shutil.copytree(t5.adapters[0], folder)
+    config = json.loads((folder / "adapter_config.json").read_text())
+    evil = r"([\w.]|[\w.]|[\w.])*Z"
+    config["rank_pattern"] = {evil: 8}
+    config["alpha_pattern"] = {evil: 8, r"SelfAttention\.v": 3 * config["lora_alpha"]}
+    (folder / "adapter_config.json").write_text(json.dumps(config))
+    patterned = load_adapter(folder)
+
+    lora = _lora_config(LoraConfig, patterned)
+    escaped = {re.escape(n) for n in patterned.modules}
+    assert set(lora.rank_pattern) | set(lora.alpha_pattern) <= escaped
+    assert lora.alpha_pattern  # the v modules' scale differs from the q modules'
+
+    # The same modules saved with our own config merge identically.
+    plain = load_adapter(
+        save_adapter(
+            tmp_path / "plain",
+            patterned.modules,
+            base_model=patterned.base_model,
+            task_type=patterned.task_type,
+        )
+    )
+    other = load_adapter(t5.adapters[1])
+    ours = merge("ties", [patterned, other], density=0.5, seed=0)
+    theirs = merge("ties", [plain, other], density=0.5, seed=0)
+    for name, m in ours.items():
+        torch.testing.assert_close(m.delta(), theirs[name].delta())
