@@ -131,7 +131,9 @@ def resolve(request, auth, base, revision, filename):
     if request.method == "HEAD":
         response = HttpResponse(status=200, content_type="application/octet-stream")
     elif span is None:
-        response = FileResponse(blob_reader(item.blob), content_type="application/octet-stream")
+        response = FileResponse(
+            blob_reader(item.blob, now=True), content_type="application/octet-stream"
+        )
     else:
         first, last = span
         response = StreamingHttpResponse(

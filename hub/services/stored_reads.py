@@ -78,6 +78,15 @@ class StoredFile(io.RawIOBase):
         self._ended_at = self._position
         return data
 
+    def open_now(self) -> "StoredFile":
+        """Open the streamed GET from the current position now: a response built on this
+        file then fails before it starts (503) when the store is away, not halfway through
+        a 200."""
+        if self._body is None and self._position < self.size:
+            self._body = self._get(f"bytes={self._position}-")
+            self._ended_at = self._position
+        return self
+
     def readinto(self, buffer) -> int:
         data = self.read(len(buffer))
         buffer[: len(data)] = data
@@ -133,5 +142,8 @@ def stored_open(name: str, size: int, storage: Storage = default_storage) -> Bin
     return storage.open(name, "rb")
 
 
-def blob_reader(blob: Blob) -> BinaryIO:
-    return stored_open(blob.storage_name, blob.size)
+def blob_reader(blob: Blob, *, now=False) -> BinaryIO:
+    """The blob's file, open for reading; `now`: reaching the store now (see
+    StoredFile.open_now), for a response that streams it."""
+    reader = stored_open(blob.storage_name, blob.size)
+    return reader.open_now() if now and isinstance(reader, StoredFile) else reader

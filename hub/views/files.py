@@ -33,7 +33,7 @@ def file_response(version: AdapterVersion, filename: str) -> HttpResponse:
         response = HttpResponseRedirect(link)
     else:
         response = FileResponse(
-            blob_reader(item.blob),
+            blob_reader(item.blob, now=True),
             as_attachment=True,
             filename=filename,
             content_type=_type(filename),
@@ -48,7 +48,12 @@ def archive_response(version: AdapterVersion) -> StreamingHttpResponse:
     adapter = version.adapter
     items = list(version.files.select_related("blob"))
     folder = adapter.name
-    entries = ((f"{folder}/{i.filename}", i.blob.size, blob_reader(i.blob)) for i in items)
+    # The first file is reached now: a store that is away is a 503, not a cut archive.
+    first = blob_reader(items[0].blob, now=True) if items else None
+    entries = (
+        (f"{folder}/{i.filename}", i.blob.size, first if n == 0 else blob_reader(i.blob))
+        for n, i in enumerate(items)
+    )
     created = version.created.timetuple()[:6]
     response = StreamingHttpResponse(
         zip_stream(entries, date_time=created), content_type="application/zip"

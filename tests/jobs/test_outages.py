@@ -7,6 +7,7 @@ on its disk; a job's start tries again while the store is away; uploads during a
 answer 503 and keep nothing."""
 
 import pytest
+from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
@@ -130,8 +131,9 @@ def test_a_submit_while_the_store_is_away_is_503_and_a_start_waits_for_it(
     catalog = publish_toys(bob, toys, ["t5-a", "t5-b"])
     worker = s3_worker(worker_factory, on_s3, tmp_path / "worker")  # an empty input cache
     try:
+        cache.clear()  # no shapes cached (by sha256): the submit reads them from the store
         on_s3.stop()
-        client.force_login(alice)  # the submit reads the inputs' headers from the store
+        client.force_login(alice)
         r = client.post(
             reverse("composer:new", args=["lego"]),
             {"adapters": [catalog[n].pk for n in ("t5-a", "t5-b")], "k": 6},
