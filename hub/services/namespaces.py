@@ -28,7 +28,9 @@ MODEL_PUBLISHERS = {
     "google-bert", "google-t5", "ibm", "ibm-granite", "internlm", "meta", "meta-llama",
     "microsoft", "mistralai", "mosaicml", "nousresearch", "nvidia", "openai",
     "openai-community", "qwen", "salesforce", "stabilityai", "thudm", "tiiuae",
-    "togethercomputer", "unsloth", "01-ai", "xai-org", "zhipuai",
+    "togethercomputer", "unsloth", "01-ai", "xai-org", "zhipuai", "mistral", "tinyllama",
+    "sentence-transformers", "black-forest-labs", "google-deepmind", "hf-internal-testing",
+    "openbmb", "lmsys", "teknium", "cognitivecomputations", "intel", "hf-audio",
 }  # fmt: skip
 # The site's and the Hub's names, and names that pass for staff, with any digits or
 # separators after them (admin1, admin_2, security-team is not: a word follows).
@@ -41,6 +43,20 @@ AUTHORITY = re.compile(
 BRANDS = re.compile(r"(lorahub|huggingface|hugging-face)[\w-]*", re.IGNORECASE)
 
 
+# Characters that pass for letters in a name (l0rahub, meta_llama, hugging.face).
+_LOOKALIKES = str.maketrans({"0": "o", "1": "l", "i": "l", "3": "e", "4": "a", "5": "s", "7": "t"})
+_SEPARATORS = re.compile(r"[-_.]")
+
+
+def _canonical(name: str) -> str:
+    """`name` as it reads: lower case, without separators, look-alike digits as letters."""
+    return _SEPARATORS.sub("", name.lower()).translate(_LOOKALIKES)
+
+
+_RESERVED_CANONICAL = {_canonical(n) for n in SITE_PATHS | MODEL_PUBLISHERS}
+_BRANDS_CANONICAL = tuple(_canonical(n) for n in ("lorahub", "huggingface"))
+
+
 def registered_organisations() -> set[str]:
     """Lower-cased organisations of the base models with registered files."""
     identifiers = BaseModel.objects.exclude(commit="").filter(identifier__contains="/")
@@ -51,12 +67,12 @@ def name_reserved(name: str, *, organisations: bool = True) -> bool:
     """Whether no account may take `name` as its namespace; `organisations`: the
     organisations of registered base models too (an account that predates a registration
     under its own name keeps its adapters)."""
-    lowered = name.lower()
+    lowered, canonical = name.lower(), _canonical(name)
     return (
-        lowered in SITE_PATHS
-        or lowered in MODEL_PUBLISHERS
+        canonical in _RESERVED_CANONICAL
         or bool(AUTHORITY.fullmatch(lowered) or BRANDS.fullmatch(lowered))
-        or (organisations and lowered in registered_organisations())
+        or canonical.startswith(_BRANDS_CANONICAL)
+        or (organisations and canonical in {_canonical(o) for o in registered_organisations()})
     )
 
 

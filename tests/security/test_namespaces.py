@@ -24,7 +24,8 @@ def signup(username: str):
 @pytest.mark.parametrize(
     "name",
     ["meta-llama", "huggingface", "lorahub", "security", "admin1", "Admin-2", "Meta-Llama",
-     "lorahub-team", "mistralai", "acme-ai"],
+     "lorahub-team", "mistralai", "acme-ai", "meta_llama", "metallama", "hugging_face",
+     "l0rahub", "TinyLlama", "mistral", "acme_a1"],
 )  # fmt: skip
 def test_reserved_names_cannot_be_signed_up(db, name):
     BaseModel.objects.create(identifier="acme-ai/acme-7b", commit="a" * 40)  # registered
