@@ -176,6 +176,7 @@ def test_adapter_page_files_and_versions_read_on_a_phone(browser, live_server, s
             user=site["alice"],
             message=f"Retrained on the {'longer-than-usual-' * 4}examples, round {n}",
         )
+    adapter.refresh_from_db()  # the last upload's version
     shas = sorted(f.blob_id for f in adapter.current_version.files.all())
     for viewport in (PHONE, DESKTOP):
         context = browser.new_context(viewport=viewport)

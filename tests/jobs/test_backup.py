@@ -52,11 +52,12 @@ def test_a_backup_restores_into_an_empty_installation(client, alice, catalog, tm
     call_command("blobs_sweep", stdout=StringIO())  # the installation's id, in its store
     uid = Installation.objects.get().uid
     before = downloads(client, alice)
-    assert len(before) == 9  # 4 adapters' 2 files, a result
+    assert len(before) == 13  # 4 adapters' 3 files (README.md written from the fields), a result
 
     folder = tmp_path / "backup"
     text = run("backup", folder)
-    assert "the database and 7 stored files" in text  # 6 blobs (T5 configs are one), a result
+    # 6 blobs (T5 configs are one), 2 READMEs (one per base model), a result
+    assert "the database and 9 stored files" in text
     with pytest.raises(CommandError, match="not empty"):
         run("backup", folder)
     with pytest.raises(CommandError, match=r"not empty: its database holds rows"):
@@ -67,7 +68,7 @@ def test_a_backup_restores_into_an_empty_installation(client, alice, catalog, tm
     settings.MEDIA_ROOT = tmp_path / "new-media"
     assert not Adapter.objects.exists() and not stored()
     text = run("restore", folder)
-    assert "checked the sha256 of 7 stored files" in text
+    assert "checked the sha256 of 9 stored files" in text
     assert downloads(client, alice) == before
     assert Installation.objects.get().uid == uid
     with default_storage.open(MARKER) as fh:
@@ -93,7 +94,7 @@ def test_a_lost_database_is_restored_beside_its_own_store(client, alice, catalog
     with pytest.raises(CommandError, match="looks empty or new"):
         call_command("blobs_sweep", stdout=StringIO())
     text = run("restore", folder)
-    assert "checked the sha256 of 8 stored files" in text and "copied" not in text
+    assert "checked the sha256 of 10 stored files" in text and "copied" not in text
     assert downloads(client, alice) == before
     out = StringIO()
     call_command("blobs_sweep", "--grace-minutes", "-1", "--report-unknown", stdout=out)
