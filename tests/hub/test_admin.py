@@ -20,4 +20,4 @@ def test_admin_pages_and_delete_frees_files(client, alice, make_adapter, media_r
     response = client.post(reverse("admin:hub_adapter_delete", args=[adapter.pk]), {"post": "yes"})
     assert response.status_code == 302
     assert not Adapter.objects.exists() and not Blob.objects.exists()
-    assert_swept_after_the_grace(media_root, 2)
+    assert_swept_after_the_grace(media_root, 3)  # its config, weights and README.md

@@ -81,7 +81,11 @@ def test_sign_up_upload_search_open_download(browser, live_server, adapter_dirs,
     download_info.value.save_as(path)
     with zipfile.ZipFile(path) as zf:
         for name in ADAPTER_FILES:
-            assert zf.read(f"news-summarizer/{name}") == (folder / name).read_bytes()
+            if name != "README.md":
+                assert zf.read(f"news-summarizer/{name}") == (folder / name).read_bytes()
+        # The form's license and tags win over the card's: its front matter says them.
+        card = zf.read("news-summarizer/README.md").decode()
+        assert "license: apache-2.0" in card and "- summarization" in card
     page.reload()
     assert "1 download" in page.locator("#downloads").inner_text()
 

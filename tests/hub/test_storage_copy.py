@@ -67,16 +67,16 @@ def summary(output: str) -> str:
 def test_copy_to_s3_resumes_then_the_site_runs_on_s3(s3, stored, settings, client, alice, tmp_path):
     on_disk = files(Path(settings.MEDIA_ROOT))
     kinds = {name.split("/")[0] for name in on_disk}
-    assert kinds == {"blobs", "jobs", "hfapi-lfs"} and len(on_disk) == 6
+    assert kinds == {"blobs", "jobs", "hfapi-lfs"} and len(on_disk) == 8
     bucket = Path(s3.folder / s3.bucket)
 
     output = copy("--from", "fs", "--to", "s3")
     assert files(bucket) == on_disk
     size = sum(map(len, on_disk.values()))
-    assert summary(output) == f"fs -> s3: 6 copied ({size:,} bytes), 0 there already, 0 failed"
+    assert summary(output) == f"fs -> s3: 8 copied ({size:,} bytes), 0 there already, 0 failed"
     assert files(Path(settings.MEDIA_ROOT)) == on_disk  # the source is left as it was
 
-    assert summary(copy("--from", "fs", "--to", "s3")).startswith("fs -> s3: 0 copied (0 bytes), 6")
+    assert summary(copy("--from", "fs", "--to", "s3")).startswith("fs -> s3: 0 copied (0 bytes), 8")
 
     # A run interrupted before its last two copies.
     weights = Blob.objects.order_by("-size").first()
@@ -110,7 +110,7 @@ def test_a_copy_unlike_its_source_is_refused_or_replaced(s3, stored, settings):
     with pytest.raises(CommandError, match=f"failed {weights.storage_name}: the copy"):
         copy("--from", "fs", "--to", "s3")
     assert weights.storage_name not in files(bucket)  # the bad copy was removed
-    assert len(files(bucket)) == 5
+    assert len(files(bucket)) == 7
 
     # Repaired; a copy of the same size but other content is only seen with --verify.
     (media / weights.storage_name).write_bytes(good)
@@ -132,7 +132,7 @@ def test_copy_back_from_s3_to_the_file_system_resumes(s3, settings, alice, make_
     stage_stream(alice.pk, hashlib.sha256(staged).hexdigest(), len(staged), [staged])
     media = Path(settings.MEDIA_ROOT)
     assert not media.exists()
-    assert summary(copy("--from", "s3", "--to", "fs")).startswith("s3 -> fs: 3 copied")
+    assert summary(copy("--from", "s3", "--to", "fs")).startswith("s3 -> fs: 4 copied")
     in_bucket = files(Path(s3.folder / s3.bucket))
     assert files(media) == in_bucket
     # A copy cut short (a run killed while writing it) is made again.
@@ -160,7 +160,7 @@ def test_a_name_that_leads_out_of_a_store_is_reported_and_the_rest_copied(s3, st
     assert "failed ../../outside: a store refuses the name" in report
     assert "failed /etc/hostname: a store refuses the name" in report
     bucket = files(Path(s3.folder / s3.bucket))
-    assert len(bucket) == 4 and weights.storage_name not in bucket
+    assert len(bucket) == 6 and weights.storage_name not in bucket
     assert not any(".." in name or "hostname" in name for name in bucket)
 
     # The bucket reads ../../outside as its key "outside"; the file system refuses the name.
