@@ -36,25 +36,33 @@ def job_execute(sent_for: int | None, *, task_id: str = "") -> str | None:
     work_root = Path(settings.COMPOSER_WORK_DIR) / "jobs"
     work_root.mkdir(parents=True, exist_ok=True)
     stored = None
-    with (
-        JobMonitor(job) as monitor,
-        tempfile.TemporaryDirectory(dir=work_root, prefix=f"job-{job.pk}-") as tmp,
-    ):
-        status, fields = _outcome(job, monitor, device, Path(tmp))
-        if status == RELEASED:
-            return _release(job, monitor)
-        stored = fields.get("result_file")
-        try:
-            with refused_as("result"):
-                monitor.flush()
-                finished = db_retry(lambda: job_finish(job, status, **fields))
-        except WriteRefused as exc:  # failed, not left running for the reaper to run again
-            log.exception("job %s: the database refused its outcome", job.pk)
-            status, error = Status.FAILED, str(exc)
-            finished = db_retry(lambda: job_finish(job, status, error=error))
-        if monitor.lost or not finished:
-            log.warning("job %s: taken away from this worker; its outcome is dropped", job.pk)
-            status = None
+    try:
+        with (
+            JobMonitor(job) as monitor,
+            tempfile.TemporaryDirectory(dir=work_root, prefix=f"job-{job.pk}-") as tmp,
+        ):
+            status, fields = _outcome(job, monitor, device, Path(tmp))
+            if status == RELEASED:
+                return _release(job, monitor)
+            stored = fields.get("result_file")
+            try:
+                with refused_as("result"):
+                    monitor.flush()
+                    finished = db_retry(lambda: job_finish(job, status, **fields))
+            except WriteRefused as exc:  # failed, not left running for the reaper to rerun
+                log.exception("job %s: the database refused its outcome", job.pk)
+                status, error = Status.FAILED, str(exc)
+                finished = db_retry(lambda: job_finish(job, status, error=error))
+            if monitor.lost or not finished:
+                log.warning("job %s: taken away from this worker; its outcome is dropped", job.pk)
+                status = None
+    except SoftTimeLimitExceeded:
+        # Past the limit outside the engine's run (setting up, finishing): failed once, not
+        # left running for the dead-worker check to queue again.
+        error = time_limit_message(settings.CELERY_TASK_SOFT_TIME_LIMIT)
+        status = (
+            Status.FAILED if db_retry(lambda: job_finish(job, Status.FAILED, error=error)) else None
+        )
     if status != Status.SUCCEEDED and stored and not result_named(job, stored):
         from composer.results import result_delete
 
