@@ -14,7 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from composer.engine import strict_json
 from hub.services.quota import WriteRefused, quota_check, write_allow
-from hub.uploads import body_limit
+from hub.uploads import body_chunks, body_limit
 
 from . import staging
 from .repos import get_repo
@@ -111,11 +111,6 @@ def batch(request, auth, owner, name):
     return JsonResponse({"transfer": "basic", "objects": objects}, content_type=LFS_JSON)
 
 
-def _body_chunks(request):
-    while chunk := request.read(staging.CHUNK):
-        yield chunk
-
-
 @body_limit(None)  # the signed link's size, checked while the body streams in
 @csrf_exempt  # authorised by the signed link, never by a cookie
 def upload(request, ticket):
@@ -127,7 +122,7 @@ def upload(request, ticket):
         if staging.is_staged(user_id, oid, size):
             # Stored already: a link used again must not rewrite it (nor count again).
             received = 0
-            for chunk in _body_chunks(request):
+            for chunk in body_chunks(request, staging.CHUNK):
                 received += len(chunk)
                 if received > size:
                     break
@@ -137,7 +132,7 @@ def upload(request, ticket):
             raise ApiError(403, "This upload link's user is gone")
         # The batch checked the quota; other uploads may have filled it since.
         quota_check(user, size, staged_except={oid})
-        staging.stage_stream(user_id, oid, size, _body_chunks(request))
+        staging.stage_stream(user_id, oid, size, body_chunks(request, staging.CHUNK))
     except ApiError as error:
         return error.response()
     except WriteRefused as refused:

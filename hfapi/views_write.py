@@ -17,7 +17,7 @@ from hub.services.cards import card_check
 from hub.services.namespaces import adapter_id_check
 from hub.services.quota import WriteRefused, quota_check, write_allow
 from hub.services.throttle import address_check
-from hub.uploads import body_limit
+from hub.uploads import body_chunks, body_limit
 
 from .commits import commit_apply, commit_read
 from .models import RepoReservation
@@ -198,7 +198,7 @@ def _lines(request):
     while line := request.readline(limit + 1):
         if len(line) > limit:
             # Read the rest so the client, still sending, gets this answer (not a reset).
-            while request.read(1024 * 1024):
+            for _ in body_chunks(request):
                 pass
             raise ApiError(413, "A file sent inline is larger than the hub accepts: use Git LFS")
         yield line

@@ -44,6 +44,12 @@ class HashingUploadHandler(TemporaryFileUploadHandler):
         return f
 
 
+def body_chunks(request, size: int = 1024 * 1024):
+    """The request's body as it streams in, `size` bytes at a time (never whole in memory)."""
+    while chunk := request.read(size):
+        yield chunk
+
+
 def body_limit(limit: int | None):
     """Declare a view's largest request body in bytes; None: the view bounds it itself."""
 

@@ -13,13 +13,11 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from hub.services.quota import WriteRefused
-from hub.uploads import body_limit
+from hub.uploads import body_chunks, body_limit
 
 from ..repos import get_repo
 from ..responses import ApiError, api_view, require_write
 from . import access, shards, store, xorbs
-
-READ_CHUNK = 1024 * 1024
 
 
 def _token_answer(request, auth, owner, name, scope) -> JsonResponse:
@@ -76,11 +74,6 @@ def _uploader(user_id: int):
     return user
 
 
-def _body(request):
-    while piece := request.read(READ_CHUNK):
-        yield piece
-
-
 @body_limit(xorbs.MAX_SERIALIZED_BYTES)
 @cas_view(("POST",), access.WRITE)
 def xorb_upload(request, user_id, prefix, xorb_hash):
@@ -88,7 +81,7 @@ def xorb_upload(request, user_id, prefix, xorb_hash):
         raise ApiError(400, "Xorbs are stored under the prefix 'default'")
     user = _uploader(user_id)
     try:
-        inserted = store.receive_xorb(user, xorb_hash, _body(request))
+        inserted = store.receive_xorb(user, xorb_hash, body_chunks(request))
     except ValueError as exc:
         raise ApiError(400, str(exc)) from None
     except store.XetError as exc:
@@ -103,7 +96,7 @@ def shard_upload(request, user_id):
     try:
         files = shards.read_files(request)
         store.rebuild_files(user, files)
-        for _ in _body(request):  # the xorb section and lookup tables, not needed here
+        for _ in body_chunks(request):  # the xorb section and lookup tables, not needed here
             pass
     except shards.ShardFormatError as exc:
         raise ApiError(400, f"shard refused: {exc}") from None
@@ -116,7 +109,7 @@ def shard_upload(request, user_id):
 @csrf_exempt
 def shard_upload_v2(request):
     # The client falls back to /v1/shards on 501.
-    for _ in _body(request):
+    for _ in body_chunks(request):
         pass
     return ApiError(501, "Upload shards to /v1/shards").response()
 
@@ -137,6 +130,6 @@ def reconstruction(request, user_id, file_hash, version="v1"):
 @csrf_exempt
 def telemetry(request):
     # The client sends transfer statistics and ignores the answer; none are kept.
-    for _ in _body(request):
+    for _ in body_chunks(request):
         pass
     return JsonResponse({})
